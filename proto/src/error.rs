@@ -1,0 +1,151 @@
+//! Errors of the codec. Every variant carries the numbers a log line needs.
+
+use std::fmt;
+
+/// A frame could not be read at all: the connection must be closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameError {
+    /// The length prefix is smaller than the 4-byte header-length field it must contain.
+    LengthTooSmall {
+        /// The length prefix as read.
+        length: i64,
+    },
+    /// The length prefix is over the configured maximum.
+    LengthTooLarge {
+        /// The length prefix as read.
+        length: u64,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// The header length runs past the frame.
+    HeaderLengthInvalid {
+        /// Header length read from the frame.
+        header_length: u32,
+        /// Bytes left in the frame after the header-length field.
+        available: usize,
+    },
+    /// The serialize-type byte is neither 0 (JSON) nor 1 (ROCKETMQ).
+    SerializeTypeUnknown {
+        /// The byte as read.
+        value: u8,
+    },
+    /// The header bytes do not parse.
+    Header(HeaderError),
+}
+
+/// A header (JSON or binary) is malformed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderError {
+    /// The binary header ended early.
+    UnexpectedEof {
+        /// Position in the header where reading failed.
+        offset: usize,
+        /// Bytes needed.
+        need: usize,
+        /// Bytes left.
+        have: usize,
+    },
+    /// A length field inside the binary header is negative.
+    NegativeLength {
+        /// Position of the length field.
+        offset: usize,
+        /// The value read.
+        value: i64,
+    },
+    /// A string is not UTF-8.
+    InvalidUtf8 {
+        /// Position of the string in the header.
+        offset: usize,
+    },
+    /// The JSON header is not a JSON object with the expected fields.
+    Json {
+        /// serde_json's message.
+        message: String,
+    },
+    /// A header field's value is outside its range.
+    FieldOutOfRange {
+        /// Field name.
+        field: &'static str,
+        /// The value read.
+        value: i64,
+    },
+}
+
+/// A typed request or response header is missing a field or has a bad value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldError {
+    /// A required extFields entry is absent.
+    Missing {
+        /// Field name.
+        field: &'static str,
+    },
+    /// An extFields value does not parse as the field's type.
+    Invalid {
+        /// Field name.
+        field: &'static str,
+        /// The value as received.
+        value: String,
+    },
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::LengthTooSmall { length } => {
+                write!(f, "frame length {length} is smaller than 4")
+            }
+            FrameError::LengthTooLarge { length, max } => {
+                write!(f, "frame length {length} exceeds maximum {max}")
+            }
+            FrameError::HeaderLengthInvalid { header_length, available } => write!(
+                f,
+                "header length {header_length} exceeds the {available} bytes left in the frame"
+            ),
+            FrameError::SerializeTypeUnknown { value } => {
+                write!(f, "unknown serialize type {value}")
+            }
+            FrameError::Header(e) => write!(f, "bad header: {e}"),
+        }
+    }
+}
+
+impl fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HeaderError::UnexpectedEof { offset, need, have } => {
+                write!(f, "header ends at {offset}: need {need} bytes, have {have}")
+            }
+            HeaderError::NegativeLength { offset, value } => {
+                write!(f, "negative length {value} at header offset {offset}")
+            }
+            HeaderError::InvalidUtf8 { offset } => {
+                write!(f, "invalid UTF-8 at header offset {offset}")
+            }
+            HeaderError::Json { message } => write!(f, "bad JSON header: {message}"),
+            HeaderError::FieldOutOfRange { field, value } => {
+                write!(f, "header field {field} value {value} out of range")
+            }
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldError::Missing { field } => write!(f, "the custom header field {field} is null"),
+            FieldError::Invalid { field, value } => {
+                write!(f, "the custom header field {field} has an invalid value {value:?}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+impl std::error::Error for HeaderError {}
+impl std::error::Error for FieldError {}
+
+impl From<HeaderError> for FrameError {
+    fn from(e: HeaderError) -> Self {
+        FrameError::Header(e)
+    }
+}

@@ -1,0 +1,25 @@
+//! ramjet-proto: a pure codec for RocketMQ's 4.x remoting protocol.
+//!
+//! No I/O, no async, no runtime, no clocks: bytes in, typed values out, and back. The
+//! broker, the client and the load generator share it.
+//!
+//! - [`frame`]: length-prefixed frames, split without copying the body.
+//! - [`json_header`] and [`binary_header`]: the two header encodings.
+//! - [`command`]: the decoded header and ext fields.
+//! - [`codes`]: request and response codes.
+//! - [`message`]: the stored-message record, properties, message ids.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod binary_header;
+pub mod codes;
+pub mod command;
+pub mod error;
+pub mod frame;
+pub mod json_header;
+pub mod message;
+
+pub use command::{ExtFields, Frame, Header, LanguageCode, SerializeType};
+pub use error::{FieldError, FrameError, HeaderError};

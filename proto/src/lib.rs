@@ -8,6 +8,7 @@
 //! - [`command`]: the decoded header and ext fields.
 //! - [`codes`]: request and response codes.
 //! - [`message`]: the stored-message record, properties, message ids.
+//! - [`header`]: typed request and response headers over the ext fields.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -18,6 +19,7 @@ pub mod codes;
 pub mod command;
 pub mod error;
 pub mod frame;
+pub mod header;
 pub mod json_header;
 pub mod message;
 

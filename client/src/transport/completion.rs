@@ -1,0 +1,90 @@
+//! Runtime-agnostic single-threaded wake-ups: a one-shot reply slot and a level signal.
+//!
+//! Lives on: the executor that owns the connection. Both are `!Send` (`RefCell` inside)
+//! and need no locks or atomics: the reader task and the waiting request run on the
+//! same thread.
+
+use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
+use std::task::{Poll, Waker};
+
+use ramjet_proto::Frame;
+
+use crate::error::ClientError;
+
+/// Where a connection's reader task drops the reply (or failure) of one request.
+#[derive(Debug, Default)]
+pub struct Completion {
+    result: RefCell<Option<Result<Frame, ClientError>>>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Completion {
+    /// An empty slot.
+    pub fn new() -> Completion {
+        Completion::default()
+    }
+
+    /// Stores the outcome and wakes the waiter. A second call replaces nothing: the first
+    /// outcome wins.
+    pub fn complete(&self, result: Result<Frame, ClientError>) {
+        {
+            let mut slot = self.result.borrow_mut();
+            if slot.is_some() {
+                return;
+            }
+            *slot = Some(result);
+        }
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    /// Resolves with the outcome once `complete` has been called.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: dropping the future leaves any stored outcome in the slot.
+    pub async fn wait(&self) -> Result<Frame, ClientError> {
+        poll_fn(|cx| {
+            if let Some(result) = self.result.borrow_mut().take() {
+                return Poll::Ready(result);
+            }
+            *self.waker.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+/// A level-triggered wake-up for one waiting task (the writer): `notify` sets the flag,
+/// `wait` returns once it is set and clears it.
+#[derive(Debug, Default)]
+pub struct Signal {
+    raised: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Signal {
+    /// Raises the signal and wakes the waiter, if any.
+    pub fn notify(&self) {
+        self.raised.set(true);
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    /// Waits until the signal is raised, then lowers it.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a raise that the dropped future did not consume stays raised.
+    pub async fn wait(&self) {
+        poll_fn(|cx| {
+            if self.raised.replace(false) {
+                return Poll::Ready(());
+            }
+            *self.waker.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+}

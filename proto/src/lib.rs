@@ -9,12 +9,14 @@
 //! - [`codes`]: request and response codes.
 //! - [`message`]: the stored-message record, properties, message ids.
 //! - [`header`]: typed request and response headers over the ext fields.
+//! - [`body`]: JSON bodies (routes, heartbeats, locks), fastjson-tolerant.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod binary_header;
+pub mod body;
 pub mod codes;
 pub mod command;
 pub mod error;
@@ -23,5 +25,6 @@ pub mod header;
 pub mod json_header;
 pub mod message;
 
+pub use body::BodyError;
 pub use command::{ExtFields, Frame, Header, LanguageCode, SerializeType};
 pub use error::{FieldError, FrameError, HeaderError};

@@ -9,12 +9,14 @@
 //! - [`codes`]: request and response codes.
 //! - [`message`]: the stored-message record, properties, message ids.
 //! - [`header`]: typed request and response headers over the ext fields.
+//! - [`batch`]: the SEND_BATCH_MESSAGE body.
 //! - [`body`]: JSON bodies (routes, heartbeats, locks), fastjson-tolerant.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod batch;
 pub mod binary_header;
 pub mod body;
 pub mod codes;

@@ -1,1 +1,23 @@
-//! ramjet-server.
+//! ramjet-server: the broker and NameServer daemons.
+//!
+//! - [`runtime`] starts the shards (one pinned glommio executor per core) and the
+//!   embedded NameServer; [`shard`] is a shard's state and the cross-shard messages.
+//! - [`handler`] holds the request handlers, one file per request-code family.
+//! - [`namesrv`] is the NameServer (route registry) and its handlers.
+//! - [`net`] is the connection driver shared by both daemons.
+
+#![warn(missing_docs)]
+
+pub mod client_registry;
+pub mod config;
+pub mod consumer_offset;
+pub mod handler;
+pub mod long_poll;
+pub mod namesrv;
+pub mod net;
+pub mod register;
+pub mod runtime;
+pub mod shard;
+pub mod signal;
+pub mod topic;
+pub mod util;

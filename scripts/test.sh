@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs every test: unit, property, fixture, storage and end-to-end (real processes).
+# The end-to-end tests start the binaries, so they are built first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# glommio registers a little locked memory per executor; raise the limit when allowed.
+ulimit -l unlimited 2>/dev/null || true
+cargo build --workspace --bins
+cargo test --workspace -- --test-threads="${RAMJET_TEST_THREADS:-2}"

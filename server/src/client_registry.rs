@@ -1,0 +1,173 @@
+//! Producers and consumers known from heartbeats.
+//!
+//! Lives on: shard 0 (heartbeats, unregistrations and group queries are routed there).
+//! A plain state machine: heartbeats and `now` in, membership out. A client silent for
+//! `CLIENT_EXPIRY_MS` (the reference's 120 s) is dropped by [`ClientRegistry::expire`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ramjet_proto::body::{ConsumerData, HeartbeatData};
+
+/// Silence after which a client is forgotten.
+pub const CLIENT_EXPIRY_MS: u64 = 120_000;
+
+#[derive(Debug, Clone)]
+struct ClientInfo {
+    addr: String,
+    last_seen_ms: u64,
+    producer_groups: BTreeSet<String>,
+    consumers: BTreeMap<String, ConsumerData>,
+}
+
+/// The registry.
+#[derive(Debug, Default)]
+pub struct ClientRegistry {
+    clients: BTreeMap<String, ClientInfo>,
+}
+
+/// What a change did to consumer groups (for NOTIFY_CONSUMER_IDS_CHANGED).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct MembershipChange {
+    /// Groups whose member set changed.
+    pub changed_groups: Vec<String>,
+}
+
+impl ClientRegistry {
+    /// Records a heartbeat from `addr`.
+    pub fn heartbeat(&mut self, hb: HeartbeatData, addr: String, now_ms: u64) -> MembershipChange {
+        let before = self.group_members_snapshot(&hb);
+        let info = self.clients.entry(hb.client_id.clone()).or_insert_with(|| ClientInfo {
+            addr: addr.clone(),
+            last_seen_ms: now_ms,
+            producer_groups: BTreeSet::new(),
+            consumers: BTreeMap::new(),
+        });
+        info.addr = addr;
+        info.last_seen_ms = now_ms;
+        info.producer_groups = hb.producer_data_set.into_iter().map(|p| p.group_name).collect();
+        info.consumers =
+            hb.consumer_data_set.into_iter().map(|c| (c.group_name.clone(), c)).collect();
+        let groups: Vec<String> = info.consumers.keys().cloned().collect();
+        let changed_groups = groups
+            .into_iter()
+            .filter(|g| before.get(g) != Some(&self.consumer_ids(g)))
+            .collect();
+        MembershipChange { changed_groups }
+    }
+
+    fn group_members_snapshot(&self, hb: &HeartbeatData) -> BTreeMap<String, Vec<String>> {
+        hb.consumer_data_set
+            .iter()
+            .map(|c| (c.group_name.clone(), self.consumer_ids(&c.group_name)))
+            .collect()
+    }
+
+    /// Removes a client (UNREGISTER_CLIENT or a closed connection).
+    pub fn unregister(&mut self, client_id: &str) -> MembershipChange {
+        match self.clients.remove(client_id) {
+            Some(info) => MembershipChange { changed_groups: info.consumers.into_keys().collect() },
+            None => MembershipChange::default(),
+        }
+    }
+
+    /// Removes every client last seen from `addr` (its connection closed).
+    pub fn connection_closed(&mut self, addr: &str) -> MembershipChange {
+        let ids: Vec<String> =
+            self.clients.iter().filter(|(_, c)| c.addr == addr).map(|(id, _)| id.clone()).collect();
+        let mut change = MembershipChange::default();
+        for id in ids {
+            change.changed_groups.extend(self.unregister(&id).changed_groups);
+        }
+        change.changed_groups.sort();
+        change.changed_groups.dedup();
+        change
+    }
+
+    /// Drops clients silent for longer than [`CLIENT_EXPIRY_MS`].
+    pub fn expire(&mut self, now_ms: u64) -> MembershipChange {
+        let ids: Vec<String> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| now_ms.saturating_sub(c.last_seen_ms) > CLIENT_EXPIRY_MS)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut change = MembershipChange::default();
+        for id in ids {
+            change.changed_groups.extend(self.unregister(&id).changed_groups);
+        }
+        change.changed_groups.sort();
+        change.changed_groups.dedup();
+        change
+    }
+
+    /// Client ids of a consumer group, sorted.
+    pub fn consumer_ids(&self, group: &str) -> Vec<String> {
+        self.clients
+            .iter()
+            .filter(|(_, c)| c.consumers.contains_key(group))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// The subscription data of a consumer group (from any member's latest heartbeat).
+    pub fn consumer_data(&self, group: &str) -> Option<&ConsumerData> {
+        self.clients.values().find_map(|c| c.consumers.get(group))
+    }
+
+    /// Every (group, topic, expression) declared by live consumers.
+    pub fn subscriptions(&self) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        for c in self.clients.values() {
+            for (group, data) in &c.consumers {
+                for s in &data.subscription_data_set {
+                    out.push((group.clone(), s.topic.clone(), s.sub_string.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Addresses of a group's members (for notifications).
+    pub fn consumer_addrs(&self, group: &str) -> Vec<String> {
+        self.clients
+            .values()
+            .filter(|c| c.consumers.contains_key(group))
+            .map(|c| c.addr.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hb(client: &str, group: &str) -> HeartbeatData {
+        HeartbeatData {
+            client_id: client.into(),
+            consumer_data_set: vec![ConsumerData { group_name: group.into(), ..Default::default() }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn membership_changes_only_when_members_change() {
+        let mut r = ClientRegistry::default();
+        assert_eq!(r.heartbeat(hb("c1", "g"), "a:1".into(), 0).changed_groups, vec!["g"]);
+        assert!(r.heartbeat(hb("c1", "g"), "a:1".into(), 10).changed_groups.is_empty());
+        assert_eq!(r.heartbeat(hb("c2", "g"), "a:2".into(), 10).changed_groups, vec!["g"]);
+        assert_eq!(r.consumer_ids("g"), vec!["c1", "c2"]);
+        assert_eq!(r.unregister("c1").changed_groups, vec!["g"]);
+        assert_eq!(r.consumer_ids("g"), vec!["c2"]);
+    }
+
+    #[test]
+    fn silent_and_disconnected_clients_leave() {
+        let mut r = ClientRegistry::default();
+        r.heartbeat(hb("c1", "g"), "a:1".into(), 0);
+        r.heartbeat(hb("c2", "g"), "a:2".into(), 100_000);
+        assert_eq!(r.expire(CLIENT_EXPIRY_MS + 1).changed_groups, vec!["g"]);
+        assert_eq!(r.consumer_ids("g"), vec!["c2"]);
+        assert_eq!(r.connection_closed("a:2").changed_groups, vec!["g"]);
+        assert!(r.consumer_ids("g").is_empty());
+    }
+}

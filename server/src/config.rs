@@ -1,0 +1,258 @@
+//! Broker configuration: defaults as RocketMQ's, a `broker.conf` (Java properties) file,
+//! and command-line flags, which override the file.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use ramjet_storage::FlushMode;
+
+/// The broker's role in its group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerRole {
+    /// Master that acknowledges before replication.
+    AsyncMaster,
+    /// Master that acknowledges after a slave holds the data.
+    SyncMaster,
+    /// Read-only replica.
+    Slave,
+}
+
+/// Everything a broker process needs to know. Immutable after start.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// NameServers to register with; empty means "run the embedded one".
+    pub namesrv_addrs: Vec<String>,
+    /// Main port (10911).
+    pub listen_port: u16,
+    /// Embedded NameServer port (9876).
+    pub namesrv_port: u16,
+    /// Store root.
+    pub store_path: PathBuf,
+    /// Shard (executor) count.
+    pub shards: usize,
+    /// Flush mode of the commit logs.
+    pub flush: FlushMode,
+    /// Address registered with the NameServer.
+    pub broker_ip: IpAddr,
+    /// Address the listeners bind.
+    pub bind_ip: IpAddr,
+    /// Cluster name.
+    pub cluster: String,
+    /// Broker name.
+    pub broker_name: String,
+    /// 0 master, >0 slave.
+    pub broker_id: i64,
+    /// Role.
+    pub broker_role: BrokerRole,
+    /// Create unknown topics on send through TBW102.
+    pub auto_create_topic_enable: bool,
+    /// Queue count of auto-created topics' template (TBW102).
+    pub default_topic_queue_nums: i32,
+    /// Commit-log segment size.
+    pub segment_size_bytes: u64,
+    /// Largest message body accepted (4 MiB).
+    pub max_message_size_bytes: usize,
+    /// Re-registration period with the NameServers.
+    pub register_interval_ms: u64,
+    /// Long-poll hold cap (a pull's suspend timeout is bounded by it).
+    pub long_poll_hold_ms_max: u64,
+    /// Prometheus port.
+    pub metrics_port: Option<u16>,
+    /// Keys of the config file this version does not use.
+    pub ignored_keys: Vec<String>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            namesrv_addrs: Vec::new(),
+            listen_port: 10911,
+            namesrv_port: 9876,
+            store_path: PathBuf::from("./ramjet-store"),
+            shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            flush: FlushMode::Async,
+            broker_ip: default_broker_ip(),
+            bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            cluster: "DefaultCluster".into(),
+            broker_name: "broker-a".into(),
+            broker_id: 0,
+            broker_role: BrokerRole::AsyncMaster,
+            auto_create_topic_enable: true,
+            default_topic_queue_nums: 8,
+            segment_size_bytes: 1 << 30,
+            max_message_size_bytes: 4 * 1024 * 1024,
+            register_interval_ms: 30_000,
+            long_poll_hold_ms_max: 30_000,
+            metrics_port: None,
+            ignored_keys: Vec::new(),
+        }
+    }
+}
+
+/// RocketMQ's `brokerIP1` default: the first non-loopback IPv4 address, else 127.0.0.1.
+pub fn default_broker_ip() -> IpAddr {
+    // Connecting a UDP socket sends nothing; it only asks the kernel for a route. With no
+    // route (no network) this fails and the loopback address is used.
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| s.connect("192.0.2.1:9").map(|_| s))
+        .and_then(|s| s.local_addr());
+    match probe {
+        Ok(a) if !a.ip().is_loopback() && !a.ip().is_unspecified() => a.ip(),
+        _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    }
+}
+
+/// Errors of configuration parsing.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The file could not be read.
+    Read {
+        /// File path.
+        path: PathBuf,
+        /// The OS error.
+        error: std::io::Error,
+    },
+    /// A value does not parse.
+    Invalid {
+        /// Key.
+        key: String,
+        /// Value.
+        value: String,
+    },
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigError::Read { path, error } => write!(f, "cannot read {}: {error}", path.display()),
+            ConfigError::Invalid { key, value } => write!(f, "invalid value {value:?} for {key}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Parses Java-properties text (`key=value` or `key: value`, `#`/`!` comments).
+pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+        .filter_map(|l| {
+            let idx = l.find(['=', ':'])?;
+            Some((l[..idx].trim().to_string(), l[idx + 1..].trim().to_string()))
+        })
+        .collect()
+}
+
+fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
+    value.parse().map_err(|_| ConfigError::Invalid { key: key.into(), value: value.into() })
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(ConfigError::Invalid { key: key.into(), value: value.into() }),
+    }
+}
+
+/// Parses a flush mode name.
+///
+/// # Errors
+/// Anything but ASYNC_FLUSH / SYNC_FLUSH.
+pub fn parse_flush(value: &str) -> Result<FlushMode, ConfigError> {
+    match value {
+        "ASYNC_FLUSH" => Ok(FlushMode::Async),
+        "SYNC_FLUSH" => Ok(FlushMode::Sync),
+        _ => Err(ConfigError::Invalid { key: "flushDiskType".into(), value: value.into() }),
+    }
+}
+
+/// Parses a broker role name.
+///
+/// # Errors
+/// Anything but the three role names.
+pub fn parse_role(value: &str) -> Result<BrokerRole, ConfigError> {
+    match value {
+        "ASYNC_MASTER" => Ok(BrokerRole::AsyncMaster),
+        "SYNC_MASTER" => Ok(BrokerRole::SyncMaster),
+        "SLAVE" => Ok(BrokerRole::Slave),
+        _ => Err(ConfigError::Invalid { key: "brokerRole".into(), value: value.into() }),
+    }
+}
+
+/// Splits a `h:p;h:p` NameServer list.
+pub fn parse_namesrv_addrs(value: &str) -> Vec<String> {
+    value.split(';').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
+impl BrokerConfig {
+    /// Applies a `broker.conf` file.
+    ///
+    /// # Errors
+    /// Unreadable file or a value that does not parse.
+    pub fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| ConfigError::Read { path: path.to_path_buf(), error })?;
+        self.apply_properties(&parse_properties(&text))
+    }
+
+    /// Applies parsed properties; unknown keys are collected in `ignored_keys`.
+    ///
+    /// # Errors
+    /// A value that does not parse.
+    pub fn apply_properties(&mut self, props: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+        for (k, v) in props {
+            match k.as_str() {
+                "listenPort" => self.listen_port = parse(k, v)?,
+                "storePathRootDir" => self.store_path = PathBuf::from(v),
+                "storePathCommitLog" => {}
+                "flushDiskType" => self.flush = parse_flush(v)?,
+                "brokerClusterName" => self.cluster = v.clone(),
+                "brokerName" => self.broker_name = v.clone(),
+                "brokerId" => self.broker_id = parse(k, v)?,
+                "brokerRole" => self.broker_role = parse_role(v)?,
+                "brokerIP1" => self.broker_ip = parse(k, v)?,
+                "namesrvAddr" => self.namesrv_addrs = parse_namesrv_addrs(v),
+                "autoCreateTopicEnable" => self.auto_create_topic_enable = parse_bool(k, v)?,
+                "defaultTopicQueueNums" => self.default_topic_queue_nums = parse(k, v)?,
+                "mapedFileSizeCommitLog" | "mappedFileSizeCommitLog" => {
+                    self.segment_size_bytes = parse(k, v)?
+                }
+                "maxMessageSize" => self.max_message_size_bytes = parse(k, v)?,
+                "registerNameServerPeriod" => self.register_interval_ms = parse(k, v)?,
+                _ => self.ignored_keys.push(k.clone()),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_conf_keys_override_defaults_and_unknown_keys_are_collected() {
+        let text = "# comment\nbrokerClusterName = C1\nbrokerName=b1\nbrokerId=0\n\
+                    flushDiskType=SYNC_FLUSH\nlistenPort=20911\nnamesrvAddr=1.2.3.4:9876;5.6.7.8:9876\n\
+                    brokerRole=SYNC_MASTER\nsomethingElse=1\n";
+        let mut c = BrokerConfig::default();
+        c.apply_properties(&parse_properties(text)).expect("parses");
+        assert_eq!(c.cluster, "C1");
+        assert_eq!(c.broker_name, "b1");
+        assert_eq!(c.flush, FlushMode::Sync);
+        assert_eq!(c.listen_port, 20911);
+        assert_eq!(c.namesrv_addrs, vec!["1.2.3.4:9876", "5.6.7.8:9876"]);
+        assert_eq!(c.broker_role, BrokerRole::SyncMaster);
+        assert_eq!(c.ignored_keys, vec!["somethingElse".to_string()]);
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        let mut c = BrokerConfig::default();
+        let props = parse_properties("flushDiskType=SOMETIMES\n");
+        assert!(c.apply_properties(&props).is_err());
+    }
+}

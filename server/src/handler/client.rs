@@ -1,0 +1,131 @@
+//! HEART_BEAT (34), UNREGISTER_CLIENT (35), GET_CONSUMER_LIST_BY_GROUP (38).
+//!
+//! Run on shard 0, which owns the client registry. Consumer subscriptions learned from
+//! heartbeats are published to every shard as an immutable snapshot, so a pull that
+//! carries no subscription is filtered with its group's (facts §10.2).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use ramjet_proto::body::{self, ConsumerListBody, HeartbeatData};
+use ramjet_proto::codes::{request, response};
+use ramjet_proto::header::{CommandHeader, GetConsumerListByGroupRequestHeader, UnregisterClientRequestHeader};
+use ramjet_proto::{Frame, Header, SerializeType};
+use tracing::warn;
+
+use super::{error, field_error, success};
+use crate::net::connection::Response;
+use crate::shard::{Shard, ShardMsg};
+use crate::topic::{topic_config, PERM_READ, PERM_WRITE};
+use crate::util::now_ms;
+
+/// Subscription expressions by (group, topic). Immutable once published.
+#[derive(Debug, Default)]
+pub struct SubscriptionTable {
+    /// (group, topic) → sub expression (`*`, `TagA || TagB`).
+    pub by_group_topic: HashMap<(String, String), String>,
+}
+
+/// The subscription a group's heartbeats declared for `topic`, if any.
+pub fn group_subscription(shard: &Shard, group: &str, topic: &str) -> Option<String> {
+    shard.subscriptions.borrow().by_group_topic.get(&(group.to_string(), topic.to_string())).cloned()
+}
+
+/// HEART_BEAT: records the client, creates `%RETRY%<group>` topics, publishes
+/// subscriptions when they changed.
+pub async fn heartbeat(shard: &Rc<Shard>, frame: &Frame, peer: SocketAddr) -> Response {
+    let h = &frame.header;
+    let hb: HeartbeatData = match body::from_json(&frame.body) {
+        Ok(hb) => hb,
+        Err(e) => return error(h, response::SYSTEM_ERROR, format!("bad heartbeat body: {e}")),
+    };
+    let groups: Vec<String> = hb.consumer_data_set.iter().map(|c| c.group_name.clone()).collect();
+    shard.clients.borrow_mut().heartbeat(hb, peer.to_string(), now_ms());
+    for group in &groups {
+        ensure_retry_topic(shard, group).await;
+    }
+    publish_subscriptions(shard).await;
+    Response::new(success(h))
+}
+
+async fn ensure_retry_topic(shard: &Rc<Shard>, group: &str) {
+    let retry = format!("%RETRY%{group}");
+    if shard.topic_table().get(&retry).is_some() {
+        return;
+    }
+    let mut header = Header::request(request::UPDATE_AND_CREATE_TOPIC, 0, SerializeType::RocketMq);
+    let create = ramjet_proto::header::CreateTopicRequestHeader {
+        topic: retry.clone(),
+        default_topic: crate::topic::TBW102.into(),
+        read_queue_nums: 1,
+        write_queue_nums: 1,
+        perm: PERM_READ | PERM_WRITE,
+        topic_filter_type: topic_config(&retry, 1, 6).topic_filter_type,
+        topic_sys_flag: Some(0),
+        order: false,
+    };
+    create.encode(&mut header.ext_fields);
+    let resp = super::admin::create_topic(shard, &header).await;
+    if resp.header.code != response::SUCCESS {
+        warn!(topic = %retry, remark = ?resp.header.remark, "retry topic creation failed");
+    }
+}
+
+async fn publish_subscriptions(shard: &Rc<Shard>) {
+    let mut table = SubscriptionTable::default();
+    {
+        let clients = shard.clients.borrow();
+        for (group, topic, expr) in clients.subscriptions() {
+            table.by_group_topic.insert((group, topic), expr);
+        }
+    }
+    let changed = shard.subscriptions.borrow().by_group_topic != table.by_group_topic;
+    if !changed {
+        return;
+    }
+    let table = Arc::new(table);
+    *shard.subscriptions.borrow_mut() = table.clone();
+    for (i, peer) in shard.peers.iter().enumerate() {
+        if i != shard.id {
+            let _ = peer.send_async(ShardMsg::Subscriptions { table: table.clone() }).await;
+        }
+    }
+}
+
+/// UNREGISTER_CLIENT.
+pub fn unregister(shard: &Shard, h: &Header) -> Response {
+    let req = match UnregisterClientRequestHeader::decode(&h.ext_fields) {
+        Ok(r) => r,
+        Err(e) => return field_error(h, &e),
+    };
+    shard.clients.borrow_mut().unregister(&req.client_id);
+    Response::new(success(h))
+}
+
+/// GET_CONSUMER_LIST_BY_GROUP.
+pub fn consumer_list(shard: &Shard, h: &Header) -> Response {
+    let req = match GetConsumerListByGroupRequestHeader::decode(&h.ext_fields) {
+        Ok(r) => r,
+        Err(e) => return field_error(h, &e),
+    };
+    let ids = shard.clients.borrow().consumer_ids(&req.consumer_group);
+    if ids.is_empty() {
+        return error(h, response::SYSTEM_ERROR, format!(
+            "no consumer for this group, {}", req.consumer_group
+        ));
+    }
+    Response { header: success(h), body: body::to_json(&ConsumerListBody { consumer_id_list: ids }).into() }
+}
+
+/// A client connection ended: on shard 0 forget its clients now; elsewhere tell shard 0.
+pub fn connection_closed(shard: &Rc<Shard>, peer: SocketAddr) {
+    if shard.id == 0 {
+        shard.clients.borrow_mut().connection_closed(&peer.to_string());
+        return;
+    }
+    // Heartbeats were recorded on shard 0 under this peer address; tell it. A full
+    // channel only delays the cleanup to shard 0's expiry scan.
+    let _ = shard.peers[0].try_send(ShardMsg::ConnectionClosed { peer });
+}

@@ -1,0 +1,50 @@
+//! QUERY_CONSUMER_OFFSET (14) and UPDATE_CONSUMER_OFFSET (15), on the owner shard of the
+//! queue, whose `ConsumerOffsets` hold the group's committed offsets.
+
+use ramjet_proto::codes::response;
+use ramjet_proto::header::{
+    CommandHeader, QueryConsumerOffsetRequestHeader, QueryConsumerOffsetResponseHeader,
+    UpdateConsumerOffsetRequestHeader,
+};
+use ramjet_proto::Header;
+
+use super::{error, field_error, success};
+use crate::net::connection::Response;
+use crate::shard::Shard;
+
+/// QUERY_CONSUMER_OFFSET: the stored offset; with none stored, 0 when the queue still
+/// starts at 0 (4.9.x behaviour, so a new group reads from the beginning), else
+/// QUERY_NOT_FOUND so the client applies its consume-from setting. A 5.x client that sends
+/// `setZeroIfNotFound=false` always gets QUERY_NOT_FOUND.
+pub fn query(shard: &Shard, h: &Header) -> Response {
+    let req = match QueryConsumerOffsetRequestHeader::decode(&h.ext_fields) {
+        Ok(r) => r,
+        Err(e) => return field_error(h, &e),
+    };
+    let log = shard.log_for(&req.topic, req.queue_id);
+    let stored = shard.offsets.borrow().get(log, &req.consumer_group, &req.topic, req.queue_id);
+    let offset = match stored {
+        Some(o) if o >= 0 => o,
+        _ => {
+            let min = shard.store_for(&req.topic, req.queue_id).map_or(0, |s| s.min_offset(&req.topic, req.queue_id));
+            if req.set_zero_if_not_found == Some(false) || min > 0 {
+                return error(h, response::QUERY_NOT_FOUND, "Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first");
+            }
+            0
+        }
+    };
+    let mut header = success(h);
+    QueryConsumerOffsetResponseHeader { offset }.encode(&mut header.ext_fields);
+    Response::new(header)
+}
+
+/// UPDATE_CONSUMER_OFFSET: stores the offset (persisted within a few seconds).
+pub fn update(shard: &Shard, h: &Header) -> Response {
+    let req = match UpdateConsumerOffsetRequestHeader::decode(&h.ext_fields) {
+        Ok(r) => r,
+        Err(e) => return field_error(h, &e),
+    };
+    let log = shard.log_for(&req.topic, req.queue_id);
+    shard.offsets.borrow_mut().set(log, &req.consumer_group, &req.topic, req.queue_id, req.commit_offset);
+    Response::new(success(h))
+}

@@ -1,0 +1,178 @@
+//! PULL_MESSAGE (11), with long polling.
+//!
+//! Runs on the owner shard of the queue. Reads up to `maxMsgNums` stored records (tag
+//! filtered in the storage scan) and answers with them as the body, raw, so any RocketMQ
+//! client decodes them. When nothing is there and the request allows suspension, the pull
+//! is parked on the queue until an append on this shard wakes it or its hold time ends,
+//! then runs once more (facts §10.1, §10.2).
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, BytesMut};
+use ramjet_proto::codes::response;
+use ramjet_proto::header::{CommandHeader, PullMessageRequestHeader, PullMessageResponseHeader};
+use ramjet_proto::message;
+use ramjet_proto::{Frame, Header};
+use ramjet_storage::{GetRequest, GetResult, GetStatus};
+
+use super::{error, field_error};
+use crate::net::connection::Response;
+use crate::shard::Shard;
+use crate::topic::PERM_READ;
+
+/// PullSysFlag: the request carries a commit offset.
+pub const FLAG_COMMIT_OFFSET: i32 = 0x1;
+/// PullSysFlag: the broker may hold the request.
+pub const FLAG_SUSPEND: i32 = 0x2;
+/// PullSysFlag: the request carries its subscription expression.
+pub const FLAG_SUBSCRIPTION: i32 = 0x4;
+/// Most messages in one pull response.
+pub const PULL_MESSAGES_MAX: u32 = 1024;
+/// Most body bytes in one pull response (at least one message is always returned).
+pub const PULL_BYTES_MAX: u32 = 1024 * 1024;
+
+/// Tag codes of a TAG subscription expression (`"*"` and empty mean everything).
+pub fn tag_filter(expression: Option<&str>) -> Option<Vec<i64>> {
+    let e = expression?.trim();
+    if e.is_empty() || e == "*" {
+        return None;
+    }
+    let codes: Vec<i64> = e
+        .split("||")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(message::tags_code)
+        .collect();
+    (!codes.is_empty()).then_some(codes)
+}
+
+/// Executes a pull on the owner shard.
+pub async fn execute(shard: &Rc<Shard>, frame: &Frame) -> Response {
+    let h = &frame.header;
+    let req = match PullMessageRequestHeader::decode(&h.ext_fields) {
+        Ok(r) => r,
+        Err(e) => return field_error(h, &e),
+    };
+    if let Err(resp) = validate(shard, h, &req) {
+        return resp;
+    }
+    if req.sys_flag & FLAG_COMMIT_OFFSET != 0 && req.commit_offset >= 0 {
+        let log = shard.log_for(&req.topic, req.queue_id);
+        shard.offsets.borrow_mut().set(log, &req.consumer_group, &req.topic, req.queue_id, req.commit_offset);
+    }
+    let subscription = if req.sys_flag & FLAG_SUBSCRIPTION != 0 {
+        req.subscription.clone()
+    } else {
+        crate::handler::client::group_subscription(shard, &req.consumer_group, &req.topic)
+    };
+    let filter = tag_filter(subscription.as_deref());
+    let hold_ms = if req.sys_flag & FLAG_SUSPEND != 0 {
+        (req.suspend_timeout_millis.max(0) as u64).min(shard.config.long_poll_hold_ms_max)
+    } else {
+        0
+    };
+    let deadline = Instant::now() + Duration::from_millis(hold_ms);
+    let Some(store) = shard.store_for(&req.topic, req.queue_id).cloned() else {
+        return error(h, response::SYSTEM_ERROR, "queue is not owned by this shard");
+    };
+    let max_count = (req.max_msg_nums.max(1) as u32).min(PULL_MESSAGES_MAX);
+    let max_bytes = req.max_msg_bytes.map_or(PULL_BYTES_MAX, |b| (b.max(1) as u32).min(PULL_BYTES_MAX));
+    loop {
+        let get = GetRequest {
+            topic: &req.topic,
+            queue_id: req.queue_id,
+            queue_offset: req.queue_offset,
+            max_count,
+            max_bytes,
+            tags_filter: filter.as_deref(),
+        };
+        let result = match store.get_messages(get).await {
+            Ok(r) => r,
+            Err(e) => return error(h, response::SYSTEM_ERROR, e.to_string()),
+        };
+        let now = Instant::now();
+        if result.status == GetStatus::OffsetOverflowOne && now < deadline {
+            let Some(waiter) = shard.long_poll.borrow_mut().park(&req.topic, req.queue_id) else {
+                return respond(h, &req, result);
+            };
+            // An append may have landed while the read was in flight: look again before
+            // sleeping, so no wake-up is missed.
+            if store.max_offset(&req.topic, req.queue_id) > req.queue_offset {
+                continue;
+            }
+            let timer = glommio::timer::sleep(deadline - now);
+            // Woken by an append or by the timer: look again. Past the deadline the loop
+            // answers whatever it finds, the reference's re-run of a timed-out hold.
+            futures_lite::future::or(waiter, timer).await;
+            continue;
+        }
+        return respond(h, &req, result);
+    }
+}
+
+fn validate(shard: &Shard, h: &Header, req: &PullMessageRequestHeader) -> Result<(), Response> {
+    let table = shard.topic_table();
+    let Some(config) = table.get(&req.topic) else {
+        return Err(error(h, response::TOPIC_NOT_EXIST, format!(
+            "topic[{}] not exist, apply first please!", req.topic
+        )));
+    };
+    if config.perm & PERM_READ == 0 {
+        return Err(error(h, response::NO_PERMISSION, format!(
+            "the topic[{}] pulling message is forbidden", req.topic
+        )));
+    }
+    if req.queue_id < 0 || req.queue_id >= config.read_queue_nums {
+        return Err(error(h, response::INVALID_PARAMETER, format!(
+            "queueId[{}] is illegal, topic:[{}] topicConfig.readQueueNums:[{}] consumer:[{}]",
+            req.queue_id, req.topic, config.read_queue_nums, req.consumer_group
+        )));
+    }
+    Ok(())
+}
+
+/// Maps a store result to the response (facts §10.2 table).
+fn respond(h: &Header, req: &PullMessageRequestHeader, r: GetResult) -> Response {
+    let (code, next) = match r.status {
+        GetStatus::Found => (response::SUCCESS, r.next_offset),
+        GetStatus::NoMatchedMessage => (response::PULL_RETRY_IMMEDIATELY, r.next_offset),
+        GetStatus::OffsetOverflowOne => (response::PULL_NOT_FOUND, req.queue_offset),
+        GetStatus::OffsetTooSmall => (response::PULL_OFFSET_MOVED, r.min_offset),
+        GetStatus::OffsetOverflowBadly => (response::PULL_OFFSET_MOVED, r.max_offset),
+        GetStatus::NoMessageInQueue | GetStatus::NoMatchedLogicQueue => {
+            let code = if req.queue_offset != 0 { response::PULL_OFFSET_MOVED } else { response::PULL_NOT_FOUND };
+            (code, 0)
+        }
+    };
+    let mut header = Header::response_to(h, code).with_remark(format!("{:?}", r.status));
+    PullMessageResponseHeader {
+        suggest_which_broker_id: 0,
+        next_begin_offset: next,
+        min_offset: r.min_offset,
+        max_offset: r.max_offset,
+    }
+    .encode(&mut header.ext_fields);
+    let size: usize = r.messages.iter().map(|m| m.len()).sum();
+    let mut body = BytesMut::with_capacity(size);
+    for m in &r.messages {
+        body.put_slice(m);
+    }
+    Response { header, body: body.freeze() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_expressions_become_hash_sets() {
+        assert_eq!(tag_filter(None), None);
+        assert_eq!(tag_filter(Some("*")), None);
+        assert_eq!(tag_filter(Some(" ")), None);
+        assert_eq!(
+            tag_filter(Some("TagA || TagB")),
+            Some(vec![message::tags_code("TagA"), message::tags_code("TagB")])
+        );
+    }
+}

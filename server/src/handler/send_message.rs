@@ -1,0 +1,283 @@
+//! SEND_MESSAGE (10), SEND_MESSAGE_V2 (310), SEND_BATCH_MESSAGE (320), and SEND_MESSAGE
+//! with the batch flag (as one C++ client sends batches).
+//!
+//! Route (on the receiving shard): resolve the topic (auto-creating it through TBW102 when
+//! enabled), pick a queue when the producer left it to the broker (`queueId < 0`; a queue
+//! owned by this shard is preferred, so such sends never cross shards), and send the
+//! request to the queue's owner. Execute (on the owner): build stored records
+//! (RocketMQ's layout), append them to the queue's commit log as one contiguous batch,
+//! wake the queue's long-poll waiters, answer with the offsetMsgId(s) and queue offset.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use ramjet_proto::batch::decode_batch;
+use ramjet_proto::codes::{request, response};
+use ramjet_proto::header::{
+    CommandHeader, CreateTopicRequestHeader, SendMessageRequestHeader, SendMessageResponseHeader,
+};
+use ramjet_proto::message::{self, property, MessageMeta};
+use ramjet_proto::{Frame, Header, SerializeType};
+use ramjet_storage::{AppendBatch, StoreError};
+
+use super::{error, field_error, success};
+use crate::net::connection::Response;
+use crate::shard::Shard;
+use crate::topic::{validate_topic_name, PERM_INHERIT, PERM_WRITE, TBW102};
+use crate::util::{now_ms, uniq_id};
+
+/// Region reported in every send response (the reference's default `regionId`).
+const REGION_DEFAULT: &str = "DefaultRegion";
+
+fn is_v2(code: i32) -> bool {
+    code == request::SEND_MESSAGE_V2 || code == request::SEND_BATCH_MESSAGE
+}
+
+/// Decides the owner shard of a send, creating the topic and choosing the queue if needed.
+/// May rewrite the frame's queue id (then the owner sees the chosen queue).
+pub async fn route(shard: &Rc<Shard>, frame: &mut Frame) -> Result<usize, Response> {
+    let h = &frame.header;
+    let req = SendMessageRequestHeader::decode_for_code(h.code, &h.ext_fields)
+        .map_err(|e| field_error(h, &e))?;
+    validate_topic_name(&req.topic).map_err(|r| error(h, response::SYSTEM_ERROR, r))?;
+    let table = shard.topic_table();
+    let config = match table.get(&req.topic) {
+        Some(c) => c.clone(),
+        None => auto_create(shard, h, &req).await?,
+    };
+    if config.perm & PERM_WRITE == 0 {
+        return Err(error(h, response::NO_PERMISSION, format!(
+            "the topic[{}] sending message is forbidden", req.topic
+        )));
+    }
+    let mut queue_id = req.queue_id;
+    if queue_id < 0 {
+        queue_id = choose_queue(shard, &req.topic, config.write_queue_nums);
+        let key = if is_v2(h.code) { "e" } else { "queueId" };
+        frame.header.ext_fields.insert(key, queue_id.to_string());
+    }
+    let h = &frame.header;
+    if queue_id >= config.write_queue_nums && queue_id >= config.read_queue_nums {
+        return Err(error(h, response::SYSTEM_ERROR, format!(
+            "request queueId[{queue_id}] is illegal, topic:[{}] topicConfig.writeQueueNums:[{}]",
+            req.topic, config.write_queue_nums
+        )));
+    }
+    Ok(shard.shard_for(&req.topic, queue_id))
+}
+
+/// Round robin over the topic's write queues, preferring queues this shard owns.
+fn choose_queue(shard: &Shard, topic: &str, write_queue_nums: i32) -> i32 {
+    let n = write_queue_nums.max(1);
+    let start = shard.send_cursor.get();
+    shard.send_cursor.set(start.wrapping_add(1));
+    let local: Vec<i32> = (0..n).filter(|&q| shard.shard_for(topic, q) == shard.id).collect();
+    if local.is_empty() {
+        (start % n as usize) as i32
+    } else {
+        local[start % local.len()]
+    }
+}
+
+/// Creates an unknown topic from the producer's default topic (TBW102), on shard 0.
+async fn auto_create(
+    shard: &Rc<Shard>,
+    h: &Header,
+    req: &SendMessageRequestHeader,
+) -> Result<ramjet_proto::body::TopicConfig, Response> {
+    let not_exist = || {
+        error(h, response::TOPIC_NOT_EXIST, format!(
+            "topic[{}] not exist, apply first please!", req.topic
+        ))
+    };
+    if !shard.config.auto_create_topic_enable {
+        return Err(not_exist());
+    }
+    let table = shard.topic_table();
+    let default_topic = if req.default_topic.is_empty() { TBW102 } else { &req.default_topic };
+    let Some(template) = table.get(default_topic) else {
+        return Err(not_exist());
+    };
+    if template.perm & PERM_INHERIT == 0 {
+        return Err(not_exist());
+    }
+    let queues = req.default_topic_queue_nums.clamp(1, template.write_queue_nums.max(1));
+    let create = CreateTopicRequestHeader {
+        topic: req.topic.clone(),
+        default_topic: default_topic.to_string(),
+        read_queue_nums: queues,
+        write_queue_nums: queues,
+        perm: template.perm & !PERM_INHERIT,
+        topic_filter_type: template.topic_filter_type.clone(),
+        topic_sys_flag: Some(0),
+        order: false,
+    };
+    let mut header = Header::request(request::UPDATE_AND_CREATE_TOPIC, 0, SerializeType::RocketMq);
+    create.encode(&mut header.ext_fields);
+    let frame = Frame { header, body: Bytes::new() };
+    let resp = if shard.id == 0 {
+        super::admin::create_topic(shard, &frame.header).await
+    } else {
+        let peer = shard.store_host;
+        shard.forward(0, frame, peer).await.ok_or_else(|| {
+            error(h, response::SYSTEM_ERROR, "topic creation did not complete")
+        })?
+    };
+    if resp.header.code != response::SUCCESS {
+        return Err(error(h, resp.header.code, resp.header.remark.unwrap_or_default()));
+    }
+    shard.topic_table().get(&req.topic).cloned().ok_or_else(not_exist)
+}
+
+/// Stores the message(s) on the owner shard and answers.
+pub async fn execute(shard: &Rc<Shard>, frame: &Frame, peer: SocketAddr) -> Response {
+    let h = &frame.header;
+    let req = match SendMessageRequestHeader::decode_for_code(h.code, &h.ext_fields) {
+        Ok(r) => r,
+        Err(e) => return field_error(h, &e),
+    };
+    let batch = h.code == request::SEND_BATCH_MESSAGE || req.batch == Some(true);
+    let built = if batch {
+        build_batch(shard, &req, &frame.body, peer)
+    } else {
+        build_single(shard, &req, frame.body.clone(), peer)
+    };
+    let (append, uniq_key) = match built {
+        Ok(b) => b,
+        Err((code, remark)) => return error(h, code, remark),
+    };
+    let Some(store) = shard.store_for(&req.topic, req.queue_id) else {
+        return error(h, response::SYSTEM_ERROR, "queue is not owned by this shard");
+    };
+    let queue_id = req.queue_id;
+    let result = match store.append(append).await {
+        Ok(r) => r,
+        Err(e) => return map_store_error(h, &e),
+    };
+    shard.long_poll.borrow_mut().notify(&req.topic, queue_id);
+    let msg_id = result
+        .record_offsets
+        .iter()
+        .map(|&o| message::offset_msg_id(&shard.store_host, o))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut header = success(h);
+    SendMessageResponseHeader {
+        msg_id,
+        queue_id,
+        queue_offset: result.first_queue_offset,
+        transaction_id: uniq_key,
+    }
+    .encode(&mut header.ext_fields);
+    header.ext_fields.insert(property::MSG_REGION, REGION_DEFAULT);
+    header.ext_fields.insert(property::TRACE_SWITCH, "true");
+    Response::new(header)
+}
+
+type Built = Result<(AppendBatch, Option<String>), (i32, String)>;
+
+fn meta(req: &SendMessageRequestHeader, flag: i32, shard: &Shard, peer: SocketAddr) -> MessageMeta {
+    MessageMeta {
+        queue_id: req.queue_id,
+        flag,
+        sys_flag: req.sys_flag,
+        born_timestamp: req.born_timestamp,
+        born_host: peer,
+        store_host: shard.store_host,
+        reconsume_times: req.reconsume_times.unwrap_or(0),
+        prepared_transaction_offset: 0,
+    }
+}
+
+fn check_body(shard: &Shard, len: usize) -> Result<(), (i32, String)> {
+    let max = shard.config.max_message_size_bytes;
+    if len > max {
+        return Err((response::MESSAGE_ILLEGAL, format!(
+            "the message body size {len} is over the limit {max}"
+        )));
+    }
+    Ok(())
+}
+
+fn build_single(
+    shard: &Shard,
+    req: &SendMessageRequestHeader,
+    body: Bytes,
+    peer: SocketAddr,
+) -> Built {
+    check_body(shard, body.len())?;
+    let mut props = req.properties.clone().unwrap_or_default().into_bytes();
+    let mut uniq = message::property_value(&props, property::UNIQ_CLIENT_MESSAGE_ID_KEYIDX);
+    if uniq.is_none() {
+        let id = next_uniq_id(shard);
+        props.extend(message::encode_properties([(property::UNIQ_CLIENT_MESSAGE_ID_KEYIDX, id.as_str())]));
+        uniq = Some(id);
+    }
+    if !shard.config.cluster.is_empty() {
+        props.extend(message::encode_properties([(property::CLUSTER, shard.config.cluster.as_str())]));
+    }
+    let tags = message::property_value(&props, property::TAGS);
+    let tags_code = tags.as_deref().map_or(0, message::tags_code);
+    let m = meta(req, req.flag, shard, peer);
+    let mut records =
+        BytesMut::with_capacity(message::record_len(&m, body.len(), req.topic.len(), props.len()));
+    message::encode_record(&mut records, &m, &body, &req.topic, &props)
+        .map_err(|e| (response::MESSAGE_ILLEGAL, e.to_string()))?;
+    let append = AppendBatch {
+        topic: req.topic.clone(),
+        queue_id: req.queue_id,
+        records,
+        tags_codes: vec![tags_code],
+    };
+    Ok((append, uniq))
+}
+
+fn build_batch(
+    shard: &Shard,
+    req: &SendMessageRequestHeader,
+    body: &Bytes,
+    peer: SocketAddr,
+) -> Built {
+    if req.topic.starts_with("%RETRY%") {
+        return Err((response::MESSAGE_ILLEGAL, "batch request does not support retry group".into()));
+    }
+    let items = decode_batch(body).map_err(|e| (response::MESSAGE_ILLEGAL, e.to_string()))?;
+    if items.is_empty() {
+        return Err((response::MESSAGE_ILLEGAL, "empty batch".into()));
+    }
+    let mut records = BytesMut::with_capacity(body.len() + items.len() * 160);
+    let mut tags_codes = Vec::with_capacity(items.len());
+    for item in &items {
+        check_body(shard, item.body.len())?;
+        let m = meta(req, item.flag, shard, peer);
+        let tags = message::property_value(&item.properties, property::TAGS);
+        tags_codes.push(tags.as_deref().map_or(0, message::tags_code));
+        message::encode_record(&mut records, &m, &item.body, &req.topic, &item.properties)
+            .map_err(|e| (response::MESSAGE_ILLEGAL, e.to_string()))?;
+    }
+    let append = AppendBatch { topic: req.topic.clone(), queue_id: req.queue_id, records, tags_codes };
+    Ok((append, None))
+}
+
+fn next_uniq_id(shard: &Shard) -> String {
+    let n = shard.send_cursor.get();
+    shard.send_cursor.set(n.wrapping_add(1));
+    uniq_id(shard.store_host.ip(), shard.id as u32, now_ms(), n as u16)
+}
+
+/// Maps storage errors to send response codes (the family's one mapping function).
+fn map_store_error(h: &Header, e: &StoreError) -> Response {
+    let code = match e {
+        // The commit pipeline is full: fail fast so producers back off or try another
+        // broker, as the reference's [PC_SYNCHRONIZED] / [TIMEOUT_CLEAN_QUEUE] answers.
+        StoreError::Busy { .. } => response::SYSTEM_BUSY,
+        // A failed fdatasync poisons the log; nothing more can be acknowledged. The
+        // reference answers SERVICE_NOT_AVAILABLE when its store is not writeable.
+        StoreError::Poisoned { .. } => response::SERVICE_NOT_AVAILABLE,
+        StoreError::MessageTooLarge { .. } => response::MESSAGE_ILLEGAL,
+        _ => response::SYSTEM_ERROR,
+    };
+    error(h, code, e.to_string())
+}
+

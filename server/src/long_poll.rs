@@ -1,0 +1,114 @@
+//! Long-poll waiters: pulls that found nothing, parked until a message arrives on their
+//! queue or their hold time ends.
+//!
+//! Lives on: the owner shard of the queue. An append on that shard calls
+//! [`LongPollTable::notify`] for its queue; the waiters re-run their pull.
+//!
+//! Limit: `WAITERS_PER_QUEUE_MAX` parked pulls per queue; past it a pull is answered at
+//! once with PULL_NOT_FOUND (the client simply pulls again).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+/// Parked pulls per queue before new ones are answered immediately.
+pub const WAITERS_PER_QUEUE_MAX: usize = 1024;
+
+#[derive(Default)]
+struct Slot {
+    notified: bool,
+    waker: Option<Waker>,
+}
+
+/// A parked pull's wake-up signal.
+pub struct Waiter {
+    slot: Rc<RefCell<Slot>>,
+}
+
+impl Future for Waiter {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = self.slot.borrow_mut();
+        if s.notified {
+            Poll::Ready(())
+        } else {
+            s.waker = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}
+
+/// Waiters by `(topic, queue id)`.
+#[derive(Default)]
+pub struct LongPollTable {
+    waiters: HashMap<(String, i32), Vec<Rc<RefCell<Slot>>>>,
+}
+
+impl LongPollTable {
+    /// Parks a pull; `None` when the queue already has the maximum number of waiters.
+    pub fn park(&mut self, topic: &str, queue_id: i32) -> Option<Waiter> {
+        let list = self.waiters.entry((topic.to_string(), queue_id)).or_default();
+        list.retain(|s| Rc::strong_count(s) > 1); // Drop slots whose pull gave up.
+        if list.len() >= WAITERS_PER_QUEUE_MAX {
+            return None;
+        }
+        let slot = Rc::new(RefCell::new(Slot::default()));
+        list.push(slot.clone());
+        Some(Waiter { slot })
+    }
+
+    /// Wakes every pull parked on the queue.
+    pub fn notify(&mut self, topic: &str, queue_id: i32) {
+        // The lookup key is borrowed-only in the common case of no waiters.
+        if self.waiters.is_empty() {
+            return;
+        }
+        if let Some(list) = self.waiters.remove(&(topic.to_string(), queue_id)) {
+            for slot in list {
+                let mut s = slot.borrow_mut();
+                s.notified = true;
+                if let Some(w) = s.waker.take() {
+                    w.wake();
+                }
+            }
+        }
+    }
+
+    /// Number of parked pulls (metrics).
+    pub fn len(&self) -> usize {
+        self.waiters.values().map(Vec::len).sum()
+    }
+
+    /// True when nothing is parked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notify_wakes_only_its_queue() {
+        let mut t = LongPollTable::default();
+        let a = t.park("t", 0).expect("room");
+        let b = t.park("t", 1).expect("room");
+        t.notify("t", 0);
+        assert!(a.slot.borrow().notified);
+        assert!(!b.slot.borrow().notified);
+    }
+
+    #[test]
+    fn waiters_per_queue_are_bounded() {
+        let mut t = LongPollTable::default();
+        let held: Vec<Waiter> = (0..WAITERS_PER_QUEUE_MAX).filter_map(|_| t.park("t", 0)).collect();
+        assert_eq!(held.len(), WAITERS_PER_QUEUE_MAX);
+        assert!(t.park("t", 0).is_none());
+        drop(held);
+        assert!(t.park("t", 0).is_some());
+    }
+}

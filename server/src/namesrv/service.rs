@@ -1,0 +1,269 @@
+//! The NameServer's request handlers and its executor loop.
+//!
+//! Lives on: the NameServer executor. State is one `RouteInfo` and the KV config table,
+//! both behind `RefCell`s that no handler holds across an await.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use glommio::net::TcpListener;
+use ramjet_proto::body::{self, KvTable, RegisterBrokerBody, TopicList};
+use ramjet_proto::codes::{request, response};
+use ramjet_proto::header::{
+    CommandHeader, DeleteKvConfigRequestHeader, DeleteTopicFromNamesrvRequestHeader,
+    GetKvConfigRequestHeader, GetRouteInfoRequestHeader, PutKvConfigRequestHeader,
+    RegisterBrokerRequestHeader, RegisterBrokerResponseHeader, UnRegisterBrokerRequestHeader,
+};
+use ramjet_proto::{FieldError, Frame, Header};
+use tracing::{info, warn};
+
+use super::route_info::{Registration, RouteInfo};
+use crate::net::connection::{serve, ConnectionHandle, Response, Service};
+use crate::util::now_ms;
+
+/// How often silent brokers are looked for (the reference scans every 5 s).
+pub const EXPIRY_SCAN_INTERVAL_MS: u64 = 5_000;
+/// MQVersion ordinal from which route bodies are standard JSON (V4_9_4).
+const VERSION_STANDARD_JSON: i32 = 401;
+
+/// The NameServer's request handler.
+///
+/// Lives on: the NameServer executor.
+pub struct NamesrvService {
+    routes: RefCell<RouteInfo>,
+    kv: RefCell<BTreeMap<String, BTreeMap<String, String>>>,
+    connection_ids: RefCell<HashMap<std::net::SocketAddr, u64>>,
+    next_connection_id: Cell<u64>,
+}
+
+impl NamesrvService {
+    /// A NameServer with an empty registry.
+    pub fn new() -> Rc<NamesrvService> {
+        Rc::new(NamesrvService {
+            routes: RefCell::new(RouteInfo::new()),
+            kv: RefCell::new(BTreeMap::new()),
+            connection_ids: RefCell::new(HashMap::new()),
+            next_connection_id: Cell::new(1),
+        })
+    }
+
+    fn connection_id(&self, conn: &ConnectionHandle) -> u64 {
+        let mut ids = self.connection_ids.borrow_mut();
+        *ids.entry(conn.peer()).or_insert_with(|| {
+            let id = self.next_connection_id.get();
+            self.next_connection_id.set(id + 1);
+            id
+        })
+    }
+
+    fn handle(&self, frame: &Frame, conn: &ConnectionHandle) -> Response {
+        let h = &frame.header;
+        let result = match h.code {
+            request::REGISTER_BROKER => self.register_broker(frame, conn),
+            request::UNREGISTER_BROKER => self.unregister_broker(h),
+            request::GET_ROUTEINFO_BY_TOPIC => self.route(h),
+            request::GET_BROKER_CLUSTER_INFO => {
+                Ok(ok(h, body::to_json(&self.routes.borrow().cluster_info())))
+            }
+            request::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => {
+                let list = TopicList { topic_list: self.routes.borrow().topics(), broker_addr: None };
+                Ok(ok(h, body::to_json(&list)))
+            }
+            request::GET_TOPICS_BY_CLUSTER => self.topics_by_cluster(h),
+            request::DELETE_TOPIC_IN_NAMESRV => {
+                DeleteTopicFromNamesrvRequestHeader::decode(&h.ext_fields).map(|r| {
+                    self.routes.borrow_mut().delete_topic(&r.topic);
+                    ok(h, Bytes::new())
+                })
+            }
+            request::PUT_KV_CONFIG => PutKvConfigRequestHeader::decode(&h.ext_fields).map(|r| {
+                self.kv.borrow_mut().entry(r.namespace).or_default().insert(r.key, r.value);
+                ok(h, Bytes::new())
+            }),
+            request::GET_KV_CONFIG => self.get_kv(h),
+            request::DELETE_KV_CONFIG => DeleteKvConfigRequestHeader::decode(&h.ext_fields).map(|r| {
+                if let Some(ns) = self.kv.borrow_mut().get_mut(&r.namespace) {
+                    ns.remove(&r.key);
+                }
+                ok(h, Bytes::new())
+            }),
+            request::GET_KVLIST_BY_NAMESPACE => {
+                let ns = h.ext_fields.get("namespace").unwrap_or_default();
+                match self.kv.borrow().get(ns) {
+                    Some(t) => {
+                        let table = KvTable { table: t.clone().into_iter().collect() };
+                        Ok(ok(h, body::to_json(&table)))
+                    }
+                    None => Ok(Response::new(
+                        Header::response_to(h, response::QUERY_NOT_FOUND)
+                            .with_remark(format!("No config item, Namespace: {ns}")),
+                    )),
+                }
+            }
+            code => Ok(Response::new(
+                Header::response_to(h, response::REQUEST_CODE_NOT_SUPPORTED)
+                    .with_remark(format!("request type {code} not supported")),
+            )),
+        };
+        result.unwrap_or_else(|e| {
+            Response::new(Header::response_to(h, response::SYSTEM_ERROR).with_remark(e.to_string()))
+        })
+    }
+
+    fn register_broker(&self, frame: &Frame, conn: &ConnectionHandle) -> Result<Response, FieldError> {
+        let h = &frame.header;
+        let req = RegisterBrokerRequestHeader::decode(&h.ext_fields)?;
+        if let Some(crc) = req.body_crc32.filter(|c| *c != 0) {
+            let computed = ramjet_proto::message::body_crc(&frame.body) as i32;
+            if computed != crc {
+                return Ok(Response::new(
+                    Header::response_to(h, response::SYSTEM_ERROR).with_remark("crc32 not match"),
+                ));
+            }
+        }
+        if req.compressed == Some(true) {
+            return Ok(Response::new(
+                Header::response_to(h, response::SYSTEM_ERROR)
+                    .with_remark("compressed register body is not supported; set compressedRegister=false"),
+            ));
+        }
+        let topics = if frame.body.is_empty() {
+            Vec::new()
+        } else {
+            match body::from_json::<RegisterBrokerBody>(&frame.body) {
+                Ok(b) => b.topic_config_serialize_wrapper.topic_config_table.into_values().collect(),
+                Err(e) => {
+                    return Ok(Response::new(
+                        Header::response_to(h, response::SYSTEM_ERROR)
+                            .with_remark(format!("bad register body: {e}")),
+                    ))
+                }
+            }
+        };
+        let reg = Registration {
+            cluster_name: req.cluster_name,
+            broker_name: req.broker_name,
+            broker_addr: req.broker_addr,
+            ha_server_addr: req.ha_server_addr,
+            broker_id: req.broker_id,
+            heartbeat_timeout_ms: req.heartbeat_timeout_millis.and_then(|v| u64::try_from(v).ok()),
+            topics,
+            connection_id: self.connection_id(conn),
+        };
+        let result = self.routes.borrow_mut().register(reg, now_ms());
+        let mut resp = Header::response_to(h, response::SUCCESS);
+        RegisterBrokerResponseHeader { ha_server_addr: result.ha_server_addr, master_addr: result.master_addr }
+            .encode(&mut resp.ext_fields);
+        Ok(ok_with(resp, body::to_json(&KvTable::default())))
+    }
+
+    fn unregister_broker(&self, h: &Header) -> Result<Response, FieldError> {
+        let req = UnRegisterBrokerRequestHeader::decode(&h.ext_fields)?;
+        self.routes.borrow_mut().unregister(&req.broker_addr);
+        info!(broker = %req.broker_addr, "broker unregistered");
+        Ok(ok(h, Bytes::new()))
+    }
+
+    fn route(&self, h: &Header) -> Result<Response, FieldError> {
+        let req = GetRouteInfoRequestHeader::decode(&h.ext_fields)?;
+        let Some(route) = self.routes.borrow().route(&req.topic) else {
+            return Ok(Response::new(
+                Header::response_to(h, response::TOPIC_NOT_EXIST).with_remark(format!(
+                    "No topic route info in name server for the topic: {}",
+                    req.topic
+                )),
+            ));
+        };
+        let standard = h.version >= VERSION_STANDARD_JSON || req.accept_standard_json_only == Some(true);
+        let json = if standard { body::to_json(&route) } else { route.to_json_fastjson() };
+        Ok(ok(h, json))
+    }
+
+    fn topics_by_cluster(&self, h: &Header) -> Result<Response, FieldError> {
+        let cluster = h.ext_fields.req_str("cluster")?;
+        let list = TopicList { topic_list: self.routes.borrow().topics_of_cluster(cluster), broker_addr: None };
+        Ok(ok(h, body::to_json(&list)))
+    }
+
+    fn get_kv(&self, h: &Header) -> Result<Response, FieldError> {
+        let req = GetKvConfigRequestHeader::decode(&h.ext_fields)?;
+        let value = self.kv.borrow().get(&req.namespace).and_then(|ns| ns.get(&req.key)).cloned();
+        Ok(match value {
+            Some(v) => {
+                let mut resp = Header::response_to(h, response::SUCCESS);
+                resp.ext_fields.insert("value", v);
+                Response::new(resp)
+            }
+            None => Response::new(Header::response_to(h, response::QUERY_NOT_FOUND).with_remark(
+                format!("No config item, Namespace: {} Key: {}", req.namespace, req.key),
+            )),
+        })
+    }
+}
+
+fn ok(request: &Header, body: impl Into<Bytes>) -> Response {
+    Response { header: Header::response_to(request, response::SUCCESS), body: body.into() }
+}
+
+fn ok_with(header: Header, body: impl Into<Bytes>) -> Response {
+    Response { header, body: body.into() }
+}
+
+impl Service for NamesrvService {
+    fn call(
+        self: Rc<Self>,
+        frame: Frame,
+        conn: ConnectionHandle,
+    ) -> Pin<Box<dyn Future<Output = Option<Response>>>> {
+        let resp = self.handle(&frame, &conn);
+        let oneway = frame.header.is_oneway();
+        Box::pin(async move { if oneway { None } else { Some(resp) } })
+    }
+
+    fn closed(self: Rc<Self>, conn: &ConnectionHandle) {
+        let id = self.connection_ids.borrow_mut().remove(&conn.peer());
+        if let Some(id) = id {
+            let gone = self.routes.borrow_mut().connection_closed(id);
+            for addr in gone {
+                warn!(broker = %addr, "broker connection closed; removed from routes");
+            }
+        }
+    }
+}
+
+/// Accepts connections on `listener` and serves them until `stop` resolves.
+pub async fn run_namesrv(listener: TcpListener, stop: impl Future<Output = ()>) {
+    let service = NamesrvService::new();
+    let scanner = {
+        let service = service.clone();
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(Duration::from_millis(EXPIRY_SCAN_INTERVAL_MS)).await;
+                let gone = service.routes.borrow_mut().expire(now_ms());
+                for addr in gone {
+                    warn!(broker = %addr, "broker expired after silence; removed from routes");
+                }
+            }
+        })
+    };
+    let accept = async {
+        loop {
+            match listener.accept().await {
+                Ok(stream) => {
+                    glommio::spawn_local(serve(stream, service.clone())).detach();
+                }
+                Err(e) => {
+                    warn!(error = %e, "namesrv accept failed");
+                    glommio::timer::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    };
+    futures_lite::future::or(accept, stop).await;
+    drop(scanner);
+}

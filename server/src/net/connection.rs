@@ -1,0 +1,246 @@
+//! One TCP connection: frame decoding, request dispatch, batched response writes.
+//!
+//! Lives on: the shard (or NameServer executor) that accepted the connection.
+//!
+//! One task drives the socket in both directions from a single `poll_fn`:
+//!
+//! ```text
+//!             +---------------------------- ConnState (Rc<RefCell<_>>) ----+
+//!  socket --> | read_buf --decode_frame--> Service::call (spawned task)    |
+//!             |                                  |                         |
+//!  socket <-- | write_buf <--encode_frame-- response (any order, by opaque)|
+//!             +-------------------------------------------------------------+
+//! ```
+//!
+//! Requests are handled concurrently (each in its own task) so a held long-poll pull does
+//! not block the sends behind it; responses carry their request's opaque, so order does
+//! not matter to the peer. Every response lands in one write buffer and leaves in as few
+//! `write` calls as the socket allows: many small replies, one syscall.
+//!
+//! Limits: a frame over `frame_size_bytes_max` or a frame that cannot be decoded closes the
+//! connection (there is no way to resynchronise a byte stream); more than
+//! `inflight_requests_max` requests in progress stops reading from the socket until some
+//! finish (TCP back-pressure instead of unbounded memory).
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_lite::{AsyncRead, AsyncWrite};
+use glommio::net::TcpStream;
+use ramjet_proto::frame::{decode_frame, encode_frame};
+use ramjet_proto::{Frame, Header};
+use tracing::{debug, warn};
+
+/// Largest frame a connection accepts (the reference's `frameMaxLength`).
+pub const FRAME_SIZE_BYTES_MAX: usize = ramjet_proto::frame::FRAME_SIZE_BYTES_MAX;
+/// Requests in progress per connection before the reader pauses.
+pub const INFLIGHT_REQUESTS_MAX: usize = 4096;
+/// Buffered response bytes per connection before the reader pauses.
+pub const WRITE_BUFFER_BYTES_MAX: usize = 64 * 1024 * 1024;
+const READ_CHUNK_BYTES: usize = 256 * 1024;
+
+/// A response to write: header plus body (the body is copied once, into the write buffer).
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// Response header (its `opaque` must be the request's).
+    pub header: Header,
+    /// Response body.
+    pub body: Bytes,
+}
+
+impl Response {
+    /// A response with no body.
+    pub fn new(header: Header) -> Response {
+        Response { header, body: Bytes::new() }
+    }
+}
+
+/// Something the connection can write back: a response, or a server-initiated request
+/// (NOTIFY_CONSUMER_IDS_CHANGED, CHECK_TRANSACTION_STATE).
+pub type Outbound = Response;
+
+/// A handle through which other tasks of the same shard write to this connection.
+///
+/// Lives on: the connection's shard.
+#[derive(Clone)]
+pub struct ConnectionHandle {
+    state: Rc<RefCell<ConnState>>,
+}
+
+impl ConnectionHandle {
+    /// Queues a frame for writing; false when the connection is closed.
+    pub fn send(&self, out: &Outbound) -> bool {
+        let mut state = self.state.borrow_mut();
+        if state.closed {
+            return false;
+        }
+        encode_frame(&out.header, &out.body, &mut state.write_buf);
+        if let Some(w) = state.waker.take() {
+            w.wake();
+        }
+        true
+    }
+
+    /// The peer's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.state.borrow().peer
+    }
+
+    /// True once the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.state.borrow().closed
+    }
+}
+
+struct ConnState {
+    write_buf: BytesMut,
+    inflight: usize,
+    waker: Option<Waker>,
+    closed: bool,
+    peer: SocketAddr,
+}
+
+/// What a connection hands each request to.
+pub trait Service: 'static {
+    /// Handles one request frame; `None` means no response (one-way requests).
+    fn call(
+        self: Rc<Self>,
+        frame: Frame,
+        conn: ConnectionHandle,
+    ) -> Pin<Box<dyn Future<Output = Option<Response>>>>;
+
+    /// Called once when the connection ends.
+    fn closed(self: Rc<Self>, _conn: &ConnectionHandle) {}
+}
+
+/// Serves one accepted connection until the peer closes it or sends garbage.
+///
+/// # Cancel safety
+/// Dropping the future closes the socket; handler tasks still running drop their
+/// responses when they find the connection closed.
+pub async fn serve<S: Service>(mut stream: TcpStream, service: Rc<S>) {
+    let peer = match stream.peer_addr() {
+        Ok(p) => p,
+        Err(_) => return,
+    };
+    let _ = stream.set_nodelay(true);
+    let state = Rc::new(RefCell::new(ConnState {
+        write_buf: BytesMut::with_capacity(64 * 1024),
+        inflight: 0,
+        waker: None,
+        closed: false,
+        peer,
+    }));
+    let handle = ConnectionHandle { state: state.clone() };
+    let mut read_buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut scratch = vec![0u8; READ_CHUNK_BYTES];
+    let result = futures_lite::future::poll_fn(|cx| {
+        drive(&mut stream, &mut read_buf, &mut scratch, &state, &handle, &service, cx)
+    })
+    .await;
+    if let Err(reason) = result {
+        debug!(%peer, %reason, "connection closed");
+    }
+    state.borrow_mut().closed = true;
+    service.closed(&handle);
+}
+
+fn drive<S: Service>(
+    stream: &mut TcpStream,
+    read_buf: &mut BytesMut,
+    scratch: &mut [u8],
+    state: &Rc<RefCell<ConnState>>,
+    handle: &ConnectionHandle,
+    service: &Rc<S>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), String>> {
+    loop {
+        let mut progressed = false;
+        // Write everything buffered.
+        {
+            let mut st = state.borrow_mut();
+            while !st.write_buf.is_empty() {
+                match Pin::new(&mut *stream).poll_write(cx, &st.write_buf) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err("write returned 0".into())),
+                    Poll::Ready(Ok(n)) => {
+                        st.write_buf.advance(n);
+                        progressed = true;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e.to_string())),
+                    Poll::Pending => break,
+                }
+            }
+            if st.write_buf.is_empty() && st.write_buf.capacity() > 4 * READ_CHUNK_BYTES {
+                st.write_buf = BytesMut::with_capacity(64 * 1024);
+            }
+            st.waker = Some(cx.waker().clone());
+            let paused = st.inflight >= INFLIGHT_REQUESTS_MAX
+                || st.write_buf.len() >= WRITE_BUFFER_BYTES_MAX;
+            if paused {
+                return Poll::Pending;
+            }
+        }
+        // Read and dispatch. The scratch buffer is initialised once per connection; each
+        // read costs one copy into `read_buf`, which frames are then split from.
+        match Pin::new(&mut *stream).poll_read(cx, &mut scratch[..]) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Ok(())),
+            Poll::Ready(Ok(n)) => {
+                read_buf.extend_from_slice(&scratch[..n]);
+                progressed = true;
+                dispatch_frames(read_buf, state, handle, service)?;
+            }
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e.to_string())),
+            Poll::Pending => {}
+        }
+        if !progressed {
+            return Poll::Pending;
+        }
+    }
+}
+
+fn dispatch_frames<S: Service>(
+    read_buf: &mut BytesMut,
+    state: &Rc<RefCell<ConnState>>,
+    handle: &ConnectionHandle,
+    service: &Rc<S>,
+) -> Result<(), String> {
+    loop {
+        let frame = match decode_frame(read_buf, FRAME_SIZE_BYTES_MAX) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                warn!(peer = %handle.peer(), error = %e, "undecodable frame; closing");
+                return Err(e.to_string());
+            }
+        };
+        if frame.header.is_response() {
+            // Replies to server-initiated requests (e.g. CHECK_TRANSACTION_STATE) are
+            // one-way in practice; nothing waits for them.
+            continue;
+        }
+        state.borrow_mut().inflight += 1;
+        let fut = service.clone().call(frame, handle.clone());
+        let state = state.clone();
+        let handle = handle.clone();
+        glommio::spawn_local(async move {
+            let response = fut.await;
+            state.borrow_mut().inflight -= 1;
+            match response {
+                Some(r) => {
+                    handle.send(&r);
+                }
+                None => {
+                    if let Some(w) = state.borrow_mut().waker.take() {
+                        w.wake();
+                    }
+                }
+            }
+        })
+        .detach();
+    }
+}

@@ -1,0 +1,4 @@
+//! Networking: listening sockets and the per-connection driver.
+
+pub mod connection;
+pub mod listener;

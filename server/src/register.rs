@@ -1,0 +1,149 @@
+//! Registration with the NameServers: REGISTER_BROKER to every address in `-n` every
+//! `register_interval_ms` (30 s) and after each topic change, UNREGISTER_BROKER at
+//! shutdown.
+//!
+//! Lives on: shard 0. Each NameServer gets one long-lived connection, so a broker that
+//! dies is dropped by the NameServer at once (channel close), as with the reference.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use ramjet_proto::body::{self, RegisterBrokerBody};
+use ramjet_proto::codes::{request, response};
+use ramjet_proto::frame::{decode_frame, encode_frame, FRAME_SIZE_BYTES_MAX};
+use ramjet_proto::header::{CommandHeader, RegisterBrokerRequestHeader, UnRegisterBrokerRequestHeader};
+use ramjet_proto::{Frame, Header, SerializeType};
+use tracing::{debug, info, warn};
+
+use crate::shard::Shard;
+
+/// Time allowed for one registration round trip.
+pub const REGISTER_TIMEOUT_MS: u64 = 5_000;
+
+/// A simple request/response connection to one NameServer.
+struct Outbound {
+    stream: TcpStream,
+    read_buf: BytesMut,
+    next_opaque: i32,
+}
+
+impl Outbound {
+    async fn connect(addr: &str) -> std::io::Result<Outbound> {
+        let stream = TcpStream::connect(addr).await.map_err(|e| std::io::Error::other(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        Ok(Outbound { stream, read_buf: BytesMut::with_capacity(16 * 1024), next_opaque: 1 })
+    }
+
+    async fn call(&mut self, mut header: Header, body: &[u8]) -> std::io::Result<Frame> {
+        self.next_opaque = self.next_opaque.wrapping_add(1);
+        header.opaque = self.next_opaque;
+        let mut out = BytesMut::new();
+        encode_frame(&header, body, &mut out);
+        self.stream.write_all(&out).await?;
+        let mut chunk = vec![0u8; 16 * 1024];
+        loop {
+            match decode_frame(&mut self.read_buf, FRAME_SIZE_BYTES_MAX) {
+                Ok(Some(f)) if f.header.is_response() && f.header.opaque == header.opaque => return Ok(f),
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                Err(e) => return Err(std::io::Error::other(e.to_string())),
+            }
+            let n = self.stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            self.read_buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+/// Registers forever: every interval and whenever `register_kick` fires.
+pub async fn registration_loop(shard: Rc<Shard>, namesrv_addrs: Vec<String>) {
+    let mut conns: HashMap<String, Outbound> = HashMap::new();
+    let interval = Duration::from_millis(shard.config.register_interval_ms);
+    loop {
+        let kicked = shard.register_kick.wait();
+        register_all(&shard, &namesrv_addrs, &mut conns).await;
+        futures_lite::future::or(kicked, glommio::timer::sleep(interval)).await;
+    }
+}
+
+async fn register_all(shard: &Shard, addrs: &[String], conns: &mut HashMap<String, Outbound>) {
+    let table = shard.topic_table();
+    let wrapper = table.to_wrapper();
+    let body_json = body::to_json(&RegisterBrokerBody {
+        topic_config_serialize_wrapper: wrapper,
+        filter_server_list: Vec::new(),
+    });
+    let c = &shard.config;
+    let broker_addr = format!("{}:{}", c.broker_ip, shard.store_host.port());
+    let req = RegisterBrokerRequestHeader {
+        broker_name: c.broker_name.clone(),
+        broker_addr: broker_addr.clone(),
+        cluster_name: c.cluster.clone(),
+        ha_server_addr: format!("{}:{}", c.broker_ip, shard.store_host.port().wrapping_add(1)),
+        broker_id: c.broker_id,
+        heartbeat_timeout_millis: None,
+        compressed: Some(false),
+        body_crc32: Some(ramjet_proto::message::body_crc(&body_json) as i32),
+    };
+    for addr in addrs {
+        let mut header = Header::request(request::REGISTER_BROKER, 0, SerializeType::RocketMq);
+        req.encode(&mut header.ext_fields);
+        let outcome = call(conns, addr, header, &body_json).await;
+        match outcome {
+            Ok(f) if f.header.code == response::SUCCESS => {
+                debug!(namesrv = %addr, "registered");
+            }
+            Ok(f) => warn!(namesrv = %addr, code = f.header.code, remark = ?f.header.remark, "registration refused"),
+            Err(e) => warn!(namesrv = %addr, error = %e, "registration failed; will retry"),
+        }
+    }
+}
+
+async fn call(
+    conns: &mut HashMap<String, Outbound>,
+    addr: &str,
+    header: Header,
+    body: &[u8],
+) -> std::io::Result<Frame> {
+    if !conns.contains_key(addr) {
+        let c = Outbound::connect(addr).await?;
+        info!(namesrv = %addr, "connected to NameServer");
+        conns.insert(addr.to_string(), c);
+    }
+    let timeout = Duration::from_millis(REGISTER_TIMEOUT_MS);
+    let result = match conns.get_mut(addr) {
+        Some(c) => glommio::timer::timeout(timeout, async {
+            c.call(header, body).await.map_err(|e| glommio::GlommioError::IoError(e))
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string())),
+        None => Err(std::io::ErrorKind::NotConnected.into()),
+    };
+    if result.is_err() {
+        conns.remove(addr);
+    }
+    result
+}
+
+/// Best-effort UNREGISTER_BROKER to every NameServer (clean shutdown).
+pub async fn unregister_all(shard: &Shard, addrs: &[String]) {
+    let c = &shard.config;
+    let req = UnRegisterBrokerRequestHeader {
+        broker_name: c.broker_name.clone(),
+        broker_addr: format!("{}:{}", c.broker_ip, shard.store_host.port()),
+        cluster_name: c.cluster.clone(),
+        broker_id: c.broker_id,
+    };
+    let mut conns = HashMap::new();
+    for addr in addrs {
+        let mut header = Header::request(request::UNREGISTER_BROKER, 0, SerializeType::RocketMq);
+        req.encode(&mut header.ext_fields);
+        let _ = call(&mut conns, addr, header, &Bytes::new()).await;
+    }
+}

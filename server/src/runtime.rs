@@ -1,0 +1,358 @@
+//! Starting and stopping the broker: sockets, stores, shards, the embedded NameServer.
+//!
+//! Runs on the main thread. Everything that may fail (store metadata, topics, offsets,
+//! ports) is done before any executor starts, so a bad start fails fast with one clear
+//! message.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::os::fd::IntoRawFd;
+use std::os::unix::io::FromRawFd;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::net::TcpListener;
+use glommio::{LocalExecutorBuilder, Placement};
+use ramjet_storage::{LogStore, StoreConfig};
+use tracing::{error, info, warn};
+
+use crate::client_registry::ClientRegistry;
+use crate::config::BrokerConfig;
+use crate::consumer_offset::{ConsumerOffsets, PERSIST_INTERVAL_MS};
+use crate::handler::{execute, BrokerService};
+use crate::long_poll::LongPollTable;
+use crate::net::connection::serve;
+use crate::net::listener::bind_group;
+use crate::shard::{shard_of_log, Shard, ShardMsg, SHARD_CHANNEL_DEPTH};
+use crate::topic::{topic_config, TopicManager, SCHEDULE_TOPIC, TBW102, TRANS_HALF_TOPIC, TRANS_OP_HALF_TOPIC};
+use crate::util::{now_ms, write_file_durably, Notify};
+
+/// Locked memory given to each executor for io_uring registered buffers. Small on
+/// purpose: the default RLIMIT_MEMLOCK is 8 MiB and DMA buffers beyond the registered
+/// pool come from ordinary aligned allocations.
+pub const IO_MEMORY_BYTES: usize = 1 << 20;
+
+/// A running broker.
+pub struct RunningBroker {
+    /// Address clients use (`broker_ip:port`).
+    pub broker_addr: SocketAddr,
+    /// NameServer addresses the broker registers with.
+    pub namesrv_addrs: Vec<String>,
+    shards: Vec<flume::Sender<ShardMsg>>,
+    joins: Vec<glommio::ExecutorJoinHandle<()>>,
+    namesrv_stop: Option<flume::Sender<()>>,
+}
+
+/// The topics every broker has from the start.
+fn system_topics(config: &BrokerConfig) -> Vec<ramjet_proto::body::TopicConfig> {
+    let mut v = vec![
+        topic_config(SCHEDULE_TOPIC, 18, 6),
+        topic_config(TRANS_HALF_TOPIC, 1, 6),
+        topic_config(TRANS_OP_HALF_TOPIC, 1, 6),
+        topic_config("OFFSET_MOVED_EVENT", 1, 6),
+        topic_config(&config.cluster, 16, 7),
+        topic_config(&config.broker_name, 1, 7),
+    ];
+    if config.auto_create_topic_enable {
+        v.push(topic_config(TBW102, config.default_topic_queue_nums, 7));
+    }
+    v
+}
+
+/// Raises RLIMIT_MEMLOCK to its hard limit (root: unlimited) so io_uring never runs short.
+pub fn raise_memlock_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass; no memory of
+    // ours is retained by the kernel.
+    unsafe {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) == 0 {
+            let want = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &want) != 0 {
+                lim.rlim_cur = lim.rlim_max;
+                let _ = libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim);
+            }
+        }
+    }
+}
+
+struct ShardStart {
+    id: usize,
+    logs: Vec<u32>,
+    listeners: Vec<StdListener>,
+    offsets: ConsumerOffsets,
+    topic_manager: Option<TopicManager>,
+}
+
+/// Starts the broker and returns once every shard serves requests.
+///
+/// # Errors
+/// Store, configuration or port problems, as one message.
+pub fn start(config: BrokerConfig) -> Result<RunningBroker, String> {
+    raise_memlock_limit();
+    let root = config.store_path.clone();
+    std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+    let shard_count = config.shards.max(1);
+    let log_count = ramjet_storage::open_or_create_meta(&root, shard_count as u32)
+        .map_err(|e| format!("store {}: {e}", root.display()))?;
+    let main = bind_group(config.bind_ip, config.listen_port, shard_count)
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", config.bind_ip, config.listen_port))?;
+    let port = main[0].local_addr().map_err(|e| e.to_string())?.port();
+    let vip = match port.checked_sub(2).map(|p| bind_group(config.bind_ip, p, shard_count)) {
+        Some(Ok(v)) => v,
+        _ => {
+            warn!(port = port.wrapping_sub(2), "VIP port unavailable; serving the main port only");
+            Vec::new()
+        }
+    };
+    let (namesrv_listener, namesrv_addrs) = if config.namesrv_addrs.is_empty() {
+        let l = bind_group(config.bind_ip, config.namesrv_port, 1)
+            .map_err(|e| format!("cannot listen on NameServer port {}: {e}", config.namesrv_port))?;
+        let p = l[0].local_addr().map_err(|e| e.to_string())?.port();
+        let addr = format!("{}:{p}", if config.bind_ip.is_unspecified() { config.broker_ip } else { config.bind_ip });
+        (l.into_iter().next(), vec![addr])
+    } else {
+        (None, config.namesrv_addrs.clone())
+    };
+    let manager = TopicManager::load(&root, &system_topics(&config))?;
+    let initial_topics = manager.table();
+    let mut manager = Some(manager);
+    let mut main = main.into_iter();
+    let mut vip = vip.into_iter();
+    let mut starts = Vec::new();
+    for id in 0..shard_count {
+        let logs: Vec<u32> = (0..log_count).filter(|&l| shard_of_log(l, shard_count) == id).collect();
+        let offsets = ConsumerOffsets::load(&root, &logs)?;
+        let mut listeners: Vec<StdListener> = main.next().into_iter().collect();
+        listeners.extend(vip.next());
+        starts.push(ShardStart { id, logs, listeners, offsets, topic_manager: if id == 0 { manager.take() } else { None } });
+    }
+    let broker_addr = SocketAddr::new(config.broker_ip, port);
+    let config = Arc::new(config);
+    let (senders, receivers): (Vec<_>, Vec<_>) =
+        (0..shard_count).map(|_| flume::bounded::<ShardMsg>(SHARD_CHANNEL_DEPTH)).unzip();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, String>>();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut joins = Vec::new();
+    for (start, rx) in starts.into_iter().zip(receivers) {
+        let ctx = ShardContext {
+            start,
+            rx,
+            peers: senders.clone(),
+            config: config.clone(),
+            log_count,
+            shard_count,
+            topics: initial_topics.clone(),
+            broker_addr,
+            namesrv_addrs: namesrv_addrs.clone(),
+            ready: ready_tx.clone(),
+        };
+        let id = ctx.start.id;
+        let placement = if shard_count <= cpus { Placement::Fixed(id % cpus) } else { Placement::Unbound };
+        let join = LocalExecutorBuilder::new(placement)
+            .name(&format!("shard-{id}"))
+            .io_memory(IO_MEMORY_BYTES)
+            .spawn(move || async move { run_shard(ctx).await })
+            .map_err(|e| format!("cannot start shard {id}: {e}"))?;
+        joins.push(join);
+    }
+    let namesrv_stop = match namesrv_listener {
+        Some(l) => {
+            let (stop_tx, stop_rx) = flume::bounded::<()>(1);
+            let ready = ready_tx.clone();
+            let join = LocalExecutorBuilder::new(Placement::Unbound)
+                .name("namesrv")
+                .io_memory(IO_MEMORY_BYTES)
+                .spawn(move || async move {
+                    // SAFETY: the fd comes from a listening std socket we own and give up here.
+                    let listener = unsafe { TcpListener::from_raw_fd(l.into_raw_fd()) };
+                    let _ = ready.send(Ok(usize::MAX));
+                    crate::namesrv::run_namesrv(listener, async move {
+                        let _ = stop_rx.recv_async().await;
+                    })
+                    .await;
+                })
+                .map_err(|e| format!("cannot start the NameServer: {e}"))?;
+            joins.push(join);
+            Some(stop_tx)
+        }
+        None => None,
+    };
+    drop(ready_tx);
+    let expected = shard_count + usize::from(namesrv_stop.is_some());
+    for _ in 0..expected {
+        match ready_rx.recv_timeout(Duration::from_secs(300)) {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err("a shard did not start".into()),
+        }
+    }
+    Ok(RunningBroker { broker_addr, namesrv_addrs, shards: senders, joins, namesrv_stop })
+}
+
+impl RunningBroker {
+    /// Stops every shard cleanly (flush, checkpoint, clean mark) and waits for them.
+    pub fn stop(self) {
+        let mut acks = Vec::new();
+        for s in &self.shards {
+            let (done, ack) = flume::bounded(1);
+            if s.send(ShardMsg::Shutdown { done }).is_ok() {
+                acks.push(ack);
+            }
+        }
+        for ack in acks {
+            let _ = ack.recv_timeout(Duration::from_secs(30));
+        }
+        if let Some(stop) = self.namesrv_stop {
+            let _ = stop.send(());
+        }
+        for j in self.joins {
+            let _ = j.join();
+        }
+    }
+}
+
+struct ShardContext {
+    start: ShardStart,
+    rx: flume::Receiver<ShardMsg>,
+    peers: Vec<flume::Sender<ShardMsg>>,
+    config: Arc<BrokerConfig>,
+    log_count: u32,
+    shard_count: usize,
+    topics: Arc<crate::topic::TopicTable>,
+    broker_addr: SocketAddr,
+    namesrv_addrs: Vec<String>,
+    ready: std::sync::mpsc::Sender<Result<usize, String>>,
+}
+
+async fn run_shard(ctx: ShardContext) {
+    let id = ctx.start.id;
+    let mut store_config = StoreConfig::new(ctx.config.store_path.clone());
+    store_config.segment_size_bytes = ctx.config.segment_size_bytes;
+    store_config.flush = ctx.config.flush;
+    let mut logs = HashMap::new();
+    for &log in &ctx.start.logs {
+        match LogStore::open(&store_config, log).await {
+            Ok(s) => {
+                logs.insert(log, s);
+            }
+            Err(e) => {
+                let _ = ctx.ready.send(Err(format!("shard {id}: cannot open commit log {log}: {e}")));
+                return;
+            }
+        }
+    }
+    let shard = Rc::new(Shard {
+        id,
+        shard_count: ctx.shard_count,
+        log_count: ctx.log_count,
+        config: ctx.config.clone(),
+        logs,
+        peers: ctx.peers,
+        topics: std::cell::RefCell::new(ctx.topics),
+        topic_manager: ctx.start.topic_manager.map(std::cell::RefCell::new),
+        offsets: std::cell::RefCell::new(ctx.start.offsets),
+        long_poll: std::cell::RefCell::new(LongPollTable::default()),
+        store_host: ctx.broker_addr,
+        send_cursor: std::cell::Cell::new(id),
+        clients: std::cell::RefCell::new(ClientRegistry::default()),
+        persist_lock: glommio::sync::Semaphore::new(1),
+        register_kick: Notify::new(),
+        subscriptions: std::cell::RefCell::new(Arc::default()),
+    });
+    let mut tasks = Vec::new();
+    for l in ctx.start.listeners {
+        // SAFETY: the fd comes from a listening std socket we own and give up here.
+        let listener = unsafe { TcpListener::from_raw_fd(l.into_raw_fd()) };
+        tasks.push(glommio::spawn_local(accept_loop(listener, shard.clone())));
+    }
+    tasks.push(glommio::spawn_local(persist_loop(shard.clone())));
+    if id == 0 {
+        tasks.push(glommio::spawn_local(crate::register::registration_loop(shard.clone(), ctx.namesrv_addrs.clone())));
+        tasks.push(glommio::spawn_local(client_expiry_loop(shard.clone())));
+    }
+    let _ = ctx.ready.send(Ok(id));
+    let done = inbox(shard.clone(), ctx.rx).await;
+    drop(tasks);
+    shutdown(&shard, &ctx.namesrv_addrs).await;
+    if let Some(done) = done {
+        let _ = done.send(());
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shard: Rc<Shard>) {
+    let service = Rc::new(BrokerService { shard });
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                glommio::spawn_local(serve(stream, service.clone())).detach();
+            }
+            Err(e) => {
+                warn!(error = %e, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Serves messages from other shards until Shutdown; returns its acknowledgement.
+async fn inbox(shard: Rc<Shard>, rx: flume::Receiver<ShardMsg>) -> Option<flume::Sender<()>> {
+    while let Ok(msg) = rx.recv_async().await {
+        match msg {
+            ShardMsg::Request { frame, peer, reply } => {
+                let shard = shard.clone();
+                glommio::spawn_local(async move {
+                    let resp = execute(&shard, frame, peer).await;
+                    let _ = reply.send(resp);
+                })
+                .detach();
+            }
+            ShardMsg::Topics { table, ack } => {
+                *shard.topics.borrow_mut() = table;
+                let _ = ack.send(());
+            }
+            ShardMsg::Subscriptions { table } => *shard.subscriptions.borrow_mut() = table,
+            ShardMsg::ConnectionClosed { peer } => {
+                shard.clients.borrow_mut().connection_closed(&peer.to_string());
+            }
+            ShardMsg::Shutdown { done } => return Some(done),
+        }
+    }
+    None
+}
+
+async fn persist_offsets(shard: &Shard) {
+    let files = shard.offsets.borrow_mut().take_dirty();
+    for (path, data) in files {
+        if let Err(e) = write_file_durably(path.clone(), data).await {
+            error!(path = %path.display(), error = %e, "cannot persist consumer offsets");
+        }
+    }
+}
+
+async fn persist_loop(shard: Rc<Shard>) {
+    loop {
+        glommio::timer::sleep(Duration::from_millis(PERSIST_INTERVAL_MS)).await;
+        persist_offsets(&shard).await;
+    }
+}
+
+async fn client_expiry_loop(shard: Rc<Shard>) {
+    loop {
+        glommio::timer::sleep(Duration::from_secs(10)).await;
+        shard.clients.borrow_mut().expire(now_ms());
+    }
+}
+
+async fn shutdown(shard: &Rc<Shard>, namesrv_addrs: &[String]) {
+    if shard.id == 0 {
+        crate::register::unregister_all(shard, namesrv_addrs).await;
+    }
+    persist_offsets(shard).await;
+    for (log, store) in &shard.logs {
+        if let Err(e) = store.close().await {
+            error!(log, error = %e, "closing commit log failed");
+        }
+    }
+    info!(shard = shard.id, "shard stopped");
+}

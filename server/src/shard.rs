@@ -1,0 +1,160 @@
+//! A broker shard: one pinned glommio executor that owns whole commit logs and everything
+//! keyed by the queues mapped to them.
+//!
+//! ```text
+//!   shard 0                       shard 1                 ...
+//!   +-------------------------+   +-------------------+
+//!   | logs {0, 2, ...}        |   | logs {1, 3, ...}  |
+//!   | consumer offsets, polls |   | offsets, polls    |
+//!   | TopicManager (owner)    |   | topic snapshot    |
+//!   | registration with NS    |   |                   |
+//!   +-----------+-------------+   +---------+---------+
+//!               |  bounded flume channels (ShardMsg) |
+//!               +-------------------------------------+
+//! ```
+//!
+//! Ownership: `(topic, queue_id)` → log by `ramjet_storage::log_for`, log → shard by
+//! `log % shard_count` ([`shard_for`]). A request for a queue this shard does not own is
+//! forwarded whole (header + body `Bytes`, no copy) to the owner, which runs the same
+//! handler and sends the response back.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use ramjet_proto::Frame;
+use ramjet_storage::LogStore;
+
+use crate::config::BrokerConfig;
+use crate::consumer_offset::ConsumerOffsets;
+use crate::long_poll::LongPollTable;
+use crate::net::connection::Response;
+use crate::topic::{TopicManager, TopicTable};
+
+/// Depth of each shard's inbound channel; a full channel makes the sender wait.
+pub const SHARD_CHANNEL_DEPTH: usize = 4096;
+
+/// Messages between shards. Everything in them is `Send`: frames are owned headers and
+/// `Bytes` bodies, topic tables travel as `Arc` snapshots that nobody mutates.
+pub enum ShardMsg {
+    /// Run this request here (the owner) and send its response back.
+    Request {
+        /// The request as received.
+        frame: Frame,
+        /// The client's address (the born host of messages).
+        peer: SocketAddr,
+        /// Where the response goes.
+        reply: flume::Sender<Option<Response>>,
+    },
+    /// A new topic table from shard 0; ack once installed.
+    Topics {
+        /// The snapshot.
+        table: Arc<TopicTable>,
+        /// Acknowledgement.
+        ack: flume::Sender<()>,
+    },
+    /// New consumer subscriptions from shard 0.
+    Subscriptions {
+        /// The snapshot.
+        table: Arc<crate::handler::client::SubscriptionTable>,
+    },
+    /// A client connection to another shard closed: forget its clients (to shard 0).
+    ConnectionClosed {
+        /// The client's address.
+        peer: SocketAddr,
+    },
+    /// Stop serving, close the logs cleanly, then ack.
+    Shutdown {
+        /// Acknowledgement.
+        done: flume::Sender<()>,
+    },
+}
+
+/// The shard that owns `log`.
+///
+/// # Panics
+/// When `shard_count` is 0 (a programmer error).
+pub fn shard_of_log(log: u32, shard_count: usize) -> usize {
+    assert!(shard_count >= 1, "shard count must be at least 1");
+    log as usize % shard_count
+}
+
+/// The shard that owns `(topic, queue_id)`: the one pure ownership function.
+pub fn shard_for(topic: &str, queue_id: i32, log_count: u32, shard_count: usize) -> usize {
+    shard_of_log(ramjet_storage::log_for(topic, queue_id, log_count), shard_count)
+}
+
+/// One shard's state.
+///
+/// Lives on: its own executor; never leaves it (`Rc`, `RefCell`).
+pub struct Shard {
+    /// This shard's index.
+    pub id: usize,
+    /// Number of shards.
+    pub shard_count: usize,
+    /// Number of commit logs of the store (fixed at creation).
+    pub log_count: u32,
+    /// Immutable configuration.
+    pub config: Arc<BrokerConfig>,
+    /// The logs this shard owns.
+    pub logs: HashMap<u32, Rc<LogStore>>,
+    /// Senders to every shard (including this one, unused).
+    pub peers: Vec<flume::Sender<ShardMsg>>,
+    /// Latest topic snapshot.
+    pub topics: RefCell<Arc<TopicTable>>,
+    /// The topic owner (shard 0 only).
+    pub topic_manager: Option<RefCell<TopicManager>>,
+    /// Consumer offsets of owned queues.
+    pub offsets: RefCell<ConsumerOffsets>,
+    /// Parked pulls of owned queues.
+    pub long_poll: RefCell<LongPollTable>,
+    /// `broker_ip:listen_port`, the STOREHOST of every message.
+    pub store_host: SocketAddr,
+    /// Round-robin cursor for sends that leave the queue to the broker.
+    pub send_cursor: Cell<usize>,
+    /// Client registry (shard 0 only): heartbeats by client id.
+    pub clients: RefCell<crate::client_registry::ClientRegistry>,
+    /// Serialises writes of configuration files owned by this shard.
+    pub persist_lock: glommio::sync::Semaphore,
+    /// Wakes the NameServer registration task (shard 0) after a topic change.
+    pub register_kick: crate::util::Notify,
+    /// Consumer subscriptions by group, published by shard 0 from heartbeats.
+    pub subscriptions: RefCell<Arc<crate::handler::client::SubscriptionTable>>,
+}
+
+impl Shard {
+    /// The log of `(topic, queue_id)`.
+    pub fn log_for(&self, topic: &str, queue_id: i32) -> u32 {
+        ramjet_storage::log_for(topic, queue_id, self.log_count)
+    }
+
+    /// The owner shard of `(topic, queue_id)`.
+    pub fn shard_for(&self, topic: &str, queue_id: i32) -> usize {
+        shard_for(topic, queue_id, self.log_count, self.shard_count)
+    }
+
+    /// The owned log store for `(topic, queue_id)`, if this shard owns it.
+    pub fn store_for(&self, topic: &str, queue_id: i32) -> Option<&Rc<LogStore>> {
+        self.logs.get(&self.log_for(topic, queue_id))
+    }
+
+    /// The current topic snapshot.
+    pub fn topic_table(&self) -> Arc<TopicTable> {
+        self.topics.borrow().clone()
+    }
+
+    /// Forwards `frame` to shard `target` and waits for its response.
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the reply; the owner still executes the request.
+    pub async fn forward(&self, target: usize, frame: Frame, peer: SocketAddr) -> Option<Response> {
+        let (tx, rx) = flume::bounded(1);
+        let msg = ShardMsg::Request { frame, peer, reply: tx };
+        if self.peers[target].send_async(msg).await.is_err() {
+            return None;
+        }
+        rx.recv_async().await.ok().flatten()
+    }
+}

@@ -35,6 +35,9 @@ pub const MAGIC_V2: i32 = 0xDAA3_20AB_u32 as i32;
 /// Magic of the blank filler at the end of a segment.
 pub const BLANK_MAGIC: i32 = 0xCBD4_3194_u32 as i32;
 
+/// Bytes of the fixed record fields other than BORNHOST and STOREHOST.
+pub const RECORD_FIXED_BYTES_WITHOUT_HOSTS: usize = 68;
+
 /// Position of QUEUEOFFSET.
 pub const QUEUE_OFFSET_POS: usize = 20;
 /// Position of PHYSICALOFFSET.
@@ -223,7 +226,11 @@ pub fn record_len(
     properties_len: usize,
 ) -> usize {
     let topic_len_bytes = if topic_len > TOPIC_V1_BYTES_MAX { 2 } else { 1 };
-    60 + host_len(&meta.born_host)
+    // Fixed fields without the two hosts: 4 TOTALSIZE + 4 MAGIC + 4 BODYCRC + 4 QUEUEID
+    // + 4 FLAG + 8 QUEUEOFFSET + 8 PHYSICALOFFSET + 4 SYSFLAG + 8 BORNTIMESTAMP
+    // + 8 STORETIMESTAMP + 4 RECONSUMETIMES + 8 PREPARED = 68; two IPv4 hosts make it 84.
+    RECORD_FIXED_BYTES_WITHOUT_HOSTS
+        + host_len(&meta.born_host)
         + host_len(&meta.store_host)
         + 4
         + body_len

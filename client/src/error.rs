@@ -79,7 +79,6 @@ impl ClientError {
     }
 
     /// A `BadResponse` for a reply to `code`.
-    #[allow(dead_code)]
     pub(crate) fn bad_response(code: i32, reason: impl fmt::Display) -> ClientError {
         ClientError::BadResponse { code, reason: reason.to_string() }
     }

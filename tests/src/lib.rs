@@ -215,3 +215,67 @@ where
         .join()
         .expect("join")
 }
+
+/// One frame recorded from a third-party client (`shared/client-frames`).
+#[derive(Debug, Clone)]
+pub struct RecordedFrame {
+    /// File it came from.
+    pub file: String,
+    /// Request code name.
+    pub name: String,
+    /// The frame, starting with its length prefix.
+    pub frame: Vec<u8>,
+}
+
+/// The recorded frames. Panics when the fixture directory is missing: never skipped.
+pub fn recorded_frames() -> Vec<RecordedFrame> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/client-frames");
+    let mut out = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("fixture dir {}: {e}", dir.display()))
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no fixtures in {}", dir.display());
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("fixture");
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(line).expect("fixture json");
+            out.push(RecordedFrame {
+                file: path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+                name: v["name"].as_str().unwrap_or_default().to_string(),
+                frame: base64_decode(v["frame_base64"].as_str().expect("frame_base64")),
+            });
+        }
+    }
+    out
+}
+
+/// Standard base64 with padding.
+pub fn base64_decode(text: &str) -> Vec<u8> {
+    fn sextet(c: u8) -> u32 {
+        match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("bad base64 character {c:#x}"),
+        }
+    }
+    let clean: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
+    let mut out = Vec::with_capacity(clean.len() / 4 * 3);
+    for chunk in clean.chunks(4) {
+        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
+        let mut n = 0u32;
+        for &c in &chunk[..chunk.len() - pad] {
+            n = (n << 6) | sextet(c);
+        }
+        n <<= 6 * pad as u32;
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&bytes[..3 - pad]);
+    }
+    out
+}

@@ -30,3 +30,4 @@ pub mod message;
 pub use body::BodyError;
 pub use command::{ExtFields, Frame, Header, LanguageCode, SerializeType};
 pub use error::{FieldError, FrameError, HeaderError};
+pub use header::CommandHeader;

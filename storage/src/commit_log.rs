@@ -1,0 +1,329 @@
+//! The in-memory side of one commit log: positions, the pending region, the tail cache,
+//! and the open segments. Pure, synchronous state; the writer task (`log_writer.rs`) and
+//! `LogStore` do the I/O around it (decide here, do there).
+//!
+//! Lives on: the owner shard of the log.
+//!
+//! ```text
+//! log positions ─────────────────────────────────────────────────────────────────────►
+//!
+//!            chunks (Bytes, one per append batch or blank filler), contiguous
+//!          ┌────────┬───────┬──────────┬────────┬──────┬─────────┐
+//!          │ batch  │ batch │ batch    │ BLANK  │batch │ batch   │
+//!          └────────┴───────┴──────────┴────────┴──────┴─────────┘
+//!          ▲                     ▲                     ▲          ▲
+//!   cache_start             flushed ≤ written     (segment roll)  dirty
+//!          │◄─ tail cache: evictable once written ─►│◄ pending: never evicted ─►│
+//! ```
+//!
+//! Invariants (asserted in `assert_invariants`): `cache_start ≤ flushed ≤ written ≤ dirty`
+//! (flushed may be below `cache_start` once cold chunks are evicted), chunks are
+//! contiguous and end at `dirty`, `written` is a chunk boundary, and `dirty - written ≤
+//! PENDING_BYTES_MAX + BATCH_SIZE_BYTES_MAX`.
+//!
+//! A record lives inside exactly one chunk, so a hot read is a zero-copy `Bytes::slice`.
+//! The same `Bytes` serves the writer (copied once into an aligned DMA buffer) and readers.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use ramjet_proto::message::BLANK_MAGIC;
+
+use crate::config::{BATCH_SIZE_BYTES_MAX, PENDING_BYTES_MAX, WRITE_BYTES_MAX};
+use crate::segment::{align_down, Segment};
+
+/// Bytes of the blank filler that ends a segment: i32 remaining, i32 `BLANK_MAGIC`.
+pub const BLANK_SIZE_BYTES: u64 = 8;
+
+/// Counters of one log, for tests, metrics and the bench.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// Append calls accepted.
+    pub appends: u64,
+    /// Records appended.
+    pub records: u64,
+    /// Record bytes appended (fillers excluded).
+    pub bytes_appended: u64,
+    /// Write calls issued to segments.
+    pub writes: u64,
+    /// Bytes handed to segment writes (block-aligned, so including rewritten head blocks).
+    pub bytes_written: u64,
+    /// `fdatasync` calls on segments.
+    pub fdatasyncs: u64,
+    /// Segments created.
+    pub segments_created: u64,
+    /// Hot reads served from the tail cache.
+    pub cache_reads: u64,
+    /// Cold reads issued to segments.
+    pub disk_reads: u64,
+    /// Checkpoints written.
+    pub checkpoints: u64,
+}
+
+/// A contiguous piece of the log held in memory. `span` is the log bytes it covers: the
+/// length of `bytes`, except for a blank filler, whose 8 bytes stand for the rest of its
+/// segment (those bytes are never written; they read as zero).
+#[derive(Debug, Clone)]
+pub(crate) struct Chunk {
+    pub(crate) position: u64,
+    pub(crate) span: u64,
+    pub(crate) bytes: Bytes,
+}
+
+impl Chunk {
+    fn end(&self) -> u64 {
+        self.position + self.span
+    }
+}
+
+/// What one write round writes: whole chunks of one segment.
+pub(crate) struct WritePlan {
+    /// Start of the segment written (created first when `segment` is `None`).
+    pub(crate) segment_start: u64,
+    pub(crate) segment: Option<Rc<Segment>>,
+    /// Log position of the first new byte (= `written`).
+    pub(crate) first: u64,
+    /// Log position one past the last new byte (`written` after the round).
+    pub(crate) end: u64,
+    /// The head of the first block, already on disk, rewritten with it.
+    pub(crate) prefix: Vec<u8>,
+    /// The bytes to write, contiguous from `first`; they end at or before `end` (a
+    /// filler's implied zeros are not written).
+    pub(crate) pieces: Vec<Bytes>,
+}
+
+/// Where a read is served from.
+pub(crate) enum ReadSource {
+    Cached(Bytes),
+    /// On disk in this segment; the log is written up to `written` (cold reads that
+    /// coalesce neighbours must stay below it).
+    Disk {
+        segment: Rc<Segment>,
+        written: u64,
+    },
+    Missing,
+}
+
+/// The in-memory state of one commit log.
+pub(crate) struct CommitLog {
+    pub(crate) dir: PathBuf,
+    segment_size_bytes: u64,
+    tail_cache_bytes: u64,
+    /// Segments whose files exist, by start position.
+    pub(crate) segments: BTreeMap<u64, Rc<Segment>>,
+    /// The segment `dirty` is in: appends place records in `[active_start, active_end)`.
+    active_start: u64,
+    active_end: u64,
+    pub(crate) dirty: u64,
+    pub(crate) written: u64,
+    pub(crate) flushed: u64,
+    chunks: VecDeque<Chunk>,
+    /// Sum of `chunks[..].bytes.len()`.
+    cached_bytes: u64,
+    /// Bytes `[align_down(written), written)` of the segment holding `written`.
+    tail_block: Vec<u8>,
+    pub(crate) stats: LogStats,
+}
+
+/// Where recovery left a log.
+pub(crate) struct RecoveredState {
+    pub(crate) segments: BTreeMap<u64, Rc<Segment>>,
+    pub(crate) end: u64,
+    pub(crate) active_start: u64,
+    pub(crate) active_end: u64,
+    pub(crate) tail_block: Vec<u8>,
+}
+
+impl CommitLog {
+    pub(crate) fn new(
+        dir: PathBuf,
+        segment_size_bytes: u64,
+        tail_cache_bytes: u64,
+        recovered: RecoveredState,
+    ) -> CommitLog {
+        let end = recovered.end;
+        let log = CommitLog {
+            dir,
+            segment_size_bytes,
+            tail_cache_bytes,
+            segments: recovered.segments,
+            active_start: recovered.active_start,
+            active_end: recovered.active_end,
+            dirty: end,
+            written: end,
+            flushed: end,
+            chunks: VecDeque::new(),
+            cached_bytes: 0,
+            tail_block: recovered.tail_block,
+            stats: LogStats::default(),
+        };
+        log.assert_invariants();
+        log
+    }
+
+    pub(crate) fn assert_invariants(&self) {
+        assert!(self.flushed <= self.written && self.written <= self.dirty);
+        // A batch may pass the limit once, and a filler before it spans less than a batch.
+        assert!(self.dirty - self.written <= PENDING_BYTES_MAX + 2 * BATCH_SIZE_BYTES_MAX as u64);
+        assert!(self.active_start <= self.dirty && self.dirty <= self.active_end);
+        assert!(
+            self.active_end - self.dirty >= BLANK_SIZE_BYTES || self.dirty == self.active_start
+        );
+        // Segment boundaries are block-aligned, so the head of `written`'s block is in
+        // `written`'s segment.
+        assert_eq!(self.tail_block.len() as u64, self.written - align_down(self.written));
+        if let Some(last) = self.chunks.back() {
+            assert_eq!(last.end(), self.dirty, "chunks end at dirty");
+        }
+    }
+
+    /// Bytes appended but not yet written.
+    pub(crate) fn pending_bytes(&self) -> u64 {
+        self.dirty - self.written
+    }
+
+    /// The largest batch a segment of this log can take.
+    pub(crate) fn batch_size_bytes_max(&self) -> u64 {
+        (BATCH_SIZE_BYTES_MAX as u64).min(self.segment_size_bytes - BLANK_SIZE_BYTES)
+    }
+
+    /// Reserves `len` bytes for one batch and returns their position. Rolls to a new
+    /// segment first when `len` plus a filler does not fit, pushing the blank filler.
+    pub(crate) fn place(&mut self, len: u64) -> u64 {
+        assert!(len > 0 && len <= self.batch_size_bytes_max());
+        if self.dirty + len + BLANK_SIZE_BYTES > self.active_end {
+            let remaining = self.active_end - self.dirty;
+            assert!(remaining >= BLANK_SIZE_BYTES, "a filler always fits (RocketMQ rule)");
+            let mut blank = BytesMut::with_capacity(BLANK_SIZE_BYTES as usize);
+            blank.put_i32(remaining as i32);
+            blank.put_i32(BLANK_MAGIC);
+            self.cached_bytes += BLANK_SIZE_BYTES;
+            self.chunks.push_back(Chunk {
+                position: self.dirty,
+                span: remaining,
+                bytes: blank.freeze(),
+            });
+            self.dirty = self.active_end;
+            self.active_start = self.active_end;
+            self.active_end = self.active_start + self.segment_size_bytes;
+        }
+        self.dirty
+    }
+
+    /// Appends a chunk at `dirty`.
+    pub(crate) fn push_chunk(&mut self, bytes: Bytes) {
+        let span = bytes.len() as u64;
+        self.cached_bytes += span;
+        self.chunks.push_back(Chunk { position: self.dirty, span, bytes });
+        self.dirty += span;
+    }
+
+    /// Takes the next write round: whole chunks from `written` within one segment, up to
+    /// `WRITE_BYTES_MAX` (at least one chunk).
+    pub(crate) fn plan_write(&self) -> Option<WritePlan> {
+        if self.written == self.dirty {
+            return None;
+        }
+        let index = self.chunks.partition_point(|chunk| chunk.position < self.written);
+        let (segment_start, segment, segment_end) =
+            match self.segments.range(..=self.written).next_back() {
+                Some((_, segment)) if self.written < segment.end() => {
+                    (segment.start, Some(segment.clone()), segment.end())
+                }
+                Some((_, segment)) => {
+                    (segment.end(), None, segment.end() + self.segment_size_bytes)
+                }
+                None => (self.written, None, self.written + self.segment_size_bytes),
+            };
+        let mut pieces = Vec::new();
+        let mut end = self.written;
+        for chunk in self.chunks.range(index..) {
+            assert_eq!(chunk.position, end, "chunks are contiguous");
+            // A blank filler completes its segment, and a segment's chunks end at or
+            // before its end, so a chunk never crosses `segment_end`.
+            if chunk.position >= segment_end
+                || (!pieces.is_empty() && end - self.written >= WRITE_BYTES_MAX)
+            {
+                break;
+            }
+            assert!(chunk.end() <= segment_end);
+            pieces.push(chunk.bytes.clone());
+            end = chunk.end();
+        }
+        assert!(!pieces.is_empty());
+        Some(WritePlan {
+            segment_start,
+            segment,
+            first: self.written,
+            end,
+            prefix: self.tail_block.clone(),
+            pieces,
+        })
+    }
+
+    /// Records a segment the writer created.
+    pub(crate) fn add_segment(&mut self, segment: Rc<Segment>) {
+        self.stats.segments_created += 1;
+        self.segments.insert(segment.start, segment);
+    }
+
+    /// Records a completed write round (and its `fdatasync` when `synced`).
+    pub(crate) fn complete_write(&mut self, end: u64, tail_block: Vec<u8>, synced: bool) {
+        assert!(end > self.written && end <= self.dirty);
+        self.written = end;
+        self.tail_block = tail_block;
+        if synced {
+            self.flushed = end;
+        }
+        self.evict();
+        self.assert_invariants();
+    }
+
+    /// Records an `fdatasync` covering everything written.
+    pub(crate) fn complete_sync(&mut self, position: u64) {
+        assert!(position <= self.written);
+        self.flushed = self.flushed.max(position);
+    }
+
+    /// Drops the oldest written chunks while the cache holds more than its budget.
+    fn evict(&mut self) {
+        while self.cached_bytes > self.tail_cache_bytes {
+            match self.chunks.front() {
+                Some(chunk) if chunk.end() <= self.written => {
+                    self.cached_bytes -= chunk.bytes.len() as u64;
+                    self.chunks.pop_front();
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// Where the `size` bytes at `position` are.
+    pub(crate) fn locate(&mut self, position: u64, size: u64) -> ReadSource {
+        if position + size > self.dirty {
+            return ReadSource::Missing;
+        }
+        let index = self.chunks.partition_point(|chunk| chunk.end() <= position);
+        if let Some(chunk) = self.chunks.get(index) {
+            if chunk.position <= position
+                && position + size <= chunk.position + chunk.bytes.len() as u64
+            {
+                let from = (position - chunk.position) as usize;
+                self.stats.cache_reads += 1;
+                return ReadSource::Cached(chunk.bytes.slice(from..from + size as usize));
+            }
+        }
+        if position + size > self.written {
+            return ReadSource::Missing;
+        }
+        match self.segments.range(..=position).next_back() {
+            Some((_, segment)) if position + size <= segment.end() => {
+                self.stats.disk_reads += 1;
+                ReadSource::Disk { segment: segment.clone(), written: self.written }
+            }
+            _ => ReadSource::Missing,
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Store configuration and the storage limits, each a named constant with its unit.
+//!
+//! Lives on: every shard (a plain value, cloned into each `LogStore`).
+//!
+//! Limits and what happens when one is reached:
+//!
+//! | limit | value | when reached |
+//! |---|---|---|
+//! | [`RECORD_SIZE_BYTES_MAX`] | 4 MiB + 64 KiB | append fails `MessageTooLarge` |
+//! | [`BATCH_SIZE_BYTES_MAX`] | 8 MiB, and at most a segment less 8 bytes | `MessageTooLarge` |
+//! | [`PENDING_BYTES_MAX`] | 64 MiB per log | append fails `Busy` (RocketMQ `SYSTEM_BUSY`) |
+//! | [`WRITE_BYTES_MAX`] | 16 MiB | one write round takes at most this much (plus one batch) |
+//! | [`UNSYNCED_BYTES_MAX`] | 64 MiB | async mode: `fdatasync` early once this much is unsynced |
+//! | [`CHECKPOINT_INTERVAL_BYTES`] | 64 MiB | consume queues persisted + checkpoint written |
+
+use std::path::PathBuf;
+
+use ramjet_proto::message::{property, property_value, tags_code, StoredMessage};
+
+/// Default segment size: 1 GiB, RocketMQ's `mappedFileSizeCommitLog`.
+pub const SEGMENT_SIZE_BYTES_DEFAULT: u64 = 1 << 30;
+/// Smallest segment size accepted (tests use 1 MiB).
+pub const SEGMENT_SIZE_BYTES_MIN: u64 = 64 * 1024;
+/// Direct-I/O block: every write and read of a segment is aligned to it. 4096 covers both
+/// 512-byte and 4 KiB logical-block devices.
+pub const BLOCK_SIZE_BYTES: u64 = 4096;
+/// Largest single record: RocketMQ's 4 MiB body limit plus 64 KiB for the fixed part,
+/// topic and properties (`MessageExtEncoder`).
+pub const RECORD_SIZE_BYTES_MAX: usize = 4 * 1024 * 1024 + 64 * 1024;
+/// Smallest valid record: the 84-byte fixed part, an empty body, a 1-byte topic length and
+/// an empty properties string (84 + 4 + 1 + 2).
+pub const RECORD_SIZE_BYTES_MIN: usize = 91;
+/// Largest batch accepted by one append.
+pub const BATCH_SIZE_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Appended-but-unwritten bytes a log holds before appends fail with `Busy`.
+pub const PENDING_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// Bytes one write round takes from the pending region (it always takes at least one
+/// batch, so a round may be up to `WRITE_BYTES_MAX + BATCH_SIZE_BYTES_MAX`).
+pub const WRITE_BYTES_MAX: u64 = 16 * 1024 * 1024;
+/// Async mode: written but unsynced bytes that trigger an `fdatasync` before the interval.
+pub const UNSYNCED_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// Log bytes between checkpoints: each checkpoint persists the consume queues, so an
+/// unclean restart rescans at most about this much log.
+pub const CHECKPOINT_INTERVAL_BYTES: u64 = 64 * 1024 * 1024;
+/// Longest topic name (RocketMQ's `TopicValidator` limit); also keeps topic directory
+/// names well under the 255-byte file-name limit.
+pub const TOPIC_BYTES_MAX: usize = 127 * 2;
+/// Default tail cache per log.
+pub const TAIL_CACHE_BYTES_DEFAULT: usize = 64 * 1024 * 1024;
+/// Default async flush interval (RocketMQ `flushIntervalCommitLog`).
+pub const FLUSH_INTERVAL_MS_DEFAULT: u64 = 500;
+
+/// When an append is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushMode {
+    /// Acknowledge once the records are in memory and queued for the writer; written
+    /// promptly and `fdatasync`ed within `flush_interval_ms` (RocketMQ `ASYNC_FLUSH`).
+    Async,
+    /// Acknowledge after the records are written and `fdatasync`ed (RocketMQ
+    /// `SYNC_FLUSH`). Appends that arrive during a write share the next one.
+    Sync,
+}
+
+/// How recovery recomputes a consume-queue tags code for a record it replays from the log.
+pub type TagsCodeFn = fn(&StoredMessage) -> i64;
+
+/// The default [`TagsCodeFn`]: Java's `String.hashCode()` of the `TAGS` property, 0 when
+/// there is none. A broker that stores other codes (the schedule topic's delivery time)
+/// sets its own function so replayed entries match appended ones.
+pub fn tags_code_from_tags(message: &StoredMessage) -> i64 {
+    property_value(&message.properties, property::TAGS).map_or(0, |tags| tags_code(&tags))
+}
+
+/// Configuration of a store: one per broker, shared by all its logs.
+///
+/// ```
+/// use ramjet_storage::{FlushMode, StoreConfig};
+/// let mut config = StoreConfig::new("/var/tmp/ramjet-store");
+/// config.flush = FlushMode::Sync;
+/// assert_eq!(config.segment_size_bytes, 1 << 30);
+/// ```
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Store root: `{root}/store.meta`, `{root}/commitlog/`, `{root}/consumequeue/`.
+    pub root: PathBuf,
+    /// Size of new segments; a multiple of [`BLOCK_SIZE_BYTES`], at least
+    /// [`SEGMENT_SIZE_BYTES_MIN`]. Existing segments keep their size.
+    pub segment_size_bytes: u64,
+    /// When appends are acknowledged.
+    pub flush: FlushMode,
+    /// Async mode: written data is `fdatasync`ed within this many milliseconds.
+    pub flush_interval_ms: u64,
+    /// Recent log bytes kept in memory per log, so pulls near the tail never read the disk.
+    pub tail_cache_bytes: usize,
+    /// Tags code of a record replayed by recovery (see [`tags_code_from_tags`]).
+    pub tags_code_of: TagsCodeFn,
+}
+
+impl StoreConfig {
+    /// A config with the defaults: 1 GiB segments, async flush every 500 ms, 64 MiB tail
+    /// cache.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        StoreConfig {
+            root: root.into(),
+            segment_size_bytes: SEGMENT_SIZE_BYTES_DEFAULT,
+            flush: FlushMode::Async,
+            flush_interval_ms: FLUSH_INTERVAL_MS_DEFAULT,
+            tail_cache_bytes: TAIL_CACHE_BYTES_DEFAULT,
+            tags_code_of: tags_code_from_tags,
+        }
+    }
+
+    /// The directory of one log's segments: `{root}/commitlog/{log_id:03}`.
+    pub fn log_dir(&self, log_id: u32) -> PathBuf {
+        self.root.join("commitlog").join(format!("{log_id:03}"))
+    }
+
+    /// The root of the consume queues: `{root}/consumequeue`.
+    pub fn consume_queue_root(&self) -> PathBuf {
+        self.root.join("consumequeue")
+    }
+
+    /// The checkpoint of one log: `{root}/commitlog/{log_id:03}.checkpoint`.
+    pub fn checkpoint_path(&self, log_id: u32) -> PathBuf {
+        self.root.join("commitlog").join(format!("{log_id:03}.checkpoint"))
+    }
+
+    /// The abort marker of one log: `{root}/commitlog/{log_id:03}.abort`.
+    pub fn abort_path(&self, log_id: u32) -> PathBuf {
+        self.root.join("commitlog").join(format!("{log_id:03}.abort"))
+    }
+}

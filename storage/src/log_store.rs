@@ -1,0 +1,826 @@
+//! `LogStore`: one commit log and the consume queues of every `(topic, queue id)` mapped
+//! to it. The storage API the broker calls.
+//!
+//! Lives on: the owner shard of the log. `!Send`: `Rc` and `RefCell` inside, no locks or
+//! atomics; no `RefCell` borrow is held across an `.await` (each call is a synchronous
+//! decide step, then I/O, then a synchronous complete step).
+//!
+//! ```text
+//!  LogStore ── Rc<Shared> ─┬─ RefCell<CommitLog>      positions, pending chunks, tail cache
+//!     │                    ├─ RefCell<ConsumeQueues>  topic → queue id → entries
+//!     │                    ├─ PositionWatch flushed   sync-mode appends wait here
+//!     │                    └─ Rc<dyn Io>              the I/O seam
+//!     ├── writer task       (log_writer.rs: group commit)
+//!     └── checkpointer task (persists consume queues, writes the checkpoint)
+//! ```
+//!
+//! Files of log `L` under the store root:
+//!
+//! ```text
+//! {root}/store.meta                          log count, fixed at creation
+//! {root}/commitlog/{L:03}/{start:020}        segments
+//! {root}/commitlog/{L:03}.checkpoint         checkpoint (two slots)
+//! {root}/commitlog/{L:03}.abort              abort marker: present while open
+//! {root}/consumequeue/{topic}/{queue id}/{first byte:020}
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use glommio::Task;
+use ramjet_proto::message::{
+    patch_record, MAGIC_V1, MAGIC_V2, SYSFLAG_BORNHOST_V6, SYSFLAG_STOREHOST_V6,
+};
+
+use crate::checkpoint::{read_checkpoint, write_checkpoint, Checkpoint};
+use crate::commit_log::{CommitLog, LogStats, ReadSource};
+use crate::config::{
+    FlushMode, StoreConfig, BLOCK_SIZE_BYTES, PENDING_BYTES_MAX, RECORD_SIZE_BYTES_MAX,
+    RECORD_SIZE_BYTES_MIN, SEGMENT_SIZE_BYTES_MIN, TOPIC_BYTES_MAX,
+};
+use crate::consume_queue::{
+    list_queue_files, persist_job, run_persist_job, ConsumeQueue, ConsumeQueueEntry, ConsumeQueues,
+};
+use crate::error::StoreError;
+use crate::io::{DmaIo, Io, OpenMode};
+use crate::log_offset::{log_offset_of, split_log_offset, LOG_ID_MAX};
+use crate::log_writer::run_writer;
+use crate::recovery::{recover, RecoveryOptions, RecoveryReport};
+use crate::store_meta::read_meta;
+use crate::watch::{PositionWatch, Signal};
+
+/// Consume-queue entries one pull scans at most when a tags filter skips entries
+/// (RocketMQ's `maxFilterMessageCount`), unless `max_count` is larger.
+pub const SCAN_ENTRIES_MAX: u32 = 16_000;
+/// Largest span of log one cold read covers when it serves several records at once.
+pub const COLD_READ_BYTES_MAX: u64 = 1024 * 1024;
+
+/// One append: one record or a batch for one queue, stored contiguously.
+#[derive(Debug, Clone)]
+pub struct AppendBatch {
+    /// Topic of every record.
+    pub topic: String,
+    /// Queue of every record.
+    pub queue_id: i32,
+    /// One or more records from `proto::message::encode_record`, back to back.
+    pub records: BytesMut,
+    /// The consume-queue tags code of each record.
+    pub tags_codes: Vec<i64>,
+}
+
+/// Where an append landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendResult {
+    /// Global log offset of the first record.
+    pub first_log_offset: i64,
+    /// Queue offset of the first record.
+    pub first_queue_offset: i64,
+    /// Global log offset of each record.
+    pub record_offsets: Vec<i64>,
+    /// STORETIMESTAMP written into every record, ms.
+    pub store_timestamp: i64,
+}
+
+/// A pull from one queue.
+#[derive(Debug, Clone)]
+pub struct GetRequest<'a> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Queue id.
+    pub queue_id: i32,
+    /// First queue offset wanted.
+    pub queue_offset: i64,
+    /// Most messages returned.
+    pub max_count: u32,
+    /// Most record bytes returned (at least one message is returned regardless).
+    pub max_bytes: u32,
+    /// Tags codes to keep (None = all). Entries whose code is not in the set are skipped,
+    /// and next_offset moves past them; if entries were scanned but none matched, status
+    /// is NoMatchedMessage.
+    pub tags_filter: Option<&'a [i64]>,
+}
+
+/// Outcome of a pull, as RocketMQ's `GetMessageStatus` (facts §10.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetStatus {
+    /// Entries were scanned but none matched the tags filter.
+    NoMatchedMessage,
+    /// At least one message.
+    Found,
+    /// The queue is empty (max offset 0), or was never written: storage does not know
+    /// topics, so like RocketMQ (which creates a queue on lookup) it answers this for an
+    /// unknown queue.
+    NoMessageInQueue,
+    /// The offset is below the queue's min offset; next_offset is the min.
+    OffsetTooSmall,
+    /// The offset equals the max offset (nothing new: long-poll); next_offset is it.
+    OffsetOverflowOne,
+    /// The offset is past the max offset; next_offset is the max.
+    OffsetOverflowBadly,
+    /// Not produced by `LogStore` (see `NoMessageInQueue`); kept for the server's mapping.
+    NoMatchedLogicQueue,
+}
+
+/// A pull's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetResult {
+    /// What happened.
+    pub status: GetStatus,
+    /// Where the consumer should pull next.
+    pub next_offset: i64,
+    /// The queue's min offset.
+    pub min_offset: i64,
+    /// The queue's max offset (next to write).
+    pub max_offset: i64,
+    /// Whole stored records.
+    pub messages: Vec<Bytes>,
+    /// Tags code of each message, parallel to `messages`.
+    pub tags_codes: Vec<i64>,
+}
+
+/// State shared by the `LogStore` handle and its tasks.
+pub(crate) struct Shared {
+    pub(crate) config: StoreConfig,
+    pub(crate) log_id: u32,
+    pub(crate) io: Rc<dyn Io>,
+    pub(crate) log: RefCell<CommitLog>,
+    pub(crate) queues: RefCell<ConsumeQueues>,
+    /// The flushed position, for sync-mode appends.
+    pub(crate) flushed: PositionWatch,
+    pub(crate) writer_wake: Signal,
+    pub(crate) checkpointer_wake: Signal,
+    pub(crate) closing: Cell<bool>,
+    pub(crate) poison: RefCell<Option<StoreError>>,
+    /// The last checkpoint written (or read at open).
+    pub(crate) checkpoint: Cell<Checkpoint>,
+}
+
+/// One commit log and the consume queues of every `(topic, queue id)` mapped to it.
+///
+/// Lives on: the owner shard of the log.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), ramjet_storage::StoreError> {
+/// use ramjet_storage::{open_or_create_meta, LogStore, StoreConfig};
+/// let config = StoreConfig::new("/var/tmp/ramjet-store");
+/// let log_count = open_or_create_meta(&config.root, 4)?; // before executors start
+/// let store = LogStore::open(&config, 0).await?; // on the shard that owns log 0
+/// assert_eq!(store.max_offset("TopicTest", 0), 0);
+/// store.close().await?;
+/// # let _ = log_count;
+/// # Ok(()) }
+/// ```
+pub struct LogStore {
+    shared: Rc<Shared>,
+    tasks: RefCell<Vec<Task<()>>>,
+    report: RecoveryReport,
+    closed: Cell<bool>,
+}
+
+fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since_epoch.map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Checks that a topic can be a directory name.
+fn validate_topic(topic: &str) -> Result<(), StoreError> {
+    let bad = topic.is_empty()
+        || topic == "."
+        || topic == ".."
+        || topic.len() > TOPIC_BYTES_MAX
+        || topic.bytes().any(|b| b == b'/' || b == 0);
+    if bad {
+        return Err(StoreError::InvalidTopic { topic: topic.chars().take(300).collect() });
+    }
+    Ok(())
+}
+
+fn field_i32(bytes: &[u8], at: usize) -> Option<i32> {
+    Some(i32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// The topic bytes of an encoded record (layout in `proto::message`).
+fn record_topic(record: &[u8]) -> Option<&[u8]> {
+    let sys_flag = field_i32(record, 36)?;
+    let born_host = if sys_flag & SYSFLAG_BORNHOST_V6 != 0 { 20 } else { 8 };
+    let store_host = if sys_flag & SYSFLAG_STOREHOST_V6 != 0 { 20 } else { 8 };
+    // 48 = fixed fields up to BORNHOST; then STORETIMESTAMP 8, RECONSUMETIMES 4,
+    // PREPARED TRANSACTION OFFSET 8.
+    let body_len_at = 48 + born_host + 8 + store_host + 12;
+    let body_len = usize::try_from(field_i32(record, body_len_at)?).ok()?;
+    let topic_len_at = body_len_at + 4 + body_len;
+    if field_i32(record, 4)? == MAGIC_V2 {
+        let len = usize::try_from(i16::from_be_bytes(
+            record.get(topic_len_at..topic_len_at + 2)?.try_into().ok()?,
+        ))
+        .ok()?;
+        record.get(topic_len_at + 2..topic_len_at + 2 + len)
+    } else {
+        let len = usize::from(*record.get(topic_len_at)?);
+        record.get(topic_len_at + 1..topic_len_at + 1 + len)
+    }
+}
+
+/// Splits a batch into record lengths, checking each record's size, magic, queue id and
+/// topic against the batch.
+fn record_lengths(batch: &AppendBatch) -> Result<Vec<usize>, StoreError> {
+    let records = &batch.records[..];
+    let mut lengths = Vec::with_capacity(batch.tags_codes.len());
+    let mut at = 0;
+    while at < records.len() {
+        let record = records.get(at..).unwrap_or_default();
+        let total = field_i32(record, 0)
+            .ok_or(StoreError::InvalidBatch { reason: "truncated record header" })?;
+        let total = usize::try_from(total)
+            .map_err(|_| StoreError::InvalidBatch { reason: "negative TOTALSIZE" })?;
+        if total > RECORD_SIZE_BYTES_MAX {
+            return Err(StoreError::MessageTooLarge);
+        }
+        if total < RECORD_SIZE_BYTES_MIN || total > record.len() {
+            return Err(StoreError::InvalidBatch { reason: "TOTALSIZE out of range" });
+        }
+        let record = record.get(..total).unwrap_or_default();
+        let magic = field_i32(record, 4);
+        if magic != Some(MAGIC_V1) && magic != Some(MAGIC_V2) {
+            return Err(StoreError::InvalidBatch { reason: "bad record magic" });
+        }
+        if field_i32(record, 12) != Some(batch.queue_id) {
+            return Err(StoreError::InvalidBatch {
+                reason: "record queue id differs from the batch",
+            });
+        }
+        if record_topic(record) != Some(batch.topic.as_bytes()) {
+            return Err(StoreError::InvalidBatch { reason: "record topic differs from the batch" });
+        }
+        lengths.push(total);
+        at += total;
+    }
+    if lengths.is_empty() {
+        return Err(StoreError::InvalidBatch { reason: "no records" });
+    }
+    if lengths.len() != batch.tags_codes.len() {
+        return Err(StoreError::InvalidBatch { reason: "one tags code per record" });
+    }
+    Ok(lengths)
+}
+
+/// A pull's entries, chosen synchronously from the consume queue.
+struct Selection {
+    result: GetResult,
+    entries: Vec<ConsumeQueueEntry>,
+}
+
+impl LogStore {
+    /// Opens (or creates) log `log_id` under `config.root` with production I/O (glommio
+    /// `DmaFile`, O_DIRECT), recovering it as `recovery.rs` describes, and starts its
+    /// writer. Call `open_or_create_meta` first.
+    ///
+    /// # Errors
+    /// `Meta` when the store meta is missing or `log_id` is not below its log count;
+    /// `Corrupt` when recovery finds damage it will not truncate; `Io`.
+    pub async fn open(config: &StoreConfig, log_id: u32) -> Result<Rc<LogStore>, StoreError> {
+        let meta = config.root.join("store.meta");
+        DmaIo::probe_device(&meta).await.map_err(|e| StoreError::io("open", &meta, &e))?;
+        LogStore::open_with_io(config, log_id, Rc::new(DmaIo)).await
+    }
+
+    /// [`LogStore::open`] over any I/O implementation (tests inject faults here).
+    ///
+    /// # Errors
+    /// As [`LogStore::open`].
+    pub async fn open_with_io(
+        config: &StoreConfig,
+        log_id: u32,
+        io: Rc<dyn Io>,
+    ) -> Result<Rc<LogStore>, StoreError> {
+        let log_count = read_meta(&config.root)?;
+        check_config(config, log_id, log_count)?;
+        let log_dir = config.log_dir(log_id);
+        let cq_root = config.consume_queue_root();
+        for dir in [&log_dir, &cq_root] {
+            io.create_dir_all(dir.clone()).await.map_err(|e| StoreError::io("mkdir", dir, &e))?;
+        }
+        let abort = config.abort_path(log_id);
+        let clean =
+            !io.exists(abort.clone()).await.map_err(|e| StoreError::io("stat", &abort, &e))?;
+        let checkpoint_path = config.checkpoint_path(log_id);
+        let checkpoint = read_checkpoint(io.as_ref(), &checkpoint_path).await?.unwrap_or_default();
+        let loaded =
+            load_queues_for(config, io.as_ref(), log_id, log_count, checkpoint.position).await?;
+        let mut queues = loaded.queues;
+        let mut options = RecoveryOptions {
+            io: io.as_ref(),
+            dir: &log_dir,
+            log_id,
+            segment_size_bytes: config.segment_size_bytes,
+            start: checkpoint.position,
+            clean,
+        };
+        let mut mismatch = false;
+        let mut outcome = replay(&options, config, &mut queues, &mut mismatch).await;
+        let mut rebuilt = false;
+        if mismatch && options.start > 0 {
+            // The persisted consume queues disagree with the log: they are derived data,
+            // so drop them and rebuild every queue of this log from the log's start.
+            tracing::warn!(log_id, "consume queues disagree with the log; rebuilding them");
+            for dir in &loaded.dirs {
+                let starts = list_queue_files(io.as_ref(), dir).await?;
+                crate::consume_queue::truncate_queue_files(io.as_ref(), dir, &starts, 0).await?;
+            }
+            queues = ConsumeQueues::new();
+            options.start = 0;
+            mismatch = false;
+            rebuilt = true;
+            outcome = replay(&options, config, &mut queues, &mut mismatch).await;
+        }
+        let (recovered, mut report) = outcome?;
+        report.consume_queues_rebuilt = rebuilt;
+        tracing::info!(log_id, ?report, "commit log recovered");
+        let marker = io
+            .open(abort.clone(), OpenMode::Create)
+            .await
+            .map_err(|e| StoreError::io("open", &abort, &e))?;
+        drop(marker);
+        if let Some(dir) = abort.parent() {
+            io.sync_dir(dir.to_path_buf())
+                .await
+                .map_err(|e| StoreError::io("sync_dir", dir, &e))?;
+        }
+        let end = recovered.end;
+        let log = CommitLog::new(
+            log_dir,
+            config.segment_size_bytes,
+            config.tail_cache_bytes as u64,
+            recovered,
+        );
+        let checkpoint =
+            if rebuilt { Checkpoint { position: 0, ..checkpoint } } else { checkpoint };
+        let shared = Rc::new(Shared {
+            config: config.clone(),
+            log_id,
+            io,
+            log: RefCell::new(log),
+            queues: RefCell::new(queues),
+            flushed: PositionWatch::new(end),
+            writer_wake: Signal::default(),
+            checkpointer_wake: Signal::default(),
+            closing: Cell::new(false),
+            poison: RefCell::new(None),
+            checkpoint: Cell::new(checkpoint),
+        });
+        let writer = glommio::spawn_local(run_writer(shared.clone()));
+        let checkpointer = glommio::spawn_local(run_checkpointer(shared.clone()));
+        Ok(Rc::new(LogStore {
+            shared,
+            tasks: RefCell::new(vec![writer, checkpointer]),
+            report,
+            closed: Cell::new(false),
+        }))
+    }
+
+    /// Appends one record or a batch for one queue, contiguously. Storage patches
+    /// QUEUEOFFSET, PHYSICALOFFSET (the global log offset) and STORETIMESTAMP into each
+    /// record. Resolves when the data is acknowledged under the flush mode (Async: in memory
+    /// and queued for write; Sync: written and fdatasynced). Group commit: appends arriving
+    /// while a write is in flight share the next write + fdatasync. The records are readable
+    /// by pulls as soon as the append is placed, before it is durable (as in RocketMQ).
+    ///
+    /// # Errors
+    /// `InvalidBatch`, `InvalidTopic`, `MessageTooLarge` (a record over
+    /// `RECORD_SIZE_BYTES_MAX`, a batch over `BATCH_SIZE_BYTES_MAX` or a segment),
+    /// `Busy` (pending bytes over `PENDING_BYTES_MAX`), `Poisoned`, `Closed`.
+    ///
+    /// # Cancel safety
+    /// The records are placed before the first `.await`: dropping the future in sync mode
+    /// drops only the wait for durability; the records are still written.
+    pub async fn append(&self, batch: AppendBatch) -> Result<AppendResult, StoreError> {
+        let (result, end) = self.append_placed(batch)?;
+        if self.shared.config.flush == FlushMode::Sync {
+            self.shared.flushed.wait_for(end).await?;
+        }
+        Ok(result)
+    }
+
+    /// The synchronous decide step of `append`: validate, place, patch, index, queue.
+    fn append_placed(&self, batch: AppendBatch) -> Result<(AppendResult, u64), StoreError> {
+        let shared = &self.shared;
+        if shared.closing.get() {
+            return Err(StoreError::Closed);
+        }
+        if shared.poison.borrow().is_some() {
+            return Err(StoreError::Poisoned);
+        }
+        validate_topic(&batch.topic)?;
+        let lengths = record_lengths(&batch)?;
+        let AppendBatch { topic, queue_id, mut records, tags_codes } = batch;
+        let len = records.len() as u64;
+        let mut log = shared.log.borrow_mut();
+        if len > log.batch_size_bytes_max() {
+            return Err(StoreError::MessageTooLarge);
+        }
+        let pending_bytes = log.pending_bytes();
+        if pending_bytes + len > PENDING_BYTES_MAX {
+            return Err(StoreError::Busy { pending_bytes, pending_bytes_max: PENDING_BYTES_MAX });
+        }
+        let mut queues = shared.queues.borrow_mut();
+        let queue = match queues.get_mut(&topic) {
+            Some(topic_queues) => topic_queues.entry(queue_id).or_default(),
+            None => queues.entry(topic).or_default().entry(queue_id).or_default(),
+        };
+        let position = log.place(len);
+        let store_timestamp = now_ms();
+        let first_queue_offset = queue.max_offset();
+        let mut record_offsets = Vec::with_capacity(lengths.len());
+        let mut at = 0;
+        for (index, (&length, &tags_code)) in lengths.iter().zip(&tags_codes).enumerate() {
+            let log_offset = log_offset_of(shared.log_id, position + at as u64);
+            let queue_offset = first_queue_offset + index as i64;
+            patch_record(&mut records[at..at + length], queue_offset, log_offset, store_timestamp);
+            queue.entries.push(ConsumeQueueEntry::new(log_offset, length as i32, tags_code));
+            record_offsets.push(log_offset);
+            at += length;
+        }
+        log.push_chunk(records.freeze());
+        log.stats.appends += 1;
+        log.stats.records += lengths.len() as u64;
+        log.stats.bytes_appended += len;
+        let end = position + len;
+        drop(log);
+        shared.writer_wake.raise();
+        let first_log_offset = log_offset_of(shared.log_id, position);
+        Ok((
+            AppendResult { first_log_offset, first_queue_offset, record_offsets, store_timestamp },
+            end,
+        ))
+    }
+
+    /// Reads messages from one queue, as RocketMQ's `getMessage` (facts §10.2). Hot
+    /// records come from the tail cache without copying; cold ones from direct reads.
+    ///
+    /// # Errors
+    /// `Io` on a failed cold read; `Corrupt` when an entry does not point at its record.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: it only reads.
+    pub async fn get_messages(&self, request: GetRequest<'_>) -> Result<GetResult, StoreError> {
+        let Selection { mut result, entries } = self.select(&request);
+        if entries.is_empty() {
+            return Ok(result);
+        }
+        let messages = self.read_entries(&entries).await?;
+        result.tags_codes = entries.iter().map(|entry| entry.tags_code()).collect();
+        result.messages = messages;
+        Ok(result)
+    }
+
+    /// The synchronous half of `get_messages`: status, next offset, and entries to read.
+    fn select(&self, request: &GetRequest<'_>) -> Selection {
+        let queues = self.shared.queues.borrow();
+        let queue = queues.get(request.topic).and_then(|topic| topic.get(&request.queue_id));
+        let (min_offset, max_offset) = queue.map_or((0, 0), |q| (q.min_offset(), q.max_offset()));
+        let offset = request.queue_offset;
+        let mut result = GetResult {
+            status: GetStatus::NoMessageInQueue,
+            next_offset: 0,
+            min_offset,
+            max_offset,
+            messages: Vec::new(),
+            tags_codes: Vec::new(),
+        };
+        let Some(queue) = queue.filter(|_| max_offset > 0) else {
+            return Selection { result, entries: Vec::new() };
+        };
+        let (status, next_offset) = if offset < min_offset {
+            (GetStatus::OffsetTooSmall, min_offset)
+        } else if offset == max_offset {
+            (GetStatus::OffsetOverflowOne, offset)
+        } else if offset > max_offset {
+            (GetStatus::OffsetOverflowBadly, max_offset)
+        } else {
+            (GetStatus::NoMatchedMessage, offset)
+        };
+        result.status = status;
+        result.next_offset = next_offset;
+        if status != GetStatus::NoMatchedMessage {
+            return Selection { result, entries: Vec::new() };
+        }
+        let scan_max = request.max_count.max(SCAN_ENTRIES_MAX) as usize;
+        let count_max = request.max_count.max(1) as usize;
+        let mut entries = Vec::new();
+        let mut bytes = 0u64;
+        let mut next = offset;
+        for entry in
+            queue.entries.iter().skip((offset - queue.min_offset()) as usize).take(scan_max)
+        {
+            if entries.len() >= count_max {
+                break;
+            }
+            if request.tags_filter.is_some_and(|codes| !codes.contains(&entry.tags_code())) {
+                next += 1;
+                continue;
+            }
+            let size = entry.size() as u64;
+            if !entries.is_empty() && bytes + size > u64::from(request.max_bytes) {
+                break;
+            }
+            bytes += size;
+            entries.push(*entry);
+            next += 1;
+        }
+        result.next_offset = next;
+        if !entries.is_empty() {
+            result.status = GetStatus::Found;
+        }
+        Selection { result, entries }
+    }
+
+    /// Reads the records of `entries`: cached ones by slicing, cold ones by direct reads,
+    /// coalescing neighbours in one segment into reads of up to `COLD_READ_BYTES_MAX`.
+    async fn read_entries(&self, entries: &[ConsumeQueueEntry]) -> Result<Vec<Bytes>, StoreError> {
+        let mut messages = Vec::with_capacity(entries.len());
+        let mut index = 0;
+        while let Some(entry) = entries.get(index) {
+            let (position, size) = (entry.position(), entry.size() as u64);
+            let source = self.shared.log.borrow_mut().locate(position, size);
+            match source {
+                ReadSource::Cached(bytes) => {
+                    messages.push(bytes);
+                    index += 1;
+                }
+                ReadSource::Disk { segment, written } => {
+                    let limit = segment.end().min(written);
+                    let group = cold_group(limit, entries.get(index..).unwrap_or_default());
+                    let span_end =
+                        group.last().map_or(position + size, |e| e.position() + e.size() as u64);
+                    let span = segment.read(position, (span_end - position) as usize).await?;
+                    for member in group {
+                        let from = (member.position() - position) as usize;
+                        messages.push(span.slice(from..from + member.size() as usize));
+                    }
+                    index += group.len();
+                }
+                ReadSource::Missing => {
+                    return Err(self
+                        .corrupt(position, "consume-queue entry points past the log".to_string()));
+                }
+            }
+        }
+        for (message, entry) in messages.iter().zip(entries) {
+            if field_i32(message, 0) != Some(entry.size()) {
+                return Err(self.corrupt(
+                    entry.position(),
+                    "record size differs from its consume-queue entry".to_string(),
+                ));
+            }
+        }
+        Ok(messages)
+    }
+
+    fn corrupt(&self, position: u64, reason: String) -> StoreError {
+        StoreError::Corrupt { log_id: self.shared.log_id, position, reason }
+    }
+
+    /// The next queue offset to write in `(topic, queue_id)`; 0 for an unknown queue.
+    pub fn max_offset(&self, topic: &str, queue_id: i32) -> i64 {
+        let queues = self.shared.queues.borrow();
+        queues.get(topic).and_then(|t| t.get(&queue_id)).map_or(0, ConsumeQueue::max_offset)
+    }
+
+    /// The smallest queue offset still readable in `(topic, queue_id)`.
+    pub fn min_offset(&self, topic: &str, queue_id: i32) -> i64 {
+        let queues = self.shared.queues.borrow();
+        queues.get(topic).and_then(|t| t.get(&queue_id)).map_or(0, ConsumeQueue::min_offset)
+    }
+
+    /// The whole stored record at a global log offset; `None` when the offset is another
+    /// log's, past the end, or not the start of a record (checked by magic, size and the
+    /// record's own PHYSICALOFFSET).
+    ///
+    /// # Errors
+    /// `Io` on a failed cold read.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: it only reads.
+    pub async fn read_record(&self, log_offset: i64) -> Result<Option<Bytes>, StoreError> {
+        let Some((log_id, position)) = split_log_offset(log_offset) else { return Ok(None) };
+        if log_id != self.shared.log_id {
+            return Ok(None);
+        }
+        let Some(header) = self.read_span(position, 8).await? else { return Ok(None) };
+        let total = field_i32(&header, 0).and_then(|t| usize::try_from(t).ok()).unwrap_or(0);
+        let magic = field_i32(&header, 4);
+        if !(RECORD_SIZE_BYTES_MIN..=RECORD_SIZE_BYTES_MAX).contains(&total)
+            || (magic != Some(MAGIC_V1) && magic != Some(MAGIC_V2))
+        {
+            return Ok(None);
+        }
+        let Some(record) = self.read_span(position, total as u64).await? else { return Ok(None) };
+        let physical = record.get(28..36).and_then(|b| b.try_into().ok()).map(i64::from_be_bytes);
+        Ok((physical == Some(log_offset)).then_some(record))
+    }
+
+    async fn read_span(&self, position: u64, size: u64) -> Result<Option<Bytes>, StoreError> {
+        let source = self.shared.log.borrow_mut().locate(position, size);
+        match source {
+            ReadSource::Cached(bytes) => Ok(Some(bytes)),
+            ReadSource::Disk { segment, .. } => {
+                Ok(Some(segment.read(position, size as usize).await?))
+            }
+            ReadSource::Missing => Ok(None),
+        }
+    }
+
+    /// Writes everything pending, `fdatasync`s, persists the consume queues, writes the
+    /// checkpoint and removes the abort marker, so the next open is clean. Further appends
+    /// fail with `Closed`. Idempotent.
+    ///
+    /// # Errors
+    /// `Poisoned` when the log was poisoned (the marker stays: the next open validates the
+    /// tail); `Io`.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        if self.closed.get() {
+            return Ok(());
+        }
+        let shared = &self.shared;
+        shared.closing.set(true);
+        shared.writer_wake.raise();
+        shared.checkpointer_wake.raise();
+        let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
+        for task in tasks {
+            task.await;
+        }
+        if shared.poison.borrow().is_some() {
+            return Err(StoreError::Poisoned);
+        }
+        take_checkpoint(shared).await?;
+        let abort = shared.config.abort_path(shared.log_id);
+        shared.io.remove(abort.clone()).await.map_err(|e| StoreError::io("remove", &abort, &e))?;
+        if let Some(dir) = abort.parent() {
+            shared
+                .io
+                .sync_dir(dir.to_path_buf())
+                .await
+                .map_err(|e| StoreError::io("sync_dir", dir, &e))?;
+        }
+        self.closed.set(true);
+        Ok(())
+    }
+
+    /// The log's id.
+    pub fn log_id(&self) -> u32 {
+        self.shared.log_id
+    }
+
+    /// Counters since open.
+    pub fn stats(&self) -> LogStats {
+        self.shared.log.borrow().stats
+    }
+
+    /// What recovery did at open.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.report
+    }
+
+    /// The error that poisoned the log, if one did.
+    pub fn poison_reason(&self) -> Option<StoreError> {
+        self.shared.poison.borrow().clone()
+    }
+
+    /// Global log offset up to which the log is `fdatasync`ed.
+    pub fn flushed_log_offset(&self) -> i64 {
+        log_offset_of(self.shared.log_id, self.shared.flushed.position())
+    }
+
+    /// Global log offset the next append will get (or the next segment's start).
+    pub fn end_log_offset(&self) -> i64 {
+        log_offset_of(self.shared.log_id, self.shared.log.borrow().dirty)
+    }
+}
+
+fn check_config(config: &StoreConfig, log_id: u32, log_count: u32) -> Result<(), StoreError> {
+    let size = config.segment_size_bytes;
+    assert!(
+        size >= SEGMENT_SIZE_BYTES_MIN && size % BLOCK_SIZE_BYTES == 0 && size <= i32::MAX as u64,
+        "segment_size_bytes {size}: a multiple of {BLOCK_SIZE_BYTES}, in [{SEGMENT_SIZE_BYTES_MIN}, 2^31)"
+    );
+    if log_id > LOG_ID_MAX || log_id >= log_count {
+        let path = config.root.join("store.meta");
+        return Err(StoreError::Meta {
+            path,
+            reason: format!("log id {log_id} but the store has {log_count} logs"),
+        });
+    }
+    Ok(())
+}
+
+async fn load_queues_for(
+    config: &StoreConfig,
+    io: &dyn Io,
+    log_id: u32,
+    log_count: u32,
+    position: u64,
+) -> Result<crate::consume_queue::LoadedQueues, StoreError> {
+    let root = config.consume_queue_root();
+    crate::consume_queue::load_queues(io, &root, log_id, log_count, position).await
+}
+
+/// Runs recovery, rebuilding consume-queue entries of replayed records into `queues`.
+/// Sets `mismatch` when a record's QUEUEOFFSET disagrees with its queue.
+async fn replay(
+    options: &RecoveryOptions<'_>,
+    config: &StoreConfig,
+    queues: &mut ConsumeQueues,
+    mismatch: &mut bool,
+) -> Result<(crate::commit_log::RecoveredState, RecoveryReport), StoreError> {
+    let log_id = options.log_id;
+    let tags_code_of = config.tags_code_of;
+    let mut on_record = |position: u64, message: &ramjet_proto::message::StoredMessage| {
+        let topic = String::from_utf8_lossy(&message.topic);
+        let queue = match queues.get_mut(topic.as_ref()) {
+            Some(topic_queues) => topic_queues.entry(message.queue_id).or_default(),
+            None => {
+                queues.entry(topic.into_owned()).or_default().entry(message.queue_id).or_default()
+            }
+        };
+        if message.queue_offset != queue.max_offset() {
+            *mismatch = true;
+            return false;
+        }
+        let log_offset = log_offset_of(log_id, position);
+        queue.entries.push(ConsumeQueueEntry::new(
+            log_offset,
+            message.total_size,
+            tags_code_of(message),
+        ));
+        true
+    };
+    recover(options, &mut on_record).await
+}
+
+/// Neighbouring entries from `entries[0]` on that one cold read can serve: below `limit`
+/// (the segment end or the written position), in log order, within `COLD_READ_BYTES_MAX`.
+fn cold_group(limit: u64, entries: &[ConsumeQueueEntry]) -> &[ConsumeQueueEntry] {
+    let Some(first) = entries.first() else { return entries };
+    let start = first.position();
+    let mut end = start;
+    let mut count = 0;
+    for entry in entries {
+        let entry_end = entry.position() + entry.size() as u64;
+        if entry.position() < end || entry_end > limit || entry_end - start > COLD_READ_BYTES_MAX {
+            break;
+        }
+        end = entry_end;
+        count += 1;
+    }
+    entries.get(..count.max(1)).unwrap_or(entries)
+}
+
+/// Persists every consume-queue entry for records before the flushed position, then
+/// writes the checkpoint at it. Runs on the checkpointer task, or in `close` after it.
+pub(crate) async fn take_checkpoint(shared: &Shared) -> Result<(), StoreError> {
+    let position = shared.flushed.position();
+    let previous = shared.checkpoint.get();
+    if position == previous.position && previous.sequence > 0 {
+        return Ok(());
+    }
+    let root = shared.config.consume_queue_root();
+    let jobs: Vec<_> = {
+        let queues = shared.queues.borrow();
+        queues
+            .iter()
+            .flat_map(|(topic, by_id)| by_id.iter().map(move |(id, queue)| (topic, *id, queue)))
+            .filter_map(|(topic, id, queue)| {
+                persist_job(&root, topic, id, queue, queue.count_before(position))
+            })
+            .collect()
+    };
+    for job in &jobs {
+        run_persist_job(shared.io.as_ref(), job).await?;
+        let mut queues = shared.queues.borrow_mut();
+        if let Some(queue) = queues.get_mut(&job.topic).and_then(|t| t.get_mut(&job.queue_id)) {
+            queue.persisted = queue.persisted.max(job.persisted);
+        }
+    }
+    let checkpoint =
+        Checkpoint { sequence: previous.sequence + 1, position, store_timestamp: now_ms() };
+    let path = shared.config.checkpoint_path(shared.log_id);
+    write_checkpoint(shared.io.as_ref(), &path, &checkpoint).await?;
+    shared.checkpoint.set(checkpoint);
+    shared.log.borrow_mut().stats.checkpoints += 1;
+    Ok(())
+}
+
+/// Takes a checkpoint whenever the writer says enough log has been flushed since the last.
+async fn run_checkpointer(shared: Rc<Shared>) {
+    loop {
+        shared.checkpointer_wake.wait().await;
+        if shared.closing.get() {
+            return;
+        }
+        if let Err(error) = take_checkpoint(&shared).await {
+            // The log itself is fine; recovery just replays more of it.
+            tracing::warn!(log_id = shared.log_id, %error, "checkpoint failed");
+        }
+    }
+}

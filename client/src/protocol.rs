@@ -331,9 +331,7 @@ pub fn parse_pull_response(frame: Frame, tags: &[String]) -> Result<PullResult, 
         messages = decode_records(&frame.body, false)
             .map_err(|e| ClientError::bad_response(request::PULL_MESSAGE, e))?;
         if !tags.is_empty() {
-            messages.retain(|m| {
-                m.property(property::TAGS).is_some_and(|t| tags.iter().any(|want| *want == t))
-            });
+            messages.retain(|m| m.property(property::TAGS).is_some_and(|t| tags.contains(&t)));
             if messages.is_empty() {
                 status = PullStatus::NoMatchedMsg;
             }

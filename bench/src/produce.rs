@@ -1,0 +1,221 @@
+//! `ramjet-bench produce`: N connections, each with `inflight` requests outstanding.
+//!
+//! Connection `c` runs on executor `c % threads` with its own client (so its own TCP
+//! connection to each broker). Its `inflight` workers share the connection: each loops
+//! claim → wait for its rate token → send to the next queue (round robin, each
+//! connection starting at a different queue) → record. Pipelining comes from the
+//! workers' requests being in flight together on one connection.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ramjet_client::route::RoundRobin;
+use ramjet_client::{Admin, Client, ClientConfig, ClientError, Message, MessageQueue, Producer};
+
+use crate::rate::{self, Schedule};
+use crate::run::{self, Control, Elapsed};
+use crate::stats::{self, Recorder};
+use crate::NetArgs;
+
+/// Options of the produce mode.
+#[derive(Debug, Clone)]
+pub struct ProduceOptions {
+    /// Common network options.
+    pub net: NetArgs,
+    /// Body size, bytes.
+    pub size: usize,
+    /// Messages per request (1: SEND_MESSAGE_V2; more: SEND_BATCH_MESSAGE).
+    pub batch: usize,
+    /// Queues per master when creating the topic.
+    pub queues: i32,
+    /// Create the topic on every master first.
+    pub create_topic: bool,
+    /// Producer group.
+    pub group: String,
+}
+
+/// Runs the produce benchmark and prints its summary.
+///
+/// # Errors
+/// Setup failures (bad NameServer list, topic creation, executors).
+pub fn run(opts: ProduceOptions) -> Result<(), String> {
+    let config = opts.net.client_config()?;
+    if opts.create_topic {
+        create_topic(&config, &opts.net.topic, opts.queues)?;
+    }
+    let totals = stats::shared_totals();
+    let control = Arc::new(Control::new(opts.net.duration(), opts.net.messages));
+    let threads = opts.net.threads();
+    let body = Bytes::from((0..opts.size).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>());
+    let shared = Arc::new((opts.clone(), config, body));
+    let (ctl, tot) = (control.clone(), totals.clone());
+    let elapsed =
+        run::run_executors(threads, &control, &totals, Elapsed::UntilFinished, move |ex| {
+            let shared = shared.clone();
+            let (control, totals) = (ctl.clone(), tot.clone());
+            async move {
+                let (opts, config, body) = &*shared;
+                let recorder = Rc::new(RefCell::new(Recorder::new(totals)));
+                let mut tasks = Vec::new();
+                for c in (0..opts.net.connections).filter(|c| c % threads == ex) {
+                    let conn = Connection {
+                        index: c,
+                        opts: opts.clone(),
+                        config: config.clone(),
+                        body: body.clone(),
+                        control: control.clone(),
+                        recorder: recorder.clone(),
+                    };
+                    tasks.push(glommio::spawn_local(conn.run()));
+                }
+                for t in tasks {
+                    t.await;
+                }
+                recorder.borrow_mut().flush();
+            }
+        })?;
+    let summary = stats::summary(&totals, "produce", elapsed);
+    stats::print_summary(&summary, opts.net.json);
+    Ok(())
+}
+
+/// Creates `topic` with `queues` queues on every master, then waits (bounded) until
+/// the NameServer's route shows it.
+fn create_topic(config: &ClientConfig, topic: &str, queues: i32) -> Result<(), String> {
+    let config = config.clone();
+    let topic = topic.to_string();
+    run::run_once(async move {
+        let client = Client::new(config);
+        let admin = Admin::new(client.clone());
+        let masters = admin
+            .create_topic_on_cluster(&topic, queues)
+            .await
+            .map_err(|e| format!("creating topic {topic}: {e}"))?;
+        let wanted = masters.len() * queues.max(0) as usize;
+        for _ in 0..50 {
+            match client.refresh_route(&topic).await {
+                Ok(route) if route.write_queues.len() >= wanted => {
+                    eprintln!("topic {topic}: {} write queues on {masters:?}", wanted);
+                    return Ok(());
+                }
+                _ => glommio::timer::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        eprintln!("warning: the route of {topic} does not show {wanted} queues yet");
+        Ok(())
+    })?
+}
+
+struct Connection {
+    index: usize,
+    opts: ProduceOptions,
+    config: ClientConfig,
+    body: Bytes,
+    control: Arc<Control>,
+    recorder: Rc<RefCell<Recorder>>,
+}
+
+impl Connection {
+    async fn run(self) {
+        let client = Client::new(self.config.clone());
+        let mut producer = Producer::new(client.clone(), self.opts.group.clone());
+        producer.retry_times = 0;
+        let queues = match self.queues(&producer).await {
+            Ok(q) => q,
+            Err(e) => {
+                eprintln!("connection {}: no queues for {}: {e}", self.index, self.opts.net.topic);
+                self.recorder.borrow_mut().error(run::error_kind(&e));
+                return;
+            }
+        };
+        let rate = rate::share(self.opts.net.rate, self.opts.net.connections);
+        let worker = Rc::new(Worker {
+            producer,
+            queues,
+            selector: RoundRobin::starting_at(self.index),
+            schedule: Schedule::new(self.control.start(), rate),
+            control: self.control.clone(),
+            recorder: self.recorder.clone(),
+            batch: self.batch_template(),
+        });
+        let mut tasks = Vec::new();
+        for _ in 0..self.opts.net.inflight.max(1) {
+            tasks.push(glommio::spawn_local(worker.clone().run()));
+        }
+        for t in tasks {
+            t.await;
+        }
+        client.close();
+    }
+
+    async fn queues(&self, producer: &Producer) -> Result<Vec<MessageQueue>, ClientError> {
+        let mut last = None;
+        for _ in 0..10 {
+            match producer.write_queues(&self.opts.net.topic).await {
+                Ok(q) if !q.is_empty() => return Ok(q),
+                Ok(_) => {}
+                Err(e) => last = Some(e),
+            }
+            glommio::timer::sleep(Duration::from_millis(200)).await;
+        }
+        Err(last.unwrap_or(ClientError::NoRoute { topic: self.opts.net.topic.clone() }))
+    }
+
+    fn batch_template(&self) -> Vec<Message> {
+        let msg = Message::new(self.opts.net.topic.clone(), self.body.clone());
+        vec![msg; self.opts.batch.max(1)]
+    }
+}
+
+struct Worker {
+    producer: Producer,
+    queues: Vec<MessageQueue>,
+    selector: RoundRobin,
+    schedule: Schedule,
+    control: Arc<Control>,
+    recorder: Rc<RefCell<Recorder>>,
+    batch: Vec<Message>,
+}
+
+impl Worker {
+    async fn run(self: Rc<Self>) {
+        let batched = self.batch.len() > 1;
+        loop {
+            let count = self.control.claim(self.batch.len() as u64) as usize;
+            if count == 0 {
+                return;
+            }
+            let due = self.schedule.take(count as u64);
+            if let Some(due) = due {
+                let now = Instant::now();
+                if due > now {
+                    glommio::timer::sleep(due - now).await;
+                }
+            }
+            let started = due.unwrap_or_else(Instant::now);
+            let index = self.selector.next_index(self.queues.len()).unwrap_or(0);
+            let Some(queue) = self.queues.get(index) else { return };
+            let msgs = &self.batch[..count];
+            let result = if batched {
+                self.producer.send_batch_to_queue(queue, msgs).await
+            } else {
+                self.producer.send_to_queue(queue, msgs[0].clone()).await
+            };
+            match result {
+                Ok(_) => {
+                    let bytes: u64 = msgs.iter().map(|m| m.body.len() as u64).sum();
+                    self.recorder.borrow_mut().success(count as u64, bytes, started.elapsed());
+                }
+                Err(e) => {
+                    self.recorder.borrow_mut().error(run::error_kind(&e));
+                    if run::is_transport_failure(&e) {
+                        glommio::timer::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+        }
+    }
+}

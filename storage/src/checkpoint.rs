@@ -13,13 +13,16 @@
 //!   4    4 version          1
 //!   8    8 sequence         u64, +1 per write; the valid slot with the highest wins
 //!  16    8 position         u64 log position P
-//!  24    8 store_timestamp  i64 ms of the last record before P (0 if none)
-//!  32    4 crc32c           over bytes 0..32
+//!  24    8 entry_count      u64 consume-queue entries of this log for records before P
+//!  32    8 written_at_ms    i64 wall clock when written (for operators)
+//!  40    4 crc32c           over bytes 0..40
 //! ```
 //!
 //! Invariant (asserted where it is written): every record before `P` is `fdatasync`ed in
 //! the log, and its consume-queue entry is `fdatasync`ed in the queue's files. `P` is a
 //! record boundary. No valid slot means `P = 0`: recovery rebuilds every consume queue.
+//! `entry_count` lets open check the consume-queue files it loads: a different total means
+//! files were lost or damaged, and the queues are rebuilt from the log's start.
 
 use std::path::Path;
 
@@ -41,19 +44,21 @@ struct CheckpointSlot {
     version: U32,
     sequence: U64,
     position: U64,
-    store_timestamp: I64,
+    entry_count: U64,
+    written_at_ms: I64,
     crc32c: U32,
 }
 
-const _: () = assert!(std::mem::size_of::<CheckpointSlot>() == 36);
-const SLOT_CRC_COVERED_BYTES: usize = 32;
+const _: () = assert!(std::mem::size_of::<CheckpointSlot>() == 44);
+const SLOT_CRC_COVERED_BYTES: usize = 40;
 
 /// A decoded checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Checkpoint {
     pub(crate) sequence: u64,
     pub(crate) position: u64,
-    pub(crate) store_timestamp: i64,
+    pub(crate) entry_count: u64,
+    pub(crate) written_at_ms: i64,
 }
 
 fn encode_slot(checkpoint: &Checkpoint) -> CheckpointSlot {
@@ -62,7 +67,8 @@ fn encode_slot(checkpoint: &Checkpoint) -> CheckpointSlot {
         version: U32::new(CHECKPOINT_VERSION),
         sequence: U64::new(checkpoint.sequence),
         position: U64::new(checkpoint.position),
-        store_timestamp: I64::new(checkpoint.store_timestamp),
+        entry_count: U64::new(checkpoint.entry_count),
+        written_at_ms: I64::new(checkpoint.written_at_ms),
         crc32c: U32::new(0),
     };
     let crc = crc32c::crc32c(slot.as_bytes().get(..SLOT_CRC_COVERED_BYTES).unwrap_or_default());
@@ -83,7 +89,8 @@ fn decode_slot(bytes: &[u8]) -> Option<Checkpoint> {
     Some(Checkpoint {
         sequence: slot.sequence.get(),
         position: slot.position.get(),
-        store_timestamp: slot.store_timestamp.get(),
+        entry_count: slot.entry_count.get(),
+        written_at_ms: slot.written_at_ms.get(),
     })
 }
 
@@ -149,7 +156,8 @@ mod tests {
 
     #[test]
     fn slot_round_trips_and_any_flip_is_rejected() {
-        let checkpoint = Checkpoint { sequence: 9, position: 1 << 40, store_timestamp: 1234 };
+        let checkpoint =
+            Checkpoint { sequence: 9, position: 1 << 40, entry_count: 77, written_at_ms: 1234 };
         let slot = encode_slot(&checkpoint);
         assert_eq!(decode_slot(slot.as_bytes()), Some(checkpoint));
         for index in 0..slot.as_bytes().len() {
@@ -159,7 +167,7 @@ mod tests {
                 assert_eq!(decode_slot(&bytes), None, "flip at byte {index} bit {bit}");
             }
         }
-        assert_eq!(decode_slot(&[0u8; 36]), None);
-        assert_eq!(decode_slot(&slot.as_bytes()[..35]), None);
+        assert_eq!(decode_slot(&[0u8; 44]), None);
+        assert_eq!(decode_slot(&slot.as_bytes()[..43]), None);
     }
 }

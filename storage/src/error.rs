@@ -68,8 +68,13 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
-    /// The log was closed; no further appends or reads.
+    /// The log was closed; no further appends.
     Closed,
+    /// A `StoreConfig` value is out of range (an operator's setting, not a bug).
+    InvalidConfig {
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl StoreError {
@@ -110,6 +115,7 @@ impl fmt::Display for StoreError {
                 write!(f, "store meta {}: {reason}", path.display())
             }
             StoreError::Closed => write!(f, "log closed"),
+            StoreError::InvalidConfig { reason } => write!(f, "invalid store config: {reason}"),
         }
     }
 }

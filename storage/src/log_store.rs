@@ -40,7 +40,8 @@ use crate::config::{
     RECORD_SIZE_BYTES_MIN, SEGMENT_SIZE_BYTES_MIN, TOPIC_BYTES_MAX,
 };
 use crate::consume_queue::{
-    list_queue_files, persist_job, run_persist_job, ConsumeQueue, ConsumeQueueEntry, ConsumeQueues,
+    list_queue_files, persist_job, run_persist_job, truncate_queue_files, ConsumeQueue,
+    ConsumeQueueEntry, ConsumeQueues,
 };
 use crate::error::StoreError;
 use crate::io::{DmaIo, Io, OpenMode};
@@ -317,23 +318,31 @@ impl LogStore {
             start: checkpoint.position,
             clean,
         };
-        let mut mismatch = false;
-        let mut outcome = replay(&options, config, &mut queues, &mut mismatch).await;
-        let mut rebuilt = false;
-        if mismatch && options.start > 0 {
-            // The persisted consume queues disagree with the log: they are derived data,
-            // so drop them and rebuild every queue of this log from the log's start.
-            tracing::warn!(log_id, "consume queues disagree with the log; rebuilding them");
-            for dir in &loaded.dirs {
-                let starts = list_queue_files(io.as_ref(), dir).await?;
-                crate::consume_queue::truncate_queue_files(io.as_ref(), dir, &starts, 0).await?;
+        let loaded_count: u64 =
+            queues.values().flat_map(|by_id| by_id.values()).map(|q| q.entries.len() as u64).sum();
+        // A different count means consume-queue files were lost or damaged below the
+        // checkpoint; a replayed record whose QUEUEOFFSET disagrees with its queue means
+        // the same above it. Either way: queues are derived data, rebuild them all.
+        let mut mismatch = loaded_count != checkpoint.entry_count;
+        let first = if mismatch {
+            None
+        } else {
+            Some(replay(&options, config, &mut queues, &mut mismatch).await)
+        };
+        let rebuilt = mismatch;
+        let outcome = match first {
+            Some(outcome) if !rebuilt => outcome,
+            _ => {
+                tracing::warn!(log_id, "consume queues disagree with the log; rebuilding them");
+                for dir in &loaded.dirs {
+                    let starts = list_queue_files(io.as_ref(), dir).await?;
+                    truncate_queue_files(io.as_ref(), dir, &starts, 0).await?;
+                }
+                queues = ConsumeQueues::new();
+                options.start = 0;
+                replay(&options, config, &mut queues, &mut mismatch).await
             }
-            queues = ConsumeQueues::new();
-            options.start = 0;
-            mismatch = false;
-            rebuilt = true;
-            outcome = replay(&options, config, &mut queues, &mut mismatch).await;
-        }
+        };
         let (recovered, mut report) = outcome?;
         report.consume_queues_rebuilt = rebuilt;
         tracing::info!(log_id, ?report, "commit log recovered");
@@ -700,16 +709,17 @@ impl LogStore {
 
 fn check_config(config: &StoreConfig, log_id: u32, log_count: u32) -> Result<(), StoreError> {
     let size = config.segment_size_bytes;
-    assert!(
-        size >= SEGMENT_SIZE_BYTES_MIN && size % BLOCK_SIZE_BYTES == 0 && size <= i32::MAX as u64,
-        "segment_size_bytes {size}: a multiple of {BLOCK_SIZE_BYTES}, in [{SEGMENT_SIZE_BYTES_MIN}, 2^31)"
-    );
+    if size < SEGMENT_SIZE_BYTES_MIN || size % BLOCK_SIZE_BYTES != 0 || size > i32::MAX as u64 {
+        let reason = format!(
+            "segment_size_bytes {size}: must be a multiple of {BLOCK_SIZE_BYTES} in \
+             [{SEGMENT_SIZE_BYTES_MIN}, 2^31) (a filler's length is an i32)"
+        );
+        return Err(StoreError::InvalidConfig { reason });
+    }
     if log_id > LOG_ID_MAX || log_id >= log_count {
         let path = config.root.join("store.meta");
-        return Err(StoreError::Meta {
-            path,
-            reason: format!("log id {log_id} but the store has {log_count} logs"),
-        });
+        let reason = format!("log id {log_id} but the store has {log_count} logs");
+        return Err(StoreError::Meta { path, reason });
     }
     Ok(())
 }
@@ -802,8 +812,19 @@ pub(crate) async fn take_checkpoint(shared: &Shared) -> Result<(), StoreError> {
             queue.persisted = queue.persisted.max(job.persisted);
         }
     }
-    let checkpoint =
-        Checkpoint { sequence: previous.sequence + 1, position, store_timestamp: now_ms() };
+    let entry_count = shared
+        .queues
+        .borrow()
+        .values()
+        .flat_map(|by_id| by_id.values())
+        .map(|queue| queue.count_before(position) as u64)
+        .sum();
+    let checkpoint = Checkpoint {
+        sequence: previous.sequence + 1,
+        position,
+        entry_count,
+        written_at_ms: now_ms(),
+    };
     let path = shared.config.checkpoint_path(shared.log_id);
     write_checkpoint(shared.io.as_ref(), &path, &checkpoint).await?;
     shared.checkpoint.set(checkpoint);

@@ -18,12 +18,15 @@
 
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// `is_multiple_of` needs Rust 1.87; the workspace's rust-version is 1.80.
+#![allow(clippy::manual_is_multiple_of)]
 
 pub mod checkpoint;
 pub mod commit_log;
 pub mod config;
 pub mod consume_queue;
 pub mod error;
+pub mod fault_io;
 pub mod io;
 pub mod log_offset;
 pub mod log_store;

@@ -97,7 +97,7 @@ pub struct RecoveryReport {
 
 /// One slot of the log.
 enum Slot {
-    Record(StoredMessage),
+    Record(Box<StoredMessage>),
     Blank,
     Zero,
     Bad(String),
@@ -180,7 +180,7 @@ async fn read_slot(
         let found = message.physical_offset;
         return Ok(Slot::Bad(format!("PHYSICALOFFSET {found} where {expected} belongs")));
     }
-    Ok(Slot::Record(message))
+    Ok(Slot::Record(Box::new(message)))
 }
 
 /// Opens the segments found in the log directory, in order.

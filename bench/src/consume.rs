@@ -77,20 +77,14 @@ pub fn run(opts: ConsumeOptions) -> Result<(), String> {
                 }
                 let client = Client::new(config.clone());
                 let consumer = Rc::new(PullConsumer::new(client, opts.group.clone()));
-                let subs = [Subscription { topic: opts.net.topic.clone(), expression: "*".into() }];
-                if let Err(e) = consumer.heartbeat(&subs).await {
-                    eprintln!("heartbeat failed (pulls carry the subscription anyway): {e}");
-                }
-                for q in mine {
-                    let puller = Puller {
-                        consumer: consumer.clone(),
-                        queue: q,
-                        opts: opts.clone(),
-                        control: control.clone(),
-                        recorder: recorder.clone(),
-                    };
-                    tasks.push(glommio::spawn_local(puller.run()));
-                }
+                let group = ConnectionGroup {
+                    consumer,
+                    queues: mine,
+                    opts: opts.clone(),
+                    control: control.clone(),
+                    recorder: recorder.clone(),
+                };
+                tasks.push(glommio::spawn_local(group.run()));
             }
             for t in tasks {
                 t.await;
@@ -117,6 +111,39 @@ fn fetch_queues(config: &ClientConfig, topic: &str) -> Result<Vec<MessageQueue>,
     })?
 }
 
+/// One connection's client and the pullers of its queues.
+struct ConnectionGroup {
+    consumer: Rc<PullConsumer>,
+    queues: Vec<MessageQueue>,
+    opts: ConsumeOptions,
+    control: Arc<Control>,
+    recorder: Rc<RefCell<Recorder>>,
+}
+
+impl ConnectionGroup {
+    async fn run(self) {
+        let subs = [Subscription { topic: self.opts.net.topic.clone(), expression: "*".into() }];
+        if let Err(e) = self.consumer.heartbeat(&subs).await {
+            eprintln!("heartbeat failed (pulls carry the subscription anyway): {e}");
+        }
+        let mut tasks = Vec::new();
+        for queue in self.queues {
+            let puller = Puller {
+                consumer: self.consumer.clone(),
+                queue,
+                opts: self.opts.clone(),
+                control: self.control.clone(),
+                recorder: self.recorder.clone(),
+            };
+            tasks.push(glommio::spawn_local(puller.run()));
+        }
+        for t in tasks {
+            t.await;
+        }
+        self.consumer.client().shutdown().await;
+    }
+}
+
 struct Puller {
     consumer: Rc<PullConsumer>,
     queue: MessageQueue,
@@ -135,6 +162,7 @@ impl Puller {
                 0
             }
         };
+        let start_offset = offset;
         let mut committed = offset;
         let mut last_commit = Instant::now();
         while !self.control.stopped() {
@@ -161,7 +189,8 @@ impl Puller {
                 last_commit = Instant::now();
             }
         }
-        if offset != committed {
+        // One-way commits are not acknowledged: end with a synchronous one.
+        if offset != start_offset {
             if let Err(e) = self.consumer.update_offset(&self.queue, offset).await {
                 eprintln!("committing offset {offset} of {:?} failed: {e}", self.queue);
             }
@@ -172,6 +201,11 @@ impl Puller {
         let now_ms = ramjet_client::client::now_ms();
         let mut recorder = self.recorder.borrow_mut();
         for m in messages {
+            // A broker bug, not a latency: count it and keep the message out of the stats.
+            if m.queue_id != self.queue.queue_id || m.topic[..] != *self.queue.topic.as_bytes() {
+                recorder.error("wrong_queue".into());
+                continue;
+            }
             let from = match self.opts.latency_from {
                 LatencyFrom::Store => m.store_timestamp,
                 LatencyFrom::Born => m.born_timestamp,

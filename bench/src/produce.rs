@@ -148,7 +148,7 @@ impl Connection {
         for t in tasks {
             t.await;
         }
-        client.close();
+        client.shutdown().await;
     }
 
     async fn queues(&self, producer: &Producer) -> Result<Vec<MessageQueue>, ClientError> {

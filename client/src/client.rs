@@ -208,7 +208,14 @@ impl Client {
         protocol::parse_cluster_info(self.invoke_namesrv(header, &[]).await?)
     }
 
-    /// Closes every connection; requests in flight fail with `ConnectionClosed`.
+    /// Flushes every connection (one-way requests queued so far leave), then closes them.
+    pub async fn shutdown(&self) {
+        self.inner.pool.flush_all().await;
+        self.close();
+    }
+
+    /// Closes every connection at once; requests in flight fail with `ConnectionClosed`
+    /// and frames not yet written are dropped (use [`Client::shutdown`] to send them).
     pub fn close(&self) {
         self.inner.pool.close_all();
     }

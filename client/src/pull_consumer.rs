@@ -108,7 +108,9 @@ impl PullConsumer {
     pub async fn query_offset(&self, queue: &MessageQueue) -> Result<Option<i64>, ClientError> {
         let st = self.client.config().serialize_type;
         let header = protocol::query_offset_request(&self.group, queue, st);
-        protocol::parse_query_offset(self.call(queue, header).await?)
+        let offset = protocol::parse_query_offset(self.call(queue, header).await?);
+        tracing::debug!(group = %self.group, ?queue, ?offset, "queried consumer offset");
+        offset
     }
 
     /// Stores `offset` as the group's offset of `queue` and waits for the broker.
@@ -122,6 +124,7 @@ impl PullConsumer {
     ) -> Result<(), ClientError> {
         let st = self.client.config().serialize_type;
         let header = protocol::update_offset_request(&self.group, queue, offset, st);
+        tracing::debug!(group = %self.group, ?queue, offset, "update consumer offset");
         protocol::check_success(self.call(queue, header).await?).map(|_| ())
     }
 

@@ -200,3 +200,33 @@ fn server_request_goes_to_the_handler_and_its_reply_goes_back() {
         drop(conn);
     });
 }
+
+#[test]
+fn oneway_frames_reach_the_peer_after_flush_even_if_the_connection_is_dropped_next() {
+    run(|| async {
+        let (l, addr) = listener();
+        const N: usize = 100;
+        let server = glommio::spawn_local(async move {
+            let mut s = l.accept().await.expect("accept");
+            let mut got = Vec::new();
+            read_frames(&mut s, |f| {
+                got.push(f);
+                true
+            })
+            .await;
+            got
+        });
+        let conn = Connection::connect(&addr, ConnectionOptions::default()).await.expect("conn");
+        for i in 0..N {
+            let h = Header::request(15, 0, SerializeType::RocketMq);
+            conn.oneway(h, format!("{i}").as_bytes()).expect("queued");
+        }
+        conn.flush().await.expect("flushed");
+        drop(conn);
+        let got = server.await;
+        assert_eq!(got.len(), N);
+        assert!(got.iter().all(|f| f.header.is_oneway()));
+        let opaques: std::collections::HashSet<i32> = got.iter().map(|f| f.header.opaque).collect();
+        assert_eq!(opaques.len(), N, "every frame has its own opaque");
+    });
+}

@@ -17,11 +17,12 @@
 //! connection closed and completes every pending request with `ConnectionClosed`.
 //! A closed connection stays closed; the pool replaces it on next use.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
@@ -84,6 +85,11 @@ struct Shared {
     pending: RefCell<PendingTable<Rc<Completion>>>,
     write_buf: RefCell<BytesMut>,
     write_signal: Signal,
+    /// Bytes handed to `write_buf` since the start, and bytes the socket accepted:
+    /// `flush` waits for the second to reach the first.
+    enqueued_bytes: Cell<u64>,
+    written_bytes: Cell<u64>,
+    flush_waiters: RefCell<Vec<Waker>>,
     /// `Some(reason)` once closed.
     closed: RefCell<Option<String>>,
     handler: Option<ServerRequestHandler>,
@@ -136,6 +142,9 @@ impl Connection {
             pending: RefCell::new(PendingTable::new(options.in_flight_max)),
             write_buf: RefCell::new(BytesMut::with_capacity(READ_CHUNK_BYTES)),
             write_signal: Signal::default(),
+            enqueued_bytes: Cell::new(0),
+            written_bytes: Cell::new(0),
+            flush_waiters: RefCell::new(Vec::new()),
             closed: RefCell::new(None),
             handler: options.handler,
         });
@@ -207,7 +216,32 @@ impl Connection {
         Ok(())
     }
 
-    /// Closes the connection: pending requests fail with `ConnectionClosed`.
+    /// Waits until every frame queued so far (requests and one-way requests) has been
+    /// handed to the socket. Call it before dropping a connection whose last one-way
+    /// requests must leave.
+    ///
+    /// # Errors
+    /// `ConnectionClosed` when the connection fails first.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: it only waits.
+    pub async fn flush(&self) -> Result<(), ClientError> {
+        let target = self.shared.enqueued_bytes.get();
+        poll_fn(|cx| {
+            if self.shared.written_bytes.get() >= target {
+                return Poll::Ready(Ok(()));
+            }
+            if let Err(e) = self.check_open() {
+                return Poll::Ready(Err(e));
+            }
+            self.shared.flush_waiters.borrow_mut().push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Closes the connection: pending requests fail with `ConnectionClosed`; frames not
+    /// yet written are dropped (see [`Connection::flush`]).
     pub fn close(&self) {
         self.shared.fail("closed by the client".into());
     }
@@ -246,8 +280,20 @@ impl Drop for PendingGuard<'_> {
 
 impl Shared {
     fn enqueue(&self, header: &Header, body: &[u8]) {
-        encode_frame(header, body, &mut self.write_buf.borrow_mut());
+        let mut buf = self.write_buf.borrow_mut();
+        let before = buf.len();
+        encode_frame(header, body, &mut buf);
+        let added = (buf.len() - before) as u64;
+        drop(buf);
+        self.enqueued_bytes.set(self.enqueued_bytes.get() + added);
         self.write_signal.notify();
+    }
+
+    fn wake_flush_waiters(&self) {
+        let waiters = std::mem::take(&mut *self.flush_waiters.borrow_mut());
+        for w in waiters {
+            w.wake();
+        }
     }
 
     /// Marks the connection closed (first reason wins) and fails every pending request.
@@ -269,6 +315,7 @@ impl Shared {
             }));
         }
         self.write_signal.notify();
+        self.wake_flush_waiters();
     }
 
     fn dispatch(&self, frame: Frame) {
@@ -377,7 +424,10 @@ async fn write_loop(shared: Rc<Shared>) {
                     shared.fail("write returned 0".into());
                     return;
                 }
-                Ok(n) => out.advance(n),
+                Ok(n) => {
+                    out.advance(n);
+                    shared.written_bytes.set(shared.written_bytes.get() + n as u64);
+                }
                 Err(e) => {
                     shared.fail(format!("write failed: {e}"));
                     return;
@@ -385,5 +435,6 @@ async fn write_loop(shared: Rc<Shared>) {
             }
         }
         out.clear();
+        shared.wake_flush_waiters();
     }
 }

@@ -48,6 +48,15 @@ impl ConnectionPool {
         connections.get(addr).filter(|c| !c.is_closed()).cloned()
     }
 
+    /// Waits until every connection has handed its queued frames to the socket.
+    /// Connections that fail meanwhile are skipped.
+    pub async fn flush_all(&self) {
+        let connections: Vec<_> = self.connections.borrow().values().cloned().collect();
+        for c in connections {
+            let _ = c.flush().await;
+        }
+    }
+
     /// Closes and forgets every connection.
     pub fn close_all(&self) {
         let drained: Vec<_> = self.connections.borrow_mut().drain().collect();

@@ -9,9 +9,10 @@
 //! | [`RECORD_SIZE_BYTES_MAX`] | 4 MiB + 64 KiB | append fails `MessageTooLarge` |
 //! | [`BATCH_SIZE_BYTES_MAX`] | 8 MiB, and at most a segment less 8 bytes | `MessageTooLarge` |
 //! | [`PENDING_BYTES_MAX`] | 64 MiB per log | append fails `Busy` (RocketMQ `SYSTEM_BUSY`) |
+//! | [`ASYNC_BACKPRESSURE_BYTES`] | 32 MiB | async append waits for the writer |
 //! | [`WRITE_BYTES_MAX`] | 16 MiB | one write round takes at most this much (plus one batch) |
 //! | [`UNSYNCED_BYTES_MAX`] | 64 MiB | async mode: `fdatasync` early once this much is unsynced |
-//! | [`CHECKPOINT_INTERVAL_BYTES`] | 64 MiB | consume queues persisted + checkpoint written |
+//! | `checkpoint_interval_bytes` | 64 MiB default | consume queues persisted + checkpoint written |
 
 use std::path::PathBuf;
 
@@ -34,14 +35,18 @@ pub const RECORD_SIZE_BYTES_MIN: usize = 91;
 pub const BATCH_SIZE_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Appended-but-unwritten bytes a log holds before appends fail with `Busy`.
 pub const PENDING_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// Async mode: an append whose end is more than this ahead of the written position waits
+/// for the writer (backpressure) instead of resolving at once.
+pub const ASYNC_BACKPRESSURE_BYTES: u64 = PENDING_BYTES_MAX / 2;
 /// Bytes one write round takes from the pending region (it always takes at least one
 /// batch, so a round may be up to `WRITE_BYTES_MAX + BATCH_SIZE_BYTES_MAX`).
 pub const WRITE_BYTES_MAX: u64 = 16 * 1024 * 1024;
 /// Async mode: written but unsynced bytes that trigger an `fdatasync` before the interval.
 pub const UNSYNCED_BYTES_MAX: u64 = 64 * 1024 * 1024;
-/// Log bytes between checkpoints: each checkpoint persists the consume queues, so an
-/// unclean restart rescans at most about this much log.
-pub const CHECKPOINT_INTERVAL_BYTES: u64 = 64 * 1024 * 1024;
+/// Default log bytes between checkpoints: each checkpoint persists the consume queues, so
+/// an unclean restart rescans at most about this much log (plus what a checkpoint in
+/// progress covers).
+pub const CHECKPOINT_INTERVAL_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 /// Longest topic name (RocketMQ's `TopicValidator` limit); also keeps topic directory
 /// names well under the 255-byte file-name limit.
 pub const TOPIC_BYTES_MAX: usize = 127 * 2;
@@ -92,6 +97,9 @@ pub struct StoreConfig {
     pub flush_interval_ms: u64,
     /// Recent log bytes kept in memory per log, so pulls near the tail never read the disk.
     pub tail_cache_bytes: usize,
+    /// Flushed log bytes between checkpoints (consume queues persisted, checkpoint
+    /// written); bounds how much log an unclean restart replays.
+    pub checkpoint_interval_bytes: u64,
     /// Tags code of a record replayed by recovery (see [`tags_code_from_tags`]).
     pub tags_code_of: TagsCodeFn,
 }
@@ -106,6 +114,7 @@ impl StoreConfig {
             flush: FlushMode::Async,
             flush_interval_ms: FLUSH_INTERVAL_MS_DEFAULT,
             tail_cache_bytes: TAIL_CACHE_BYTES_DEFAULT,
+            checkpoint_interval_bytes: CHECKPOINT_INTERVAL_BYTES_DEFAULT,
             tags_code_of: tags_code_from_tags,
         }
     }

@@ -36,8 +36,8 @@ use ramjet_proto::message::{
 use crate::checkpoint::{read_checkpoint, write_checkpoint, Checkpoint};
 use crate::commit_log::{CommitLog, LogStats, ReadSource};
 use crate::config::{
-    FlushMode, StoreConfig, BLOCK_SIZE_BYTES, PENDING_BYTES_MAX, RECORD_SIZE_BYTES_MAX,
-    RECORD_SIZE_BYTES_MIN, SEGMENT_SIZE_BYTES_MIN, TOPIC_BYTES_MAX,
+    FlushMode, StoreConfig, ASYNC_BACKPRESSURE_BYTES, BLOCK_SIZE_BYTES, PENDING_BYTES_MAX,
+    RECORD_SIZE_BYTES_MAX, RECORD_SIZE_BYTES_MIN, SEGMENT_SIZE_BYTES_MIN, TOPIC_BYTES_MAX,
 };
 use crate::consume_queue::{
     list_queue_files, persist_job, run_persist_job, truncate_queue_files, ConsumeQueue,
@@ -149,6 +149,8 @@ pub(crate) struct Shared {
     pub(crate) queues: RefCell<ConsumeQueues>,
     /// The flushed position, for sync-mode appends.
     pub(crate) flushed: PositionWatch,
+    /// The written position, for async-mode backpressure.
+    pub(crate) written: PositionWatch,
     pub(crate) writer_wake: Signal,
     pub(crate) checkpointer_wake: Signal,
     pub(crate) closing: Cell<bool>,
@@ -372,6 +374,7 @@ impl LogStore {
             log: RefCell::new(log),
             queues: RefCell::new(queues),
             flushed: PositionWatch::new(end),
+            written: PositionWatch::new(end),
             writer_wake: Signal::default(),
             checkpointer_wake: Signal::default(),
             closing: Cell::new(false),
@@ -405,8 +408,17 @@ impl LogStore {
     /// drops only the wait for durability; the records are still written.
     pub async fn append(&self, batch: AppendBatch) -> Result<AppendResult, StoreError> {
         let (result, end) = self.append_placed(batch)?;
-        if self.shared.config.flush == FlushMode::Sync {
-            self.shared.flushed.wait_for(end).await?;
+        match self.shared.config.flush {
+            FlushMode::Sync => self.shared.flushed.wait_for(end).await?,
+            // An async append resolves without waiting for the disk unless the writer is
+            // more than `ASYNC_BACKPRESSURE_BYTES` behind: then it waits for the writer to
+            // catch up, so a tight append loop is paced by the disk instead of failing
+            // with `Busy` (which stays the hard limit for many concurrent appenders).
+            FlushMode::Async => {
+                let behind = end.saturating_sub(ASYNC_BACKPRESSURE_BYTES);
+                self.shared.written.wait_for(behind).await?;
+                glommio::yield_if_needed().await;
+            }
         }
         Ok(result)
     }

@@ -26,7 +26,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::commit_log::WritePlan;
-use crate::config::{FlushMode, CHECKPOINT_INTERVAL_BYTES, UNSYNCED_BYTES_MAX};
+use crate::config::{FlushMode, UNSYNCED_BYTES_MAX};
 use crate::error::StoreError;
 use crate::log_store::Shared;
 use crate::segment::{align_down, align_up, Segment};
@@ -49,6 +49,7 @@ pub(crate) async fn run_writer(shared: Rc<Shared>) {
                 tracing::error!(log_id = shared.log_id, %error, "commit log poisoned");
                 *shared.poison.borrow_mut() = Some(error);
                 shared.flushed.fail(StoreError::Poisoned);
+                shared.written.fail(StoreError::Poisoned);
                 break;
             }
         }
@@ -85,6 +86,7 @@ async fn writer_step(shared: &Shared, unsynced: &mut Option<Unsynced>) -> Result
         let entry = unsynced.get_or_insert(Unsynced { segment, since: Instant::now(), bytes: 0 });
         entry.bytes += bytes;
     }
+    shared.written.advance(plan.end);
     Ok(true)
 }
 
@@ -96,7 +98,7 @@ fn flush_interval(shared: &Shared) -> Duration {
 fn published_flushed(shared: &Shared) {
     let flushed = shared.log.borrow().flushed;
     shared.flushed.advance(flushed);
-    if flushed - shared.checkpoint.get().position >= CHECKPOINT_INTERVAL_BYTES {
+    if flushed - shared.checkpoint.get().position >= shared.config.checkpoint_interval_bytes {
         shared.checkpointer_wake.raise();
     }
 }

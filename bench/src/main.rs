@@ -59,7 +59,7 @@ pub struct NetArgs {
     /// Client connections (each its own client, spread over the executors).
     #[arg(long, default_value_t = 1)]
     pub connections: usize,
-    /// Requests outstanding per connection.
+    /// Requests outstanding per connection (produce; consume keeps one pull per queue).
     #[arg(long, default_value_t = 32)]
     pub inflight: usize,
     /// Run this many seconds (default 10 when --messages is not given).
@@ -68,7 +68,8 @@ pub struct NetArgs {
     /// Stop after this many messages.
     #[arg(long, value_name = "N")]
     pub messages: Option<u64>,
-    /// Total messages per second over all connections; 0 = unlimited (produce only).
+    /// Total messages per second over all connections; 0 = unlimited (produce only;
+    /// consume pulls as fast as messages come).
     #[arg(long, value_name = "MSGS_PER_S", default_value_t = 0)]
     pub rate: u64,
     /// Print the final summary as one JSON object on stdout.

@@ -188,14 +188,18 @@ impl Worker {
             if count == 0 {
                 return;
             }
-            let due = self.schedule.take(count as u64);
-            if let Some(due) = due {
-                let now = Instant::now();
-                if due > now {
+            // Latency counts from the scheduled time when this worker is behind schedule
+            // (the wait behind a slow reply is part of it), else from the actual send, so
+            // timer wake-up lag is not charged to the broker.
+            let now = Instant::now();
+            let started = match self.schedule.take(count as u64) {
+                Some(due) if due > now => {
                     glommio::timer::sleep(due - now).await;
+                    Instant::now()
                 }
-            }
-            let started = due.unwrap_or_else(Instant::now);
+                Some(due) => due,
+                None => now,
+            };
             let index = self.selector.next_index(self.queues.len()).unwrap_or(0);
             let Some(queue) = self.queues.get(index) else { return };
             let msgs = &self.batch[..count];

@@ -2,8 +2,9 @@
 //!
 //! A worker takes the next tokens and waits until the last one's time. A worker that
 //! falls behind (a slow reply) does not lose its tokens: the next sends go at once,
-//! so the offered rate holds on average, as in wrk2. Latency is measured from the
-//! scheduled time, so queueing behind a slow reply counts (no coordinated omission).
+//! so the offered rate holds on average, as in wrk2. A worker behind schedule measures
+//! latency from the scheduled time, so queueing behind a slow reply counts (no
+//! coordinated omission); one ahead of it measures from its actual send.
 //!
 //! Lives on: one executor (one schedule per connection, shared by its in-flight
 //! workers through `Rc`).

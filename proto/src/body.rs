@@ -964,3 +964,40 @@ mod tests {
         assert!(e.to_string().contains("bad JSON body"));
     }
 }
+
+/// One client connection, as GET_CONSUMER_CONNECTION_LIST and
+/// GET_PRODUCER_CONNECTION_LIST report it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Connection {
+    /// Client id.
+    #[serde(deserialize_with = "lenient::string")]
+    pub client_id: String,
+    /// `ip:port` of the client's socket.
+    #[serde(deserialize_with = "lenient::string")]
+    pub client_addr: String,
+    /// LanguageCode name.
+    #[serde(deserialize_with = "lenient::string")]
+    pub language: String,
+    /// MQVersion ordinal.
+    #[serde(deserialize_with = "lenient::i32")]
+    pub version: i32,
+}
+
+/// GET_CONSUMER_CONNECTION_LIST (203) response body.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ConsumerConnection {
+    /// The group's live connections.
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub connection_set: Vec<Connection>,
+    /// Subscriptions by topic.
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub subscription_table: HashMap<String, SubscriptionData>,
+    /// Push or pull.
+    pub consume_type: ConsumeType,
+    /// Clustering or broadcasting.
+    pub message_model: MessageModel,
+    /// Where a new group starts.
+    pub consume_from_where: ConsumeFromWhere,
+}

@@ -11,8 +11,24 @@ use ramjet_proto::body::{ConsumerData, HeartbeatData};
 /// Silence after which a client is forgotten.
 pub const CLIENT_EXPIRY_MS: u64 = 120_000;
 
+/// Where and how a client is connected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientChannel {
+    /// The shard holding its connection.
+    pub shard: usize,
+    /// Its socket address.
+    pub addr: String,
+    /// Header encoding of its heartbeats (server-initiated requests use it too).
+    pub serialize_type: ramjet_proto::SerializeType,
+    /// LanguageCode name.
+    pub language: String,
+    /// MQVersion ordinal.
+    pub version: i32,
+}
+
 #[derive(Debug, Clone)]
 struct ClientInfo {
+    channel: ClientChannel,
     addr: String,
     last_seen_ms: u64,
     producer_groups: BTreeSet<String>,
@@ -34,24 +50,30 @@ pub struct MembershipChange {
 
 impl ClientRegistry {
     /// Records a heartbeat from `addr`.
-    pub fn heartbeat(&mut self, hb: HeartbeatData, addr: String, now_ms: u64) -> MembershipChange {
+    pub fn heartbeat(
+        &mut self,
+        hb: HeartbeatData,
+        channel: ClientChannel,
+        now_ms: u64,
+    ) -> MembershipChange {
         let before = self.group_members_snapshot(&hb);
+        let addr = channel.addr.clone();
         let info = self.clients.entry(hb.client_id.clone()).or_insert_with(|| ClientInfo {
+            channel: channel.clone(),
             addr: addr.clone(),
             last_seen_ms: now_ms,
             producer_groups: BTreeSet::new(),
             consumers: BTreeMap::new(),
         });
         info.addr = addr;
+        info.channel = channel;
         info.last_seen_ms = now_ms;
         info.producer_groups = hb.producer_data_set.into_iter().map(|p| p.group_name).collect();
         info.consumers =
             hb.consumer_data_set.into_iter().map(|c| (c.group_name.clone(), c)).collect();
         let groups: Vec<String> = info.consumers.keys().cloned().collect();
-        let changed_groups = groups
-            .into_iter()
-            .filter(|g| before.get(g) != Some(&self.consumer_ids(g)))
-            .collect();
+        let changed_groups =
+            groups.into_iter().filter(|g| before.get(g) != Some(&self.consumer_ids(g))).collect();
         MembershipChange { changed_groups }
     }
 
@@ -127,12 +149,12 @@ impl ClientRegistry {
         out
     }
 
-    /// Addresses of a group's members (for notifications).
-    pub fn consumer_addrs(&self, group: &str) -> Vec<String> {
+    /// Channels of a group's members (for notifications and connection lists), with ids.
+    pub fn consumer_channels(&self, group: &str) -> Vec<(String, ClientChannel)> {
         self.clients
-            .values()
-            .filter(|c| c.consumers.contains_key(group))
-            .map(|c| c.addr.clone())
+            .iter()
+            .filter(|(_, c)| c.consumers.contains_key(group))
+            .map(|(id, c)| (id.clone(), c.channel.clone()))
             .collect()
     }
 }
@@ -141,10 +163,23 @@ impl ClientRegistry {
 mod tests {
     use super::*;
 
+    fn ch(addr: &str) -> ClientChannel {
+        ClientChannel {
+            shard: 0,
+            addr: addr.into(),
+            serialize_type: ramjet_proto::SerializeType::Json,
+            language: "JAVA".into(),
+            version: 0,
+        }
+    }
+
     fn hb(client: &str, group: &str) -> HeartbeatData {
         HeartbeatData {
             client_id: client.into(),
-            consumer_data_set: vec![ConsumerData { group_name: group.into(), ..Default::default() }],
+            consumer_data_set: vec![ConsumerData {
+                group_name: group.into(),
+                ..Default::default()
+            }],
             ..Default::default()
         }
     }
@@ -152,9 +187,9 @@ mod tests {
     #[test]
     fn membership_changes_only_when_members_change() {
         let mut r = ClientRegistry::default();
-        assert_eq!(r.heartbeat(hb("c1", "g"), "a:1".into(), 0).changed_groups, vec!["g"]);
-        assert!(r.heartbeat(hb("c1", "g"), "a:1".into(), 10).changed_groups.is_empty());
-        assert_eq!(r.heartbeat(hb("c2", "g"), "a:2".into(), 10).changed_groups, vec!["g"]);
+        assert_eq!(r.heartbeat(hb("c1", "g"), ch("a:1"), 0).changed_groups, vec!["g"]);
+        assert!(r.heartbeat(hb("c1", "g"), ch("a:1"), 10).changed_groups.is_empty());
+        assert_eq!(r.heartbeat(hb("c2", "g"), ch("a:2"), 10).changed_groups, vec!["g"]);
         assert_eq!(r.consumer_ids("g"), vec!["c1", "c2"]);
         assert_eq!(r.unregister("c1").changed_groups, vec!["g"]);
         assert_eq!(r.consumer_ids("g"), vec!["c2"]);
@@ -163,8 +198,8 @@ mod tests {
     #[test]
     fn silent_and_disconnected_clients_leave() {
         let mut r = ClientRegistry::default();
-        r.heartbeat(hb("c1", "g"), "a:1".into(), 0);
-        r.heartbeat(hb("c2", "g"), "a:2".into(), 100_000);
+        r.heartbeat(hb("c1", "g"), ch("a:1"), 0);
+        r.heartbeat(hb("c2", "g"), ch("a:2"), 100_000);
         assert_eq!(r.expire(CLIENT_EXPIRY_MS + 1).changed_groups, vec!["g"]);
         assert_eq!(r.consumer_ids("g"), vec!["c2"]);
         assert_eq!(r.connection_closed("a:2").changed_groups, vec!["g"]);

@@ -125,7 +125,9 @@ pub enum ConfigError {
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ConfigError::Read { path, error } => write!(f, "cannot read {}: {error}", path.display()),
+            ConfigError::Read { path, error } => {
+                write!(f, "cannot read {}: {error}", path.display())
+            }
             ConfigError::Invalid { key, value } => write!(f, "invalid value {value:?} for {key}"),
         }
     }
@@ -202,7 +204,10 @@ impl BrokerConfig {
     ///
     /// # Errors
     /// A value that does not parse.
-    pub fn apply_properties(&mut self, props: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    pub fn apply_properties(
+        &mut self,
+        props: &BTreeMap<String, String>,
+    ) -> Result<(), ConfigError> {
         for (k, v) in props {
             match k.as_str() {
                 "listenPort" => self.listen_port = parse(k, v)?,

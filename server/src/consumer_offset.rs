@@ -95,7 +95,8 @@ impl ConsumerOffsets {
         dirty
             .into_iter()
             .map(|log| {
-                let file = OffsetFile { offset_table: self.by_log.get(&log).cloned().unwrap_or_default() };
+                let file =
+                    OffsetFile { offset_table: self.by_log.get(&log).cloned().unwrap_or_default() };
                 (self.path(log), serde_json::to_vec(&file).unwrap_or_default())
             })
             .collect()

@@ -12,6 +12,7 @@ pub mod client_registry;
 pub mod config;
 pub mod consumer_offset;
 pub mod handler;
+pub mod lock_manager;
 pub mod long_poll;
 pub mod namesrv;
 pub mod net;

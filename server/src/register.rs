@@ -15,7 +15,9 @@ use glommio::net::TcpStream;
 use ramjet_proto::body::{self, RegisterBrokerBody};
 use ramjet_proto::codes::{request, response};
 use ramjet_proto::frame::{decode_frame, encode_frame, FRAME_SIZE_BYTES_MAX};
-use ramjet_proto::header::{CommandHeader, RegisterBrokerRequestHeader, UnRegisterBrokerRequestHeader};
+use ramjet_proto::header::{
+    CommandHeader, RegisterBrokerRequestHeader, UnRegisterBrokerRequestHeader,
+};
 use ramjet_proto::{Frame, Header, SerializeType};
 use tracing::{debug, info, warn};
 
@@ -33,7 +35,8 @@ struct Outbound {
 
 impl Outbound {
     async fn connect(addr: &str) -> std::io::Result<Outbound> {
-        let stream = TcpStream::connect(addr).await.map_err(|e| std::io::Error::other(e.to_string()))?;
+        let stream =
+            TcpStream::connect(addr).await.map_err(|e| std::io::Error::other(e.to_string()))?;
         let _ = stream.set_nodelay(true);
         Ok(Outbound { stream, read_buf: BytesMut::with_capacity(16 * 1024), next_opaque: 1 })
     }
@@ -47,7 +50,9 @@ impl Outbound {
         let mut chunk = vec![0u8; 16 * 1024];
         loop {
             match decode_frame(&mut self.read_buf, FRAME_SIZE_BYTES_MAX) {
-                Ok(Some(f)) if f.header.is_response() && f.header.opaque == header.opaque => return Ok(f),
+                Ok(Some(f)) if f.header.is_response() && f.header.opaque == header.opaque => {
+                    return Ok(f)
+                }
                 Ok(Some(_)) => continue,
                 Ok(None) => {}
                 Err(e) => return Err(std::io::Error::other(e.to_string())),
@@ -99,7 +104,9 @@ async fn register_all(shard: &Shard, addrs: &[String], conns: &mut HashMap<Strin
             Ok(f) if f.header.code == response::SUCCESS => {
                 debug!(namesrv = %addr, "registered");
             }
-            Ok(f) => warn!(namesrv = %addr, code = f.header.code, remark = ?f.header.remark, "registration refused"),
+            Ok(f) => {
+                warn!(namesrv = %addr, code = f.header.code, remark = ?f.header.remark, "registration refused")
+            }
             Err(e) => warn!(namesrv = %addr, error = %e, "registration failed; will retry"),
         }
     }

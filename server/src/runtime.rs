@@ -20,12 +20,14 @@ use tracing::{error, info, warn};
 use crate::client_registry::ClientRegistry;
 use crate::config::BrokerConfig;
 use crate::consumer_offset::{ConsumerOffsets, PERSIST_INTERVAL_MS};
-use crate::handler::{execute, BrokerService};
+use crate::handler::{execute, BrokerService, RequestContext};
 use crate::long_poll::LongPollTable;
 use crate::net::connection::serve;
 use crate::net::listener::bind_group;
 use crate::shard::{shard_of_log, Shard, ShardMsg, SHARD_CHANNEL_DEPTH};
-use crate::topic::{topic_config, TopicManager, SCHEDULE_TOPIC, TBW102, TRANS_HALF_TOPIC, TRANS_OP_HALF_TOPIC};
+use crate::topic::{
+    topic_config, TopicManager, SCHEDULE_TOPIC, TBW102, TRANS_HALF_TOPIC, TRANS_OP_HALF_TOPIC,
+};
 use crate::util::{now_ms, write_file_durably, Notify};
 
 /// Locked memory given to each executor for io_uring registered buffers. Small on
@@ -67,7 +69,8 @@ pub fn raise_memlock_limit() {
     unsafe {
         let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
         if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) == 0 {
-            let want = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+            let want =
+                libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
             if libc::setrlimit(libc::RLIMIT_MEMLOCK, &want) != 0 {
                 lim.rlim_cur = lim.rlim_max;
                 let _ = libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim);
@@ -106,10 +109,14 @@ pub fn start(config: BrokerConfig) -> Result<RunningBroker, String> {
         }
     };
     let (namesrv_listener, namesrv_addrs) = if config.namesrv_addrs.is_empty() {
-        let l = bind_group(config.bind_ip, config.namesrv_port, 1)
-            .map_err(|e| format!("cannot listen on NameServer port {}: {e}", config.namesrv_port))?;
+        let l = bind_group(config.bind_ip, config.namesrv_port, 1).map_err(|e| {
+            format!("cannot listen on NameServer port {}: {e}", config.namesrv_port)
+        })?;
         let p = l[0].local_addr().map_err(|e| e.to_string())?.port();
-        let addr = format!("{}:{p}", if config.bind_ip.is_unspecified() { config.broker_ip } else { config.bind_ip });
+        let addr = format!(
+            "{}:{p}",
+            if config.bind_ip.is_unspecified() { config.broker_ip } else { config.bind_ip }
+        );
         (l.into_iter().next(), vec![addr])
     } else {
         (None, config.namesrv_addrs.clone())
@@ -121,11 +128,18 @@ pub fn start(config: BrokerConfig) -> Result<RunningBroker, String> {
     let mut vip = vip.into_iter();
     let mut starts = Vec::new();
     for id in 0..shard_count {
-        let logs: Vec<u32> = (0..log_count).filter(|&l| shard_of_log(l, shard_count) == id).collect();
+        let logs: Vec<u32> =
+            (0..log_count).filter(|&l| shard_of_log(l, shard_count) == id).collect();
         let offsets = ConsumerOffsets::load(&root, &logs)?;
         let mut listeners: Vec<StdListener> = main.next().into_iter().collect();
         listeners.extend(vip.next());
-        starts.push(ShardStart { id, logs, listeners, offsets, topic_manager: if id == 0 { manager.take() } else { None } });
+        starts.push(ShardStart {
+            id,
+            logs,
+            listeners,
+            offsets,
+            topic_manager: if id == 0 { manager.take() } else { None },
+        });
     }
     let broker_addr = SocketAddr::new(config.broker_ip, port);
     let config = Arc::new(config);
@@ -148,7 +162,8 @@ pub fn start(config: BrokerConfig) -> Result<RunningBroker, String> {
             ready: ready_tx.clone(),
         };
         let id = ctx.start.id;
-        let placement = if shard_count <= cpus { Placement::Fixed(id % cpus) } else { Placement::Unbound };
+        let placement =
+            if shard_count <= cpus { Placement::Fixed(id % cpus) } else { Placement::Unbound };
         let join = LocalExecutorBuilder::new(placement)
             .name(&format!("shard-{id}"))
             .io_memory(IO_MEMORY_BYTES)
@@ -237,7 +252,8 @@ async fn run_shard(ctx: ShardContext) {
                 logs.insert(log, s);
             }
             Err(e) => {
-                let _ = ctx.ready.send(Err(format!("shard {id}: cannot open commit log {log}: {e}")));
+                let _ =
+                    ctx.ready.send(Err(format!("shard {id}: cannot open commit log {log}: {e}")));
                 return;
             }
         }
@@ -259,6 +275,8 @@ async fn run_shard(ctx: ShardContext) {
         persist_lock: glommio::sync::Semaphore::new(1),
         register_kick: Notify::new(),
         subscriptions: std::cell::RefCell::new(Arc::default()),
+        connections: std::cell::RefCell::new(HashMap::new()),
+        locks: std::cell::RefCell::new(crate::lock_manager::LockManager::default()),
     });
     let mut tasks = Vec::new();
     for l in ctx.start.listeners {
@@ -268,7 +286,10 @@ async fn run_shard(ctx: ShardContext) {
     }
     tasks.push(glommio::spawn_local(persist_loop(shard.clone())));
     if id == 0 {
-        tasks.push(glommio::spawn_local(crate::register::registration_loop(shard.clone(), ctx.namesrv_addrs.clone())));
+        tasks.push(glommio::spawn_local(crate::register::registration_loop(
+            shard.clone(),
+            ctx.namesrv_addrs.clone(),
+        )));
         tasks.push(glommio::spawn_local(client_expiry_loop(shard.clone())));
     }
     let _ = ctx.ready.send(Ok(id));
@@ -299,10 +320,10 @@ async fn accept_loop(listener: TcpListener, shard: Rc<Shard>) {
 async fn inbox(shard: Rc<Shard>, rx: flume::Receiver<ShardMsg>) -> Option<flume::Sender<()>> {
     while let Ok(msg) = rx.recv_async().await {
         match msg {
-            ShardMsg::Request { frame, peer, reply } => {
+            ShardMsg::Request { frame, peer, origin, reply } => {
                 let shard = shard.clone();
                 glommio::spawn_local(async move {
-                    let resp = execute(&shard, frame, peer).await;
+                    let resp = execute(&shard, frame, RequestContext { peer, origin }).await;
                     let _ = reply.send(resp);
                 })
                 .detach();
@@ -313,8 +334,9 @@ async fn inbox(shard: Rc<Shard>, rx: flume::Receiver<ShardMsg>) -> Option<flume:
             }
             ShardMsg::Subscriptions { table } => *shard.subscriptions.borrow_mut() = table,
             ShardMsg::ConnectionClosed { peer } => {
-                shard.clients.borrow_mut().connection_closed(&peer.to_string());
+                crate::handler::client::connection_closed(&shard, peer)
             }
+            ShardMsg::Push { peer, header } => shard.push(shard.id, peer, header),
             ShardMsg::Shutdown { done } => return Some(done),
         }
     }
@@ -340,7 +362,8 @@ async fn persist_loop(shard: Rc<Shard>) {
 async fn client_expiry_loop(shard: Rc<Shard>) {
     loop {
         glommio::timer::sleep(Duration::from_secs(10)).await;
-        shard.clients.borrow_mut().expire(now_ms());
+        let change = shard.clients.borrow_mut().expire(now_ms());
+        crate::handler::client::notify_changes(&shard, &change);
     }
 }
 

@@ -45,6 +45,8 @@ pub enum ShardMsg {
         frame: Frame,
         /// The client's address (the born host of messages).
         peer: SocketAddr,
+        /// The shard holding the client's connection.
+        origin: usize,
         /// Where the response goes.
         reply: flume::Sender<Option<Response>>,
     },
@@ -64,6 +66,14 @@ pub enum ShardMsg {
     ConnectionClosed {
         /// The client's address.
         peer: SocketAddr,
+    },
+    /// Write a server-initiated request (NOTIFY_CONSUMER_IDS_CHANGED, ...) to the client
+    /// connection from `peer` held by this shard.
+    Push {
+        /// The client's address.
+        peer: SocketAddr,
+        /// The request to write.
+        header: ramjet_proto::Header,
     },
     /// Stop serving, close the logs cleanly, then ack.
     Shutdown {
@@ -120,6 +130,10 @@ pub struct Shard {
     pub persist_lock: glommio::sync::Semaphore,
     /// Wakes the NameServer registration task (shard 0) after a topic change.
     pub register_kick: crate::util::Notify,
+    /// Client connections accepted by this shard, by peer address.
+    pub connections: RefCell<HashMap<SocketAddr, crate::net::connection::ConnectionHandle>>,
+    /// Order locks of queues (shard 0 only).
+    pub locks: RefCell<crate::lock_manager::LockManager>,
     /// Consumer subscriptions by group, published by shard 0 from heartbeats.
     pub subscriptions: RefCell<Arc<crate::handler::client::SubscriptionTable>>,
 }
@@ -145,13 +159,25 @@ impl Shard {
         self.topics.borrow().clone()
     }
 
+    /// Writes a server-initiated request to the client at `peer` on shard `holder`.
+    pub fn push(&self, holder: usize, peer: SocketAddr, header: ramjet_proto::Header) {
+        if holder == self.id {
+            if let Some(conn) = self.connections.borrow().get(&peer) {
+                conn.send(&crate::net::connection::Response::new(header));
+            }
+        } else if let Some(p) = self.peers.get(holder) {
+            // A full channel drops the notification; clients also rebalance periodically.
+            let _ = p.try_send(ShardMsg::Push { peer, header });
+        }
+    }
+
     /// Forwards `frame` to shard `target` and waits for its response.
     ///
     /// # Cancel safety
     /// Dropping the future abandons the reply; the owner still executes the request.
     pub async fn forward(&self, target: usize, frame: Frame, peer: SocketAddr) -> Option<Response> {
         let (tx, rx) = flume::bounded(1);
-        let msg = ShardMsg::Request { frame, peer, reply: tx };
+        let msg = ShardMsg::Request { frame, peer, origin: self.id, reply: tx };
         if self.peers[target].send_async(msg).await.is_err() {
             return None;
         }

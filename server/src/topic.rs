@@ -102,8 +102,8 @@ impl TopicManager {
         let mut table = TopicTable::default();
         match std::fs::read(&path) {
             Ok(bytes) => {
-                let w: TopicConfigSerializeWrapper = body::from_json(&bytes)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let w: TopicConfigSerializeWrapper =
+                    body::from_json(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
                 table.topics = w.topic_config_table;
                 table.data_version = w.data_version;
             }

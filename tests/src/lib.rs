@@ -112,7 +112,12 @@ impl Daemon {
                 l.push('\n');
             }
         });
-        let mut d = Daemon { child: Some(child), log, broker_addr: String::new(), namesrv_addr: String::new() };
+        let mut d = Daemon {
+            child: Some(child),
+            log,
+            broker_addr: String::new(),
+            namesrv_addr: String::new(),
+        };
         match rx.recv_timeout(READY_TIMEOUT) {
             Ok(line) => {
                 let words: Vec<&str> = line.split_whitespace().collect();
@@ -244,7 +249,10 @@ pub fn recorded_frames() -> Vec<RecordedFrame> {
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let v: serde_json::Value = serde_json::from_str(line).expect("fixture json");
             out.push(RecordedFrame {
-                file: path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+                file: path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
                 name: v["name"].as_str().unwrap_or_default().to_string(),
                 frame: base64_decode(v["frame_base64"].as_str().expect("frame_base64")),
             });

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ramjet_client::{Admin, Client, ClientConfig, Message, MessageQueue, Producer, PullConsumer, PullStatus};
+use ramjet_client::{
+    Admin, Client, ClientConfig, Message, MessageQueue, Producer, PullConsumer, PullStatus,
+};
 use ramjet_proto::SerializeType;
 use ramjet_tests::{run_glommio, store_dir, BrokerOptions, Daemon};
 
@@ -44,7 +46,10 @@ fn body(q: i32, i: usize) -> Bytes {
 }
 
 /// Reads a whole queue from offset 0; returns (queue offset, body, tags) in order.
-async fn read_queue(consumer: &PullConsumer, queue: &MessageQueue) -> Vec<(i64, Bytes, Option<String>)> {
+async fn read_queue(
+    consumer: &PullConsumer,
+    queue: &MessageQueue,
+) -> Vec<(i64, Bytes, Option<String>)> {
     let mut out = Vec::new();
     let mut offset = 0;
     for _ in 0..10_000 {
@@ -86,7 +91,9 @@ fn produce_consume_restart_and_read_everything_again() {
         for i in 0..PER_QUEUE {
             for q in &queues {
                 let tags = format!("T{}", i % 3);
-                let msg = Message::new(TOPIC, body(q.queue_id, i)).with_tags(tags.clone()).with_keys(format!("k{i}"));
+                let msg = Message::new(TOPIC, body(q.queue_id, i))
+                    .with_tags(tags.clone())
+                    .with_keys(format!("k{i}"));
                 let p = if i % 2 == 0 { &binary } else { &json };
                 let r = p.send_to_queue(q, msg).await.expect("send");
                 let list = expected.entry(q.queue_id).or_default();
@@ -112,7 +119,9 @@ fn produce_consume_restart_and_read_everything_again() {
                 let got = read_queue(&consumer, q).await;
                 let want = &expected[&q.queue_id];
                 assert_eq!(got.len(), want.len(), "queue {} length", q.queue_id);
-                for (n, ((offset, body, tags), (want_body, want_tags))) in got.iter().zip(want).enumerate() {
+                for (n, ((offset, body, tags), (want_body, want_tags))) in
+                    got.iter().zip(want).enumerate()
+                {
                     assert_eq!(*offset, n as i64);
                     assert!(body == want_body, "queue {} offset {n}: body differs", q.queue_id);
                     assert_eq!(tags, want_tags);
@@ -130,7 +139,10 @@ fn produce_consume_restart_and_read_everything_again() {
         let producer = Producer::new(client(&ns, SerializeType::RocketMq), "pg");
         let queues = wait_for_route(&producer, TOPIC, QUEUES as usize).await;
         for q in &queues {
-            let r = producer.send_to_queue(q, Message::new(TOPIC, "after restart")).await.expect("send");
+            let r = producer
+                .send_to_queue(q, Message::new(TOPIC, "after restart"))
+                .await
+                .expect("send");
             assert_eq!(r.queue_offset, expected[&q.queue_id].len() as i64, "offsets continue");
         }
     });
@@ -166,7 +178,8 @@ fn held_pull_is_answered_when_a_message_arrives() {
         }
         // A hold that nothing ends times out as PULL_NOT_FOUND.
         let q = MessageQueue { topic: "lp".into(), broker_name: "broker-a".into(), queue_id: 0 };
-        let r = consumer.pull(&q, 1, 32, Some(Duration::from_millis(300)), None).await.expect("pull");
+        let r =
+            consumer.pull(&q, 1, 32, Some(Duration::from_millis(300)), None).await.expect("pull");
         assert_eq!(r.status, PullStatus::NoNewMsg);
     });
 }

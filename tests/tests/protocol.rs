@@ -24,7 +24,8 @@ fn unknown_codes_are_answered_in_kind_and_the_connection_survives() {
     run_glommio(move || async move {
         let conn = Connection::connect(&addr, ConnectionOptions::default()).await.expect("connect");
         for st in [SerializeType::Json, SerializeType::RocketMq] {
-            let reply = conn.request(Header::request(9999, 0, st), b"", TIMEOUT).await.expect("reply");
+            let reply =
+                conn.request(Header::request(9999, 0, st), b"", TIMEOUT).await.expect("reply");
             assert_eq!(reply.header.code, response::REQUEST_CODE_NOT_SUPPORTED);
             assert_eq!(reply.header.serialize_type, st);
             assert!(reply.header.is_response());
@@ -54,10 +55,9 @@ fn garbage_frames_close_only_their_connection() {
         // The broker closes the socket: read sees EOF (0) or a reset, never a reply.
         match s.read(&mut buf) {
             Ok(n) => assert_eq!(n, 0, "unexpected reply to garbage"),
-            Err(e) => assert!(
-                e.kind() == std::io::ErrorKind::ConnectionReset,
-                "unexpected error {e}"
-            ),
+            Err(e) => {
+                assert!(e.kind() == std::io::ErrorKind::ConnectionReset, "unexpected error {e}")
+            }
         }
     }
     // A JSON header that is not JSON gets the connection closed too.
@@ -85,10 +85,12 @@ fn garbage_frames_close_only_their_connection() {
 /// Replays one recorded frame on a raw socket and returns the reply (None for one-way).
 fn replay(addr: &str, raw: &[u8]) -> Option<ramjet_proto::Frame> {
     let mut buf = BytesMut::from(raw);
-    let mut frame = decode_frame(&mut buf, usize::MAX).expect("fixture decodes").expect("whole frame");
+    let mut frame =
+        decode_frame(&mut buf, usize::MAX).expect("fixture decodes").expect("whole frame");
     // Pulls: never hold (the recorded ones ask for 15-20 s of long polling).
     if frame.header.code == request::PULL_MESSAGE {
-        let flag: i32 = frame.header.ext_fields.get("sysFlag").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let flag: i32 =
+            frame.header.ext_fields.get("sysFlag").and_then(|v| v.parse().ok()).unwrap_or(0);
         frame.header.ext_fields.insert("sysFlag", (flag & !0x2).to_string());
     }
     let oneway = frame.header.is_oneway();
@@ -105,7 +107,10 @@ fn replay(addr: &str, raw: &[u8]) -> Option<ramjet_proto::Frame> {
     loop {
         if let Some(f) = decode_frame(&mut read, usize::MAX).expect("reply decodes") {
             assert_eq!(f.header.opaque, frame.header.opaque, "reply carries the request's opaque");
-            assert_eq!(f.header.serialize_type, frame.header.serialize_type, "reply in the request's encoding");
+            assert_eq!(
+                f.header.serialize_type, frame.header.serialize_type,
+                "reply in the request's encoding"
+            );
             assert!(f.header.is_response());
             return Some(f);
         }
@@ -129,16 +134,30 @@ fn recorded_client_frames_are_all_answered() {
     frames.sort_by_key(|f| !f.name.starts_with("SEND"));
     let served_by_namesrv = ["GET_ROUTEINFO_BY_TOPIC"];
     let served_by_broker = [
-        "SEND_MESSAGE", "SEND_MESSAGE_V2", "SEND_BATCH_MESSAGE", "PULL_MESSAGE", "HEART_BEAT",
-        "QUERY_CONSUMER_OFFSET", "UPDATE_CONSUMER_OFFSET", "GET_MAX_OFFSET", "GET_MIN_OFFSET",
-        "UNREGISTER_CLIENT", "GET_CONSUMER_LIST_BY_GROUP",
+        "SEND_MESSAGE",
+        "SEND_MESSAGE_V2",
+        "SEND_BATCH_MESSAGE",
+        "PULL_MESSAGE",
+        "HEART_BEAT",
+        "QUERY_CONSUMER_OFFSET",
+        "UPDATE_CONSUMER_OFFSET",
+        "GET_MAX_OFFSET",
+        "GET_MIN_OFFSET",
+        "UNREGISTER_CLIENT",
+        "GET_CONSUMER_LIST_BY_GROUP",
     ];
     let mut answered = 0;
     for f in &frames {
-        let addr = if served_by_namesrv.contains(&f.name.as_str()) { &broker.namesrv_addr } else { &broker.broker_addr };
+        let addr = if served_by_namesrv.contains(&f.name.as_str()) {
+            &broker.namesrv_addr
+        } else {
+            &broker.broker_addr
+        };
         let Some(reply) = replay(addr, &f.frame) else { continue };
         answered += 1;
-        if served_by_broker.contains(&f.name.as_str()) || served_by_namesrv.contains(&f.name.as_str()) {
+        if served_by_broker.contains(&f.name.as_str())
+            || served_by_namesrv.contains(&f.name.as_str())
+        {
             assert_ne!(
                 reply.header.code,
                 response::REQUEST_CODE_NOT_SUPPORTED,
@@ -149,7 +168,14 @@ fn recorded_client_frames_are_all_answered() {
             );
         }
         if f.name.starts_with("SEND") {
-            assert_eq!(reply.header.code, response::SUCCESS, "{} {}: {:?}", f.file, f.name, reply.header.remark);
+            assert_eq!(
+                reply.header.code,
+                response::SUCCESS,
+                "{} {}: {:?}",
+                f.file,
+                f.name,
+                reply.header.remark
+            );
         }
     }
     assert!(answered > 100, "only {answered} frames answered");

@@ -71,7 +71,8 @@ fn build_config(args: Args) -> Result<BrokerConfig, String> {
         c.flush = parse_flush(&f).map_err(|e| e.to_string())?;
     }
     c.broker_ip = args.broker_ip.unwrap_or(c.broker_ip);
-    c.bind_ip = args.bind_ip.unwrap_or(if c.broker_ip.is_loopback() { c.broker_ip } else { c.bind_ip });
+    c.bind_ip =
+        args.bind_ip.unwrap_or(if c.broker_ip.is_loopback() { c.broker_ip } else { c.bind_ip });
     c.cluster = args.cluster.unwrap_or(c.cluster);
     c.broker_name = args.broker_name.unwrap_or(c.broker_name);
     c.broker_id = args.broker_id.unwrap_or(c.broker_id);

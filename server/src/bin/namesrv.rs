@@ -34,7 +34,10 @@ fn main() {
     let listener = match bind_group(args.bind_ip, args.listen_port, 1) {
         Ok(mut l) => l.remove(0),
         Err(e) => {
-            eprintln!("ramjet-namesrv: cannot listen on {}:{}: {e}", args.bind_ip, args.listen_port);
+            eprintln!(
+                "ramjet-namesrv: cannot listen on {}:{}: {e}",
+                args.bind_ip, args.listen_port
+            );
             std::process::exit(1);
         }
     };
@@ -47,7 +50,8 @@ fn main() {
             use std::os::fd::IntoRawFd;
             use std::os::unix::io::FromRawFd;
             // SAFETY: the fd comes from a listening std socket we own and give up here.
-            let listener = unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) };
+            let listener =
+                unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) };
             ramjet_server::namesrv::run_namesrv(listener, async move {
                 let _ = stop_rx.recv_async().await;
             })

@@ -28,11 +28,18 @@ pub async fn create_topic(shard: &Rc<Shard>, h: &Header) -> Response {
         return error(h, response::SYSTEM_ERROR, r);
     }
     let queues_ok = |n: i32| (0..=TOPIC_QUEUES_MAX).contains(&n);
-    if !queues_ok(req.read_queue_nums) || !queues_ok(req.write_queue_nums) || !(0..8).contains(&req.perm) {
-        return error(h, response::SYSTEM_ERROR, format!(
-            "invalid queue numbers {}/{} or perm {} for topic {}",
-            req.read_queue_nums, req.write_queue_nums, req.perm, req.topic
-        ));
+    if !queues_ok(req.read_queue_nums)
+        || !queues_ok(req.write_queue_nums)
+        || !(0..8).contains(&req.perm)
+    {
+        return error(
+            h,
+            response::SYSTEM_ERROR,
+            format!(
+                "invalid queue numbers {}/{} or perm {} for topic {}",
+                req.read_queue_nums, req.write_queue_nums, req.perm, req.topic
+            ),
+        );
     }
     let config = body::TopicConfig {
         topic_name: req.topic.clone(),
@@ -45,7 +52,11 @@ pub async fn create_topic(shard: &Rc<Shard>, h: &Header) -> Response {
         ..body::TopicConfig::default()
     };
     let Some(manager) = shard.topic_manager.as_ref() else {
-        return error(h, response::SYSTEM_ERROR, "topic change reached a shard that does not own topics");
+        return error(
+            h,
+            response::SYSTEM_ERROR,
+            "topic change reached a shard that does not own topics",
+        );
     };
     let change = manager.borrow_mut().upsert(config);
     if let Some((table, json)) = change {
@@ -64,7 +75,11 @@ pub async fn delete_topic(shard: &Rc<Shard>, h: &Header) -> Response {
         Err(e) => return field_error(h, &e),
     };
     let Some(manager) = shard.topic_manager.as_ref() else {
-        return error(h, response::SYSTEM_ERROR, "topic change reached a shard that does not own topics");
+        return error(
+            h,
+            response::SYSTEM_ERROR,
+            "topic change reached a shard that does not own topics",
+        );
     };
     let change = manager.borrow_mut().remove(&topic);
     if let Some((table, json)) = change {
@@ -82,7 +97,11 @@ pub fn all_topic_config(shard: &Shard, h: &Header) -> Response {
 }
 
 /// Persists the table, installs it on every shard, and kicks the registration task.
-async fn publish(shard: &Rc<Shard>, table: std::sync::Arc<TopicTable>, json: Vec<u8>) -> Result<(), String> {
+async fn publish(
+    shard: &Rc<Shard>,
+    table: std::sync::Arc<TopicTable>,
+    json: Vec<u8>,
+) -> Result<(), String> {
     let path = match shard.topic_manager.as_ref() {
         Some(m) => m.borrow().path().to_path_buf(),
         None => return Err("no topic manager".into()),
@@ -95,7 +114,9 @@ async fn publish(shard: &Rc<Shard>, table: std::sync::Arc<TopicTable>, json: Vec
         Some(t) if !std::sync::Arc::ptr_eq(&t, &table) => body::to_json(&t.to_wrapper()),
         _ => json,
     };
-    write_file_durably(path.clone(), json).await.map_err(|e| format!("persisting {}: {e}", path.display()))?;
+    write_file_durably(path.clone(), json)
+        .await
+        .map_err(|e| format!("persisting {}: {e}", path.display()))?;
     *shard.topics.borrow_mut() = table.clone();
     for (i, peer) in shard.peers.iter().enumerate() {
         if i == shard.id {

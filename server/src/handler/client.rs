@@ -9,13 +9,20 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use ramjet_proto::body::{self, ConsumerListBody, HeartbeatData};
+use ramjet_proto::body::{
+    self, Connection, ConsumerConnection, ConsumerListBody, HeartbeatData, LockBatchRequestBody,
+    LockBatchResponseBody,
+};
 use ramjet_proto::codes::{request, response};
-use ramjet_proto::header::{CommandHeader, GetConsumerListByGroupRequestHeader, UnregisterClientRequestHeader};
+use ramjet_proto::header::{
+    CommandHeader, GetConsumerListByGroupRequestHeader, NotifyConsumerIdsChangedRequestHeader,
+    UnregisterClientRequestHeader,
+};
 use ramjet_proto::{Frame, Header, SerializeType};
 use tracing::warn;
 
-use super::{error, field_error, success};
+use super::{error, field_error, success, RequestContext};
+use crate::client_registry::{ClientChannel, MembershipChange};
 use crate::net::connection::Response;
 use crate::shard::{Shard, ShardMsg};
 use crate::topic::{topic_config, PERM_READ, PERM_WRITE};
@@ -30,23 +37,114 @@ pub struct SubscriptionTable {
 
 /// The subscription a group's heartbeats declared for `topic`, if any.
 pub fn group_subscription(shard: &Shard, group: &str, topic: &str) -> Option<String> {
-    shard.subscriptions.borrow().by_group_topic.get(&(group.to_string(), topic.to_string())).cloned()
+    shard
+        .subscriptions
+        .borrow()
+        .by_group_topic
+        .get(&(group.to_string(), topic.to_string()))
+        .cloned()
 }
 
 /// HEART_BEAT: records the client, creates `%RETRY%<group>` topics, publishes
 /// subscriptions when they changed.
-pub async fn heartbeat(shard: &Rc<Shard>, frame: &Frame, peer: SocketAddr) -> Response {
+pub async fn heartbeat(shard: &Rc<Shard>, frame: &Frame, ctx: RequestContext) -> Response {
     let h = &frame.header;
     let hb: HeartbeatData = match body::from_json(&frame.body) {
         Ok(hb) => hb,
         Err(e) => return error(h, response::SYSTEM_ERROR, format!("bad heartbeat body: {e}")),
     };
     let groups: Vec<String> = hb.consumer_data_set.iter().map(|c| c.group_name.clone()).collect();
-    shard.clients.borrow_mut().heartbeat(hb, peer.to_string(), now_ms());
+    let channel = ClientChannel {
+        shard: ctx.origin,
+        addr: ctx.peer.to_string(),
+        serialize_type: h.serialize_type,
+        language: h.language.name().to_string(),
+        version: h.version,
+    };
+    let change = shard.clients.borrow_mut().heartbeat(hb, channel, now_ms());
     for group in &groups {
         ensure_retry_topic(shard, group).await;
     }
     publish_subscriptions(shard).await;
+    notify_changes(shard, &change);
+    Response::new(success(h))
+}
+
+/// Sends NOTIFY_CONSUMER_IDS_CHANGED (one-way) to every member of each changed group, so
+/// clients rebalance at once instead of at their next periodic rebalance.
+pub fn notify_changes(shard: &Shard, change: &MembershipChange) {
+    for group in &change.changed_groups {
+        let members = shard.clients.borrow().consumer_channels(group);
+        for (_, ch) in members {
+            let Ok(peer) = ch.addr.parse::<SocketAddr>() else { continue };
+            let mut header =
+                Header::request(request::NOTIFY_CONSUMER_IDS_CHANGED, 0, ch.serialize_type);
+            header.set_oneway();
+            NotifyConsumerIdsChangedRequestHeader { consumer_group: group.clone() }
+                .encode(&mut header.ext_fields);
+            shard.push(ch.shard, peer, header);
+        }
+    }
+}
+
+/// GET_CONSUMER_CONNECTION_LIST.
+pub fn consumer_connections(shard: &Shard, h: &Header) -> Response {
+    let group = match h.ext_fields.req_str("consumerGroup") {
+        Ok(g) => g.to_string(),
+        Err(e) => return field_error(h, &e),
+    };
+    let clients = shard.clients.borrow();
+    let members = clients.consumer_channels(&group);
+    let Some(data) = clients.consumer_data(&group) else {
+        return error(
+            h,
+            response::CONSUMER_NOT_ONLINE,
+            format!("the consumer group[{group}] not online"),
+        );
+    };
+    let body = ConsumerConnection {
+        connection_set: members
+            .into_iter()
+            .map(|(id, ch)| Connection {
+                client_id: id,
+                client_addr: ch.addr,
+                language: ch.language,
+                version: ch.version,
+            })
+            .collect(),
+        subscription_table: data
+            .subscription_data_set
+            .iter()
+            .map(|s| (s.topic.clone(), s.clone()))
+            .collect(),
+        consume_type: data.consume_type,
+        message_model: data.message_model,
+        consume_from_where: data.consume_from_where,
+    };
+    Response { header: success(h), body: body::to_json(&body).into() }
+}
+
+/// LOCK_BATCH_MQ.
+pub fn lock_batch(shard: &Shard, frame: &Frame) -> Response {
+    let h = &frame.header;
+    let req: LockBatchRequestBody = match body::from_json(&frame.body) {
+        Ok(r) => r,
+        Err(e) => return error(h, response::SYSTEM_ERROR, format!("bad lock body: {e}")),
+    };
+    let granted =
+        shard.locks.borrow_mut().lock(&req.consumer_group, &req.client_id, &req.mq_set, now_ms());
+    let body = LockBatchResponseBody { lock_ok_mq_set: granted };
+    Response { header: success(h), body: body::to_json(&body).into() }
+}
+
+/// UNLOCK_BATCH_MQ.
+pub fn unlock_batch(shard: &Shard, frame: &Frame) -> Response {
+    let h = &frame.header;
+    let req: LockBatchRequestBody = match body::from_json(&frame.body) {
+        Ok(r) => r,
+        Err(e) => return error(h, response::SYSTEM_ERROR, format!("bad unlock body: {e}")),
+    };
+    shard.locks.borrow_mut().unlock(&req.consumer_group, &req.client_id, &req.mq_set);
     Response::new(success(h))
 }
 
@@ -100,7 +198,8 @@ pub fn unregister(shard: &Shard, h: &Header) -> Response {
         Ok(r) => r,
         Err(e) => return field_error(h, &e),
     };
-    shard.clients.borrow_mut().unregister(&req.client_id);
+    let change = shard.clients.borrow_mut().unregister(&req.client_id);
+    notify_changes(shard, &change);
     Response::new(success(h))
 }
 
@@ -112,17 +211,23 @@ pub fn consumer_list(shard: &Shard, h: &Header) -> Response {
     };
     let ids = shard.clients.borrow().consumer_ids(&req.consumer_group);
     if ids.is_empty() {
-        return error(h, response::SYSTEM_ERROR, format!(
-            "no consumer for this group, {}", req.consumer_group
-        ));
+        return error(
+            h,
+            response::SYSTEM_ERROR,
+            format!("no consumer for this group, {}", req.consumer_group),
+        );
     }
-    Response { header: success(h), body: body::to_json(&ConsumerListBody { consumer_id_list: ids }).into() }
+    Response {
+        header: success(h),
+        body: body::to_json(&ConsumerListBody { consumer_id_list: ids }).into(),
+    }
 }
 
 /// A client connection ended: on shard 0 forget its clients now; elsewhere tell shard 0.
 pub fn connection_closed(shard: &Rc<Shard>, peer: SocketAddr) {
     if shard.id == 0 {
-        shard.clients.borrow_mut().connection_closed(&peer.to_string());
+        let change = shard.clients.borrow_mut().connection_closed(&peer.to_string());
+        notify_changes(shard, &change);
         return;
     }
     // Heartbeats were recorded on shard 0 under this peer address; tell it. A full

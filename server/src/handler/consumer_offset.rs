@@ -26,9 +26,15 @@ pub fn query(shard: &Shard, h: &Header) -> Response {
     let offset = match stored {
         Some(o) if o >= 0 => o,
         _ => {
-            let min = shard.store_for(&req.topic, req.queue_id).map_or(0, |s| s.min_offset(&req.topic, req.queue_id));
+            let min = shard
+                .store_for(&req.topic, req.queue_id)
+                .map_or(0, |s| s.min_offset(&req.topic, req.queue_id));
             if req.set_zero_if_not_found == Some(false) || min > 0 {
-                return error(h, response::QUERY_NOT_FOUND, "Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first");
+                return error(
+                    h,
+                    response::QUERY_NOT_FOUND,
+                    "Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first",
+                );
             }
             0
         }
@@ -45,6 +51,12 @@ pub fn update(shard: &Shard, h: &Header) -> Response {
         Err(e) => return field_error(h, &e),
     };
     let log = shard.log_for(&req.topic, req.queue_id);
-    shard.offsets.borrow_mut().set(log, &req.consumer_group, &req.topic, req.queue_id, req.commit_offset);
+    shard.offsets.borrow_mut().set(
+        log,
+        &req.consumer_group,
+        &req.topic,
+        req.queue_id,
+        req.commit_offset,
+    );
     Response::new(success(h))
 }

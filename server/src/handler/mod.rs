@@ -40,12 +40,29 @@ impl Service for BrokerService {
         frame: Frame,
         conn: ConnectionHandle,
     ) -> Pin<Box<dyn Future<Output = Option<Response>>>> {
-        Box::pin(async move { dispatch(&self.shard, frame, conn.peer()).await })
+        Box::pin(async move {
+            let ctx = RequestContext { peer: conn.peer(), origin: self.shard.id };
+            dispatch(&self.shard, frame, ctx).await
+        })
+    }
+
+    fn opened(self: Rc<Self>, conn: &ConnectionHandle) {
+        self.shard.connections.borrow_mut().insert(conn.peer(), conn.clone());
     }
 
     fn closed(self: Rc<Self>, conn: &ConnectionHandle) {
+        self.shard.connections.borrow_mut().remove(&conn.peer());
         client::connection_closed(&self.shard, conn.peer());
     }
+}
+
+/// Where a request came from.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestContext {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The shard holding the client's connection.
+    pub origin: usize,
 }
 
 /// Where a request runs.
@@ -57,16 +74,20 @@ enum Target {
 }
 
 /// Routes, forwards if needed, and executes one request.
-pub async fn dispatch(shard: &Rc<Shard>, mut frame: Frame, peer: SocketAddr) -> Option<Response> {
+pub async fn dispatch(
+    shard: &Rc<Shard>,
+    mut frame: Frame,
+    ctx: RequestContext,
+) -> Option<Response> {
     let oneway = frame.header.is_oneway();
     let target = match route(shard, &mut frame).await {
         Ok(t) => t,
         Err(resp) => return (!oneway).then_some(resp),
     };
     let resp = match target {
-        Target::Here => execute(shard, frame, peer).await,
-        Target::Shard(s) if s == shard.id => execute(shard, frame, peer).await,
-        Target::Shard(s) => shard.forward(s, frame, peer).await,
+        Target::Here => execute(shard, frame, ctx).await,
+        Target::Shard(s) if s == shard.id => execute(shard, frame, ctx).await,
+        Target::Shard(s) => shard.forward(s, frame, ctx.peer).await,
     };
     if oneway {
         None
@@ -97,9 +118,11 @@ async fn route(shard: &Rc<Shard>, frame: &mut Frame) -> Result<Target, Response>
                 Some((log, _)) if log < shard.log_count => {
                     Ok(Target::Shard(shard_of_log(log, shard.shard_count)))
                 }
-                _ => Err(error(h, response::SYSTEM_ERROR, format!(
-                    "can not find message by the offset, {offset}"
-                ))),
+                _ => Err(error(
+                    h,
+                    response::SYSTEM_ERROR,
+                    format!("can not find message by the offset, {offset}"),
+                )),
             }
         }
         request::UPDATE_AND_CREATE_TOPIC
@@ -107,14 +130,18 @@ async fn route(shard: &Rc<Shard>, frame: &mut Frame) -> Result<Target, Response>
         | request::GET_ALL_TOPIC_CONFIG
         | request::HEART_BEAT
         | request::UNREGISTER_CLIENT
-        | request::GET_CONSUMER_LIST_BY_GROUP => Ok(Target::Shard(0)),
+        | request::GET_CONSUMER_LIST_BY_GROUP
+        | request::GET_CONSUMER_CONNECTION_LIST
+        | request::LOCK_BATCH_MQ
+        | request::UNLOCK_BATCH_MQ => Ok(Target::Shard(0)),
         _ => Ok(Target::Here),
     }
 }
 
 /// Runs a request on the shard that owns its state.
-pub async fn execute(shard: &Rc<Shard>, frame: Frame, peer: SocketAddr) -> Option<Response> {
+pub async fn execute(shard: &Rc<Shard>, frame: Frame, ctx: RequestContext) -> Option<Response> {
     let h = &frame.header;
+    let peer = ctx.peer;
     let resp = match h.code {
         request::SEND_MESSAGE | request::SEND_MESSAGE_V2 | request::SEND_BATCH_MESSAGE => {
             send_message::execute(shard, &frame, peer).await
@@ -128,12 +155,17 @@ pub async fn execute(shard: &Rc<Shard>, frame: Frame, peer: SocketAddr) -> Optio
         request::UPDATE_AND_CREATE_TOPIC => admin::create_topic(shard, h).await,
         request::DELETE_TOPIC_IN_BROKER => admin::delete_topic(shard, h).await,
         request::GET_ALL_TOPIC_CONFIG => admin::all_topic_config(shard, h),
-        request::HEART_BEAT => client::heartbeat(shard, &frame, peer).await,
+        request::HEART_BEAT => client::heartbeat(shard, &frame, ctx).await,
+        request::GET_CONSUMER_CONNECTION_LIST => client::consumer_connections(shard, h),
+        request::LOCK_BATCH_MQ => client::lock_batch(shard, &frame),
+        request::UNLOCK_BATCH_MQ => client::unlock_batch(shard, &frame),
         request::UNREGISTER_CLIENT => client::unregister(shard, h),
         request::GET_CONSUMER_LIST_BY_GROUP => client::consumer_list(shard, h),
-        code => error(h, response::REQUEST_CODE_NOT_SUPPORTED, format!(
-            "request type {code} not supported"
-        )),
+        code => error(
+            h,
+            response::REQUEST_CODE_NOT_SUPPORTED,
+            format!("request type {code} not supported"),
+        ),
     };
     Some(resp)
 }

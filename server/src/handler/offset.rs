@@ -18,7 +18,9 @@ pub fn max_offset(shard: &Shard, h: &Header) -> Response {
         Ok(r) => r,
         Err(e) => return field_error(h, &e),
     };
-    let offset = shard.store_for(&req.topic, req.queue_id).map_or(0, |s| s.max_offset(&req.topic, req.queue_id));
+    let offset = shard
+        .store_for(&req.topic, req.queue_id)
+        .map_or(0, |s| s.max_offset(&req.topic, req.queue_id));
     let mut header = success(h);
     GetMaxOffsetResponseHeader { offset }.encode(&mut header.ext_fields);
     Response::new(header)
@@ -30,7 +32,9 @@ pub fn min_offset(shard: &Shard, h: &Header) -> Response {
         Ok(r) => r,
         Err(e) => return field_error(h, &e),
     };
-    let offset = shard.store_for(&req.topic, req.queue_id).map_or(0, |s| s.min_offset(&req.topic, req.queue_id));
+    let offset = shard
+        .store_for(&req.topic, req.queue_id)
+        .map_or(0, |s| s.min_offset(&req.topic, req.queue_id));
     let mut header = success(h);
     GetMinOffsetResponseHeader { offset }.encode(&mut header.ext_fields);
     Response::new(header)
@@ -42,7 +46,13 @@ pub async fn view_message(shard: &Shard, h: &Header) -> Response {
         Ok(r) => r,
         Err(e) => return field_error(h, &e),
     };
-    let not_found = || error(h, response::SYSTEM_ERROR, format!("can not find message by the offset, {}", req.offset));
+    let not_found = || {
+        error(
+            h,
+            response::SYSTEM_ERROR,
+            format!("can not find message by the offset, {}", req.offset),
+        )
+    };
     let Some((log, _)) = ramjet_storage::split_log_offset(req.offset) else {
         return not_found();
     };

@@ -38,12 +38,8 @@ pub fn tag_filter(expression: Option<&str>) -> Option<Vec<i64>> {
     if e.is_empty() || e == "*" {
         return None;
     }
-    let codes: Vec<i64> = e
-        .split("||")
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(message::tags_code)
-        .collect();
+    let codes: Vec<i64> =
+        e.split("||").map(str::trim).filter(|t| !t.is_empty()).map(message::tags_code).collect();
     (!codes.is_empty()).then_some(codes)
 }
 
@@ -59,7 +55,13 @@ pub async fn execute(shard: &Rc<Shard>, frame: &Frame) -> Response {
     }
     if req.sys_flag & FLAG_COMMIT_OFFSET != 0 && req.commit_offset >= 0 {
         let log = shard.log_for(&req.topic, req.queue_id);
-        shard.offsets.borrow_mut().set(log, &req.consumer_group, &req.topic, req.queue_id, req.commit_offset);
+        shard.offsets.borrow_mut().set(
+            log,
+            &req.consumer_group,
+            &req.topic,
+            req.queue_id,
+            req.commit_offset,
+        );
     }
     let subscription = if req.sys_flag & FLAG_SUBSCRIPTION != 0 {
         req.subscription.clone()
@@ -77,7 +79,8 @@ pub async fn execute(shard: &Rc<Shard>, frame: &Frame) -> Response {
         return error(h, response::SYSTEM_ERROR, "queue is not owned by this shard");
     };
     let max_count = (req.max_msg_nums.max(1) as u32).min(PULL_MESSAGES_MAX);
-    let max_bytes = req.max_msg_bytes.map_or(PULL_BYTES_MAX, |b| (b.max(1) as u32).min(PULL_BYTES_MAX));
+    let max_bytes =
+        req.max_msg_bytes.map_or(PULL_BYTES_MAX, |b| (b.max(1) as u32).min(PULL_BYTES_MAX));
     loop {
         let get = GetRequest {
             topic: &req.topic,
@@ -114,20 +117,28 @@ pub async fn execute(shard: &Rc<Shard>, frame: &Frame) -> Response {
 fn validate(shard: &Shard, h: &Header, req: &PullMessageRequestHeader) -> Result<(), Response> {
     let table = shard.topic_table();
     let Some(config) = table.get(&req.topic) else {
-        return Err(error(h, response::TOPIC_NOT_EXIST, format!(
-            "topic[{}] not exist, apply first please!", req.topic
-        )));
+        return Err(error(
+            h,
+            response::TOPIC_NOT_EXIST,
+            format!("topic[{}] not exist, apply first please!", req.topic),
+        ));
     };
     if config.perm & PERM_READ == 0 {
-        return Err(error(h, response::NO_PERMISSION, format!(
-            "the topic[{}] pulling message is forbidden", req.topic
-        )));
+        return Err(error(
+            h,
+            response::NO_PERMISSION,
+            format!("the topic[{}] pulling message is forbidden", req.topic),
+        ));
     }
     if req.queue_id < 0 || req.queue_id >= config.read_queue_nums {
-        return Err(error(h, response::INVALID_PARAMETER, format!(
-            "queueId[{}] is illegal, topic:[{}] topicConfig.readQueueNums:[{}] consumer:[{}]",
-            req.queue_id, req.topic, config.read_queue_nums, req.consumer_group
-        )));
+        return Err(error(
+            h,
+            response::INVALID_PARAMETER,
+            format!(
+                "queueId[{}] is illegal, topic:[{}] topicConfig.readQueueNums:[{}] consumer:[{}]",
+                req.queue_id, req.topic, config.read_queue_nums, req.consumer_group
+            ),
+        ));
     }
     Ok(())
 }
@@ -141,7 +152,11 @@ fn respond(h: &Header, req: &PullMessageRequestHeader, r: GetResult) -> Response
         GetStatus::OffsetTooSmall => (response::PULL_OFFSET_MOVED, r.min_offset),
         GetStatus::OffsetOverflowBadly => (response::PULL_OFFSET_MOVED, r.max_offset),
         GetStatus::NoMessageInQueue | GetStatus::NoMatchedLogicQueue => {
-            let code = if req.queue_offset != 0 { response::PULL_OFFSET_MOVED } else { response::PULL_NOT_FOUND };
+            let code = if req.queue_offset != 0 {
+                response::PULL_OFFSET_MOVED
+            } else {
+                response::PULL_NOT_FOUND
+            };
             (code, 0)
         }
     };

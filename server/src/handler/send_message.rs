@@ -47,9 +47,11 @@ pub async fn route(shard: &Rc<Shard>, frame: &mut Frame) -> Result<usize, Respon
         None => auto_create(shard, h, &req).await?,
     };
     if config.perm & PERM_WRITE == 0 {
-        return Err(error(h, response::NO_PERMISSION, format!(
-            "the topic[{}] sending message is forbidden", req.topic
-        )));
+        return Err(error(
+            h,
+            response::NO_PERMISSION,
+            format!("the topic[{}] sending message is forbidden", req.topic),
+        ));
     }
     let mut queue_id = req.queue_id;
     if queue_id < 0 {
@@ -59,10 +61,14 @@ pub async fn route(shard: &Rc<Shard>, frame: &mut Frame) -> Result<usize, Respon
     }
     let h = &frame.header;
     if queue_id >= config.write_queue_nums && queue_id >= config.read_queue_nums {
-        return Err(error(h, response::SYSTEM_ERROR, format!(
+        return Err(error(
+            h,
+            response::SYSTEM_ERROR,
+            format!(
             "request queueId[{queue_id}] is illegal, topic:[{}] topicConfig.writeQueueNums:[{}]",
             req.topic, config.write_queue_nums
-        )));
+        ),
+        ));
     }
     Ok(shard.shard_for(&req.topic, queue_id))
 }
@@ -87,9 +93,11 @@ async fn auto_create(
     req: &SendMessageRequestHeader,
 ) -> Result<ramjet_proto::body::TopicConfig, Response> {
     let not_exist = || {
-        error(h, response::TOPIC_NOT_EXIST, format!(
-            "topic[{}] not exist, apply first please!", req.topic
-        ))
+        error(
+            h,
+            response::TOPIC_NOT_EXIST,
+            format!("topic[{}] not exist, apply first please!", req.topic),
+        )
     };
     if !shard.config.auto_create_topic_enable {
         return Err(not_exist());
@@ -120,9 +128,10 @@ async fn auto_create(
         super::admin::create_topic(shard, &frame.header).await
     } else {
         let peer = shard.store_host;
-        shard.forward(0, frame, peer).await.ok_or_else(|| {
-            error(h, response::SYSTEM_ERROR, "topic creation did not complete")
-        })?
+        shard
+            .forward(0, frame, peer)
+            .await
+            .ok_or_else(|| error(h, response::SYSTEM_ERROR, "topic creation did not complete"))?
     };
     if resp.header.code != response::SUCCESS {
         return Err(error(h, resp.header.code, resp.header.remark.unwrap_or_default()));
@@ -193,9 +202,10 @@ fn meta(req: &SendMessageRequestHeader, flag: i32, shard: &Shard, peer: SocketAd
 fn check_body(shard: &Shard, len: usize) -> Result<(), (i32, String)> {
     let max = shard.config.max_message_size_bytes;
     if len > max {
-        return Err((response::MESSAGE_ILLEGAL, format!(
-            "the message body size {len} is over the limit {max}"
-        )));
+        return Err((
+            response::MESSAGE_ILLEGAL,
+            format!("the message body size {len} is over the limit {max}"),
+        ));
     }
     Ok(())
 }
@@ -211,11 +221,17 @@ fn build_single(
     let mut uniq = message::property_value(&props, property::UNIQ_CLIENT_MESSAGE_ID_KEYIDX);
     if uniq.is_none() {
         let id = next_uniq_id(shard);
-        props.extend(message::encode_properties([(property::UNIQ_CLIENT_MESSAGE_ID_KEYIDX, id.as_str())]));
+        props.extend(message::encode_properties([(
+            property::UNIQ_CLIENT_MESSAGE_ID_KEYIDX,
+            id.as_str(),
+        )]));
         uniq = Some(id);
     }
     if !shard.config.cluster.is_empty() {
-        props.extend(message::encode_properties([(property::CLUSTER, shard.config.cluster.as_str())]));
+        props.extend(message::encode_properties([(
+            property::CLUSTER,
+            shard.config.cluster.as_str(),
+        )]));
     }
     let tags = message::property_value(&props, property::TAGS);
     let tags_code = tags.as_deref().map_or(0, message::tags_code);
@@ -240,7 +256,10 @@ fn build_batch(
     peer: SocketAddr,
 ) -> Built {
     if req.topic.starts_with("%RETRY%") {
-        return Err((response::MESSAGE_ILLEGAL, "batch request does not support retry group".into()));
+        return Err((
+            response::MESSAGE_ILLEGAL,
+            "batch request does not support retry group".into(),
+        ));
     }
     let items = decode_batch(body).map_err(|e| (response::MESSAGE_ILLEGAL, e.to_string()))?;
     if items.is_empty() {
@@ -256,7 +275,8 @@ fn build_batch(
         message::encode_record(&mut records, &m, &item.body, &req.topic, &item.properties)
             .map_err(|e| (response::MESSAGE_ILLEGAL, e.to_string()))?;
     }
-    let append = AppendBatch { topic: req.topic.clone(), queue_id: req.queue_id, records, tags_codes };
+    let append =
+        AppendBatch { topic: req.topic.clone(), queue_id: req.queue_id, records, tags_codes };
     Ok((append, None))
 }
 
@@ -280,4 +300,3 @@ fn map_store_error(h: &Header, e: &StoreError) -> Response {
     };
     error(h, code, e.to_string())
 }
-

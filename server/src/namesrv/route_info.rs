@@ -81,14 +81,13 @@ impl RouteInfo {
             .entry(reg.cluster_name.clone())
             .or_default()
             .insert(reg.broker_name.clone());
-        let data = self.broker_addr_table.entry(reg.broker_name.clone()).or_insert_with(|| {
-            BrokerData {
+        let data =
+            self.broker_addr_table.entry(reg.broker_name.clone()).or_insert_with(|| BrokerData {
                 cluster: reg.cluster_name.clone(),
                 broker_name: reg.broker_name.clone(),
                 broker_addrs: BTreeMap::new(),
                 ..BrokerData::default()
-            }
-        });
+            });
         // One address holds one broker id: drop an older id registered at this address.
         data.broker_addrs.retain(|id, addr| *addr != reg.broker_addr || *id == reg.broker_id);
         data.broker_addrs.insert(reg.broker_id, reg.broker_addr.clone());

@@ -71,7 +71,8 @@ impl NamesrvService {
                 Ok(ok(h, body::to_json(&self.routes.borrow().cluster_info())))
             }
             request::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => {
-                let list = TopicList { topic_list: self.routes.borrow().topics(), broker_addr: None };
+                let list =
+                    TopicList { topic_list: self.routes.borrow().topics(), broker_addr: None };
                 Ok(ok(h, body::to_json(&list)))
             }
             request::GET_TOPICS_BY_CLUSTER => self.topics_by_cluster(h),
@@ -86,12 +87,14 @@ impl NamesrvService {
                 ok(h, Bytes::new())
             }),
             request::GET_KV_CONFIG => self.get_kv(h),
-            request::DELETE_KV_CONFIG => DeleteKvConfigRequestHeader::decode(&h.ext_fields).map(|r| {
-                if let Some(ns) = self.kv.borrow_mut().get_mut(&r.namespace) {
-                    ns.remove(&r.key);
-                }
-                ok(h, Bytes::new())
-            }),
+            request::DELETE_KV_CONFIG => {
+                DeleteKvConfigRequestHeader::decode(&h.ext_fields).map(|r| {
+                    if let Some(ns) = self.kv.borrow_mut().get_mut(&r.namespace) {
+                        ns.remove(&r.key);
+                    }
+                    ok(h, Bytes::new())
+                })
+            }
             request::GET_KVLIST_BY_NAMESPACE => {
                 let ns = h.ext_fields.get("namespace").unwrap_or_default();
                 match self.kv.borrow().get(ns) {
@@ -115,7 +118,11 @@ impl NamesrvService {
         })
     }
 
-    fn register_broker(&self, frame: &Frame, conn: &ConnectionHandle) -> Result<Response, FieldError> {
+    fn register_broker(
+        &self,
+        frame: &Frame,
+        conn: &ConnectionHandle,
+    ) -> Result<Response, FieldError> {
         let h = &frame.header;
         let req = RegisterBrokerRequestHeader::decode(&h.ext_fields)?;
         if let Some(crc) = req.body_crc32.filter(|c| *c != 0) {
@@ -127,16 +134,17 @@ impl NamesrvService {
             }
         }
         if req.compressed == Some(true) {
-            return Ok(Response::new(
-                Header::response_to(h, response::SYSTEM_ERROR)
-                    .with_remark("compressed register body is not supported; set compressedRegister=false"),
-            ));
+            return Ok(Response::new(Header::response_to(h, response::SYSTEM_ERROR).with_remark(
+                "compressed register body is not supported; set compressedRegister=false",
+            )));
         }
         let topics = if frame.body.is_empty() {
             Vec::new()
         } else {
             match body::from_json::<RegisterBrokerBody>(&frame.body) {
-                Ok(b) => b.topic_config_serialize_wrapper.topic_config_table.into_values().collect(),
+                Ok(b) => {
+                    b.topic_config_serialize_wrapper.topic_config_table.into_values().collect()
+                }
                 Err(e) => {
                     return Ok(Response::new(
                         Header::response_to(h, response::SYSTEM_ERROR)
@@ -157,8 +165,11 @@ impl NamesrvService {
         };
         let result = self.routes.borrow_mut().register(reg, now_ms());
         let mut resp = Header::response_to(h, response::SUCCESS);
-        RegisterBrokerResponseHeader { ha_server_addr: result.ha_server_addr, master_addr: result.master_addr }
-            .encode(&mut resp.ext_fields);
+        RegisterBrokerResponseHeader {
+            ha_server_addr: result.ha_server_addr,
+            master_addr: result.master_addr,
+        }
+        .encode(&mut resp.ext_fields);
         Ok(ok_with(resp, body::to_json(&KvTable::default())))
     }
 
@@ -179,14 +190,18 @@ impl NamesrvService {
                 )),
             ));
         };
-        let standard = h.version >= VERSION_STANDARD_JSON || req.accept_standard_json_only == Some(true);
+        let standard =
+            h.version >= VERSION_STANDARD_JSON || req.accept_standard_json_only == Some(true);
         let json = if standard { body::to_json(&route) } else { route.to_json_fastjson() };
         Ok(ok(h, json))
     }
 
     fn topics_by_cluster(&self, h: &Header) -> Result<Response, FieldError> {
         let cluster = h.ext_fields.req_str("cluster")?;
-        let list = TopicList { topic_list: self.routes.borrow().topics_of_cluster(cluster), broker_addr: None };
+        let list = TopicList {
+            topic_list: self.routes.borrow().topics_of_cluster(cluster),
+            broker_addr: None,
+        };
         Ok(ok(h, body::to_json(&list)))
     }
 
@@ -222,7 +237,13 @@ impl Service for NamesrvService {
     ) -> Pin<Box<dyn Future<Output = Option<Response>>>> {
         let resp = self.handle(&frame, &conn);
         let oneway = frame.header.is_oneway();
-        Box::pin(async move { if oneway { None } else { Some(resp) } })
+        Box::pin(async move {
+            if oneway {
+                None
+            } else {
+                Some(resp)
+            }
+        })
     }
 
     fn closed(self: Rc<Self>, conn: &ConnectionHandle) {

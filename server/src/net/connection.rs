@@ -114,6 +114,9 @@ pub trait Service: 'static {
         conn: ConnectionHandle,
     ) -> Pin<Box<dyn Future<Output = Option<Response>>>>;
 
+    /// Called once when the connection starts.
+    fn opened(self: Rc<Self>, _conn: &ConnectionHandle) {}
+
     /// Called once when the connection ends.
     fn closed(self: Rc<Self>, _conn: &ConnectionHandle) {}
 }
@@ -137,6 +140,7 @@ pub async fn serve<S: Service>(mut stream: TcpStream, service: Rc<S>) {
         peer,
     }));
     let handle = ConnectionHandle { state: state.clone() };
+    service.clone().opened(&handle);
     let mut read_buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut scratch = vec![0u8; READ_CHUNK_BYTES];
     let result = futures_lite::future::poll_fn(|cx| {

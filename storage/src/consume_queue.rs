@@ -318,7 +318,7 @@ fn valid_prefix(entries: &[ConsumeQueueEntry], log_id: u32, position: u64) -> us
         let sane = split_log_offset(entry.log_offset())
             .is_some_and(|(id, p)| id == log_id && p < position)
             && entry.size() > 0
-            && previous.map_or(true, |prev| prev < entry.position());
+            && !previous.is_some_and(|prev| prev >= entry.position());
         if !sane {
             return index;
         }

@@ -34,14 +34,14 @@ use ramjet_proto::message::{
 };
 
 use crate::checkpoint::{read_checkpoint, write_checkpoint, Checkpoint};
-use crate::commit_log::{CommitLog, LogStats, ReadSource};
+use crate::commit_log::{CommitLog, LogStats, ReadSource, RecoveredState};
 use crate::config::{
     FlushMode, StoreConfig, ASYNC_BACKPRESSURE_BYTES, BLOCK_SIZE_BYTES, PENDING_BYTES_MAX,
     RECORD_SIZE_BYTES_MAX, RECORD_SIZE_BYTES_MIN, SEGMENT_SIZE_BYTES_MIN, TOPIC_BYTES_MAX,
 };
 use crate::consume_queue::{
-    list_queue_files, persist_job, run_persist_job, truncate_queue_files, ConsumeQueue,
-    ConsumeQueueEntry, ConsumeQueues,
+    list_queue_files, load_queues, persist_job, run_persist_job, truncate_queue_files,
+    ConsumeQueue, ConsumeQueueEntry, ConsumeQueues,
 };
 use crate::error::StoreError;
 use crate::io::{DmaIo, Io, OpenMode};
@@ -307,57 +307,10 @@ impl LogStore {
         let abort = config.abort_path(log_id);
         let clean =
             !io.exists(abort.clone()).await.map_err(|e| StoreError::io("stat", &abort, &e))?;
-        let checkpoint_path = config.checkpoint_path(log_id);
-        let checkpoint = read_checkpoint(io.as_ref(), &checkpoint_path).await?.unwrap_or_default();
-        let loaded =
-            load_queues_for(config, io.as_ref(), log_id, log_count, checkpoint.position).await?;
-        let mut queues = loaded.queues;
-        let mut options = RecoveryOptions {
-            io: io.as_ref(),
-            dir: &log_dir,
-            log_id,
-            segment_size_bytes: config.segment_size_bytes,
-            start: checkpoint.position,
-            clean,
-        };
-        let loaded_count: u64 =
-            queues.values().flat_map(|by_id| by_id.values()).map(|q| q.entries.len() as u64).sum();
-        // A different count means consume-queue files were lost or damaged below the
-        // checkpoint; a replayed record whose QUEUEOFFSET disagrees with its queue means
-        // the same above it. Either way: queues are derived data, rebuild them all.
-        let mut mismatch = loaded_count != checkpoint.entry_count;
-        let first = if mismatch {
-            None
-        } else {
-            Some(replay(&options, config, &mut queues, &mut mismatch).await)
-        };
-        let rebuilt = mismatch;
-        let outcome = match first {
-            Some(outcome) if !rebuilt => outcome,
-            _ => {
-                tracing::warn!(log_id, "consume queues disagree with the log; rebuilding them");
-                for dir in &loaded.dirs {
-                    let starts = list_queue_files(io.as_ref(), dir).await?;
-                    truncate_queue_files(io.as_ref(), dir, &starts, 0).await?;
-                }
-                queues = ConsumeQueues::new();
-                options.start = 0;
-                replay(&options, config, &mut queues, &mut mismatch).await
-            }
-        };
-        let (recovered, mut report) = outcome?;
-        report.consume_queues_rebuilt = rebuilt;
+        let recovered = recover_store(config, io.as_ref(), log_id, log_count, clean).await?;
+        let Recovered { state: recovered, report, queues, checkpoint } = recovered;
         tracing::info!(log_id, ?report, "commit log recovered");
-        let marker = io
-            .open(abort.clone(), OpenMode::Create)
-            .await
-            .map_err(|e| StoreError::io("open", &abort, &e))?;
-        drop(marker);
-        if let Some(dir) = abort.parent() {
-            io.sync_dir(dir.to_path_buf())
-                .await
-                .map_err(|e| StoreError::io("sync_dir", dir, &e))?;
-        }
+        create_marker(io.as_ref(), &abort).await?;
         let end = recovered.end;
         let log = CommitLog::new(
             log_dir,
@@ -365,8 +318,6 @@ impl LogStore {
             config.tail_cache_bytes as u64,
             recovered,
         );
-        let checkpoint =
-            if rebuilt { Checkpoint { position: 0, ..checkpoint } } else { checkpoint };
         let shared = Rc::new(Shared {
             config: config.clone(),
             log_id,
@@ -736,15 +687,82 @@ fn check_config(config: &StoreConfig, log_id: u32, log_count: u32) -> Result<(),
     Ok(())
 }
 
-async fn load_queues_for(
+/// What `recover_store` hands back to `open`.
+struct Recovered {
+    state: RecoveredState,
+    report: RecoveryReport,
+    queues: ConsumeQueues,
+    /// The checkpoint in force (position 0 after a consume-queue rebuild).
+    checkpoint: Checkpoint,
+}
+
+/// Loads the checkpoint and the persisted consume queues, then replays the log after the
+/// checkpoint; rebuilds every queue of the log from its start when the persisted queues
+/// disagree with the checkpoint or the log.
+async fn recover_store(
     config: &StoreConfig,
     io: &dyn Io,
     log_id: u32,
     log_count: u32,
-    position: u64,
-) -> Result<crate::consume_queue::LoadedQueues, StoreError> {
-    let root = config.consume_queue_root();
-    crate::consume_queue::load_queues(io, &root, log_id, log_count, position).await
+    clean: bool,
+) -> Result<Recovered, StoreError> {
+    let checkpoint_path = config.checkpoint_path(log_id);
+    let checkpoint = read_checkpoint(io, &checkpoint_path).await?.unwrap_or_default();
+    let loaded =
+        load_queues(io, &config.consume_queue_root(), log_id, log_count, checkpoint.position)
+            .await?;
+    let mut queues = loaded.queues;
+    let log_dir = config.log_dir(log_id);
+    let mut options = RecoveryOptions {
+        io,
+        dir: &log_dir,
+        log_id,
+        segment_size_bytes: config.segment_size_bytes,
+        start: checkpoint.position,
+        clean,
+    };
+    let loaded_count: u64 =
+        queues.values().flat_map(|by_id| by_id.values()).map(|q| q.entries.len() as u64).sum();
+    // A different count means consume-queue files were lost or damaged below the
+    // checkpoint; a replayed record whose QUEUEOFFSET disagrees with its queue means the
+    // same above it. Either way: queues are derived data, rebuild them all.
+    let mut mismatch = loaded_count != checkpoint.entry_count;
+    let first = if mismatch {
+        None
+    } else {
+        Some(replay(&options, config, &mut queues, &mut mismatch).await)
+    };
+    let rebuilt = mismatch;
+    let outcome = match first {
+        Some(outcome) if !rebuilt => outcome,
+        _ => {
+            tracing::warn!(log_id, "consume queues disagree with the log; rebuilding them");
+            for dir in &loaded.dirs {
+                let starts = list_queue_files(io, dir).await?;
+                truncate_queue_files(io, dir, &starts, 0).await?;
+            }
+            queues = ConsumeQueues::new();
+            options.start = 0;
+            replay(&options, config, &mut queues, &mut mismatch).await
+        }
+    };
+    let (state, mut report) = outcome?;
+    report.consume_queues_rebuilt = rebuilt;
+    let checkpoint = if rebuilt { Checkpoint { position: 0, ..checkpoint } } else { checkpoint };
+    Ok(Recovered { state, report, queues, checkpoint })
+}
+
+/// Creates the abort marker and makes its directory entry durable.
+async fn create_marker(io: &dyn Io, path: &std::path::Path) -> Result<(), StoreError> {
+    let marker = io
+        .open(path.to_path_buf(), OpenMode::Create)
+        .await
+        .map_err(|e| StoreError::io("open", path, &e))?;
+    drop(marker);
+    if let Some(dir) = path.parent() {
+        io.sync_dir(dir.to_path_buf()).await.map_err(|e| StoreError::io("sync_dir", dir, &e))?;
+    }
+    Ok(())
 }
 
 /// Runs recovery, rebuilding consume-queue entries of replayed records into `queues`.
@@ -754,7 +772,7 @@ async fn replay(
     config: &StoreConfig,
     queues: &mut ConsumeQueues,
     mismatch: &mut bool,
-) -> Result<(crate::commit_log::RecoveredState, RecoveryReport), StoreError> {
+) -> Result<(RecoveredState, RecoveryReport), StoreError> {
     let log_id = options.log_id;
     let tags_code_of = config.tags_code_of;
     let mut on_record = |position: u64, message: &ramjet_proto::message::StoredMessage| {

@@ -64,6 +64,7 @@ pub fn run(opts: ConsumeOptions) -> Result<(), String> {
         async move {
             let (opts, config, queues) = &*shared;
             let recorder = Rc::new(RefCell::new(Recorder::new(totals)));
+            let flusher = run::periodic_flush(recorder.clone());
             let mut tasks = Vec::new();
             for c in (0..connections).filter(|c| c % threads == ex) {
                 let mine: Vec<MessageQueue> = queues
@@ -89,6 +90,7 @@ pub fn run(opts: ConsumeOptions) -> Result<(), String> {
             for t in tasks {
                 t.await;
             }
+            drop(flusher);
             recorder.borrow_mut().flush();
         }
     })?;

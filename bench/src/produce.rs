@@ -59,6 +59,7 @@ pub fn run(opts: ProduceOptions) -> Result<(), String> {
             async move {
                 let (opts, config, body) = &*shared;
                 let recorder = Rc::new(RefCell::new(Recorder::new(totals)));
+                let flusher = run::periodic_flush(recorder.clone());
                 let mut tasks = Vec::new();
                 for c in (0..opts.net.connections).filter(|c| c % threads == ex) {
                     let conn = Connection {
@@ -74,6 +75,7 @@ pub fn run(opts: ProduceOptions) -> Result<(), String> {
                 for t in tasks {
                     t.await;
                 }
+                drop(flusher);
                 recorder.borrow_mut().flush();
             }
         })?;

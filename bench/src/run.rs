@@ -162,6 +162,19 @@ where
     Ok(end.duration_since(control.start()))
 }
 
+/// Flushes `recorder` into the shared totals every 100 ms, so progress lines stay
+/// current while workers are idle (waiting in long polls). Dropping the task stops it.
+pub fn periodic_flush(
+    recorder: std::rc::Rc<std::cell::RefCell<crate::stats::Recorder>>,
+) -> glommio::Task<()> {
+    glommio::spawn_local(async move {
+        loop {
+            glommio::timer::sleep(Duration::from_millis(100)).await;
+            recorder.borrow_mut().flush();
+        }
+    })
+}
+
 /// Runs one future on a fresh executor on this thread (setup steps).
 ///
 /// # Errors

@@ -76,11 +76,13 @@ pub fn run(opts: StorageOptions) -> Result<(), String> {
             async move {
                 let (opts, config, record) = &*shared;
                 let recorder = Rc::new(RefCell::new(Recorder::new(totals)));
+                let flusher = run::periodic_flush(recorder.clone());
                 let shard = Shard { opts, config, record, log_count, index: s };
                 if let Err(e) = shard.run(&control, &recorder).await {
                     eprintln!("shard {s}: {e}");
                     control.request_stop();
                 }
+                drop(flusher);
                 recorder.borrow_mut().flush();
             }
         })?;

@@ -318,7 +318,10 @@ fn valid_prefix(entries: &[ConsumeQueueEntry], log_id: u32, position: u64) -> us
         let sane = split_log_offset(entry.log_offset())
             .is_some_and(|(id, p)| id == log_id && p < position)
             && entry.size() > 0
-            && !previous.is_some_and(|prev| prev >= entry.position());
+            && match previous {
+                Some(prev) => prev < entry.position(),
+                None => true,
+            };
         if !sane {
             return index;
         }
@@ -356,4 +359,55 @@ pub(crate) async fn truncate_queue_files(
         }
     }
     io.sync_dir(dir.to_path_buf()).await.map_err(|e| StoreError::io("sync_dir", dir, &e))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::io::DmaIo;
+    use crate::log_offset::log_offset_of;
+
+    fn entry(index: u64) -> ConsumeQueueEntry {
+        ConsumeQueueEntry::new(log_offset_of(2, 100 + index * 300), 300, index as i64 - 7)
+    }
+
+    #[test]
+    fn entries_persist_across_files_and_blocks_and_truncate() {
+        // Goal: the byte and block arithmetic of lazy persistence, across a file boundary
+        // (307,200 entries per file) and mid-block starts. Method: persist 100,001 entries,
+        // then up to 310,000, load them back; then truncate at 200,000 and load again.
+        let dir = tempfile::Builder::new().tempdir_in("/var/tmp").unwrap();
+        let root = dir.path().to_path_buf();
+        std::fs::write(root.join("probe"), [1u8; 4096]).unwrap();
+        let executor = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(1 << 20)
+            .make()
+            .unwrap();
+        executor.run(async move {
+            DmaIo::probe_device(&root.join("probe")).await.unwrap();
+            let io = DmaIo;
+            let mut queue = ConsumeQueue::default();
+            queue.entries = (0..310_000).map(entry).collect();
+            for count in [100_001, 310_000] {
+                let job = persist_job(&root, "T", 3, &queue, count).unwrap();
+                run_persist_job(&io, &job).await.unwrap();
+                queue.persisted = job.persisted;
+            }
+            let dir = queue_dir(&root, "T", 3);
+            let starts = list_queue_files(&io, &dir).await.unwrap();
+            assert_eq!(starts, vec![0, CONSUME_QUEUE_FILE_SIZE_BYTES]);
+            let loaded = load_entries(&io, &dir, &starts).await.unwrap();
+            assert_eq!(loaded.len(), 310_000);
+            assert!(loaded == queue.entries);
+            assert_eq!(valid_prefix(&loaded, 2, 100 + 5_000 * 300), 5_000);
+            assert_eq!(valid_prefix(&loaded, 1, u64::MAX >> 8), 0);
+            truncate_queue_files(&io, &dir, &starts, 200_000).await.unwrap();
+            let starts = list_queue_files(&io, &dir).await.unwrap();
+            assert_eq!(starts, vec![0]);
+            let loaded = load_entries(&io, &dir, &starts).await.unwrap();
+            assert_eq!(loaded.len(), 200_000);
+            assert_eq!(loaded.last(), Some(&entry(199_999)));
+        });
+    }
 }

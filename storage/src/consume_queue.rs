@@ -387,8 +387,8 @@ mod tests {
         executor.run(async move {
             DmaIo::probe_device(&root.join("probe")).await.unwrap();
             let io = DmaIo;
-            let mut queue = ConsumeQueue::default();
-            queue.entries = (0..310_000).map(entry).collect();
+            let mut queue =
+                ConsumeQueue { entries: (0..310_000).map(entry).collect(), persisted: 0 };
             for count in [100_001, 310_000] {
                 let job = persist_job(&root, "T", 3, &queue, count).unwrap();
                 run_persist_job(&io, &job).await.unwrap();

@@ -96,7 +96,7 @@ pub fn run(opts: ConsumeOptions) -> Result<(), String> {
     })?;
     let summary = stats::summary(&totals, "consume", elapsed);
     stats::print_summary(&summary, opts.net.json);
-    Ok(())
+    stats::check_any_success(&summary)
 }
 
 fn fetch_queues(config: &ClientConfig, topic: &str) -> Result<Vec<MessageQueue>, String> {

@@ -81,7 +81,7 @@ pub fn run(opts: ProduceOptions) -> Result<(), String> {
         })?;
     let summary = stats::summary(&totals, "produce", elapsed);
     stats::print_summary(&summary, opts.net.json);
-    Ok(())
+    stats::check_any_success(&summary)
 }
 
 /// Creates `topic` with `queues` queues on every master, then waits (bounded) until

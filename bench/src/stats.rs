@@ -227,6 +227,19 @@ pub fn print_summary(summary: &serde_json::Value, as_json: bool) {
     );
 }
 
+/// Fails a run that did nothing but fail, so scripts see a non-zero exit status.
+///
+/// # Errors
+/// No message done and at least one error.
+pub fn check_any_success(summary: &serde_json::Value) -> Result<(), String> {
+    let messages = summary["messages"].as_u64().unwrap_or(0);
+    let errors = summary["errors"].as_u64().unwrap_or(0);
+    if messages == 0 && errors > 0 {
+        return Err(format!("no message succeeded; errors: {}", summary["errors_by_code"]));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -91,7 +91,7 @@ pub fn run(opts: StorageOptions) -> Result<(), String> {
     summary["shards"] = opts.shards.into();
     summary["log_count"] = log_count.into();
     stats::print_summary(&summary, opts.json);
-    Ok(())
+    stats::check_any_success(&summary)
 }
 
 /// One encoded record; appenders copy it and storage patches the offsets.

@@ -174,6 +174,8 @@ fn power_cuts_lose_only_unacknowledged_records() {
         let dir = store_dir();
         let mut config = config(dir.path(), FlushMode::Sync);
         config.segment_size_bytes = 64 * 1024;
+        // Frequent checkpoints, so cuts also land inside consume-queue persistence.
+        config.checkpoint_interval_bytes = if seed % 2 == 0 { 8 * 1024 } else { 64 << 20 };
         let acknowledged = append_until_power_cut(&config, seed, 5 + seed * 37 % 400);
         check_acknowledged(&config, acknowledged, &format!("seed {seed}"));
     }
@@ -189,6 +191,7 @@ fn power_cuts_in_async_mode_leave_a_log_that_opens() {
         let mut config = config(dir.path(), FlushMode::Async);
         config.segment_size_bytes = 64 * 1024;
         config.flush_interval_ms = 50;
+        config.checkpoint_interval_bytes = 16 * 1024;
         append_until_power_cut(&config, seed, 5 + seed * 37 % 400);
         let config = config.clone();
         run(|| async move {

@@ -160,7 +160,10 @@ impl Shard {
     }
 
     /// Writes a server-initiated request to the client at `peer` on shard `holder`.
-    pub fn push(&self, holder: usize, peer: SocketAddr, header: ramjet_proto::Header) {
+    pub fn push(&self, holder: usize, peer: SocketAddr, mut header: ramjet_proto::Header) {
+        let opaque = self.send_cursor.get();
+        self.send_cursor.set(opaque.wrapping_add(1));
+        header.opaque = (opaque & 0x7FFF_FFFF) as i32;
         if holder == self.id {
             if let Some(conn) = self.connections.borrow().get(&peer) {
                 conn.send(&crate::net::connection::Response::new(header));

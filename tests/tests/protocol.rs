@@ -106,6 +106,10 @@ fn replay(addr: &str, raw: &[u8]) -> Option<ramjet_proto::Frame> {
     let mut chunk = [0u8; 65536];
     loop {
         if let Some(f) = decode_frame(&mut read, usize::MAX).expect("reply decodes") {
+            if !f.header.is_response() {
+                // A request from the broker (NOTIFY_CONSUMER_IDS_CHANGED after a heartbeat).
+                continue;
+            }
             assert_eq!(f.header.opaque, frame.header.opaque, "reply carries the request's opaque");
             assert_eq!(
                 f.header.serialize_type, frame.header.serialize_type,

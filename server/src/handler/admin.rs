@@ -59,11 +59,18 @@ pub async fn create_topic(shard: &Rc<Shard>, h: &Header) -> Response {
         );
     };
     let change = manager.borrow_mut().upsert(config);
-    if let Some((table, json)) = change {
-        if let Err(e) = publish(shard, table, json).await {
-            return error(h, response::SYSTEM_ERROR, e);
+    match change {
+        Some((table, json)) => {
+            if let Err(e) = publish(shard, table, json).await {
+                return error(h, response::SYSTEM_ERROR, e);
+            }
+            info!(topic = %req.topic, queues = req.write_queue_nums, "topic created or updated");
         }
-        info!(topic = %req.topic, queues = req.write_queue_nums, "topic created or updated");
+        None => {
+            // Unchanged, but an earlier request may be publishing this very topic: wait for
+            // it, so the answer never precedes every shard knowing the topic.
+            let _ = shard.persist_lock.acquire_permit(1).await;
+        }
     }
     Response::new(success(h))
 }

@@ -95,7 +95,9 @@ pub async fn execute(shard: &Rc<Shard>, frame: &Frame) -> Response {
             Err(e) => return error(h, response::SYSTEM_ERROR, e.to_string()),
         };
         let now = Instant::now();
-        if result.status == GetStatus::OffsetOverflowOne && now < deadline {
+        // The reference holds every pull whose answer would be PULL_NOT_FOUND: at the
+        // queue's end, or at offset 0 of a queue that has nothing yet.
+        if response_code(&req, &result).0 == response::PULL_NOT_FOUND && now < deadline {
             let Some(waiter) = shard.long_poll.borrow_mut().park(&req.topic, req.queue_id) else {
                 return respond(h, &req, result);
             };
@@ -144,8 +146,9 @@ fn validate(shard: &Shard, h: &Header, req: &PullMessageRequestHeader) -> Result
 }
 
 /// Maps a store result to the response (facts §10.2 table).
-fn respond(h: &Header, req: &PullMessageRequestHeader, r: GetResult) -> Response {
-    let (code, next) = match r.status {
+/// The response code of a store status and the next offset to suggest (facts §10.2).
+fn response_code(req: &PullMessageRequestHeader, r: &GetResult) -> (i32, i64) {
+    match r.status {
         GetStatus::Found => (response::SUCCESS, r.next_offset),
         GetStatus::NoMatchedMessage => (response::PULL_RETRY_IMMEDIATELY, r.next_offset),
         GetStatus::OffsetOverflowOne => (response::PULL_NOT_FOUND, req.queue_offset),
@@ -159,7 +162,11 @@ fn respond(h: &Header, req: &PullMessageRequestHeader, r: GetResult) -> Response
             };
             (code, 0)
         }
-    };
+    }
+}
+
+fn respond(h: &Header, req: &PullMessageRequestHeader, r: GetResult) -> Response {
+    let (code, next) = response_code(req, &r);
     let mut header = Header::response_to(h, code).with_remark(format!("{:?}", r.status));
     PullMessageResponseHeader {
         suggest_which_broker_id: 0,

@@ -564,6 +564,31 @@ pub fn property_value(raw: &[u8], name: &str) -> Option<String> {
     })
 }
 
+/// A properties string without the named properties (other pairs kept byte for byte,
+/// malformed segments dropped).
+pub fn remove_properties(raw: &[u8], names: &[&str]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    for seg in raw.split(|&b| b == PROPERTY_SEPARATOR) {
+        let Some(sep) = seg.iter().position(|&b| b == NAME_VALUE_SEPARATOR) else {
+            continue;
+        };
+        let name = seg.get(..sep).unwrap_or_default();
+        if name.is_empty() || names.iter().any(|n| n.as_bytes() == name) {
+            continue;
+        }
+        out.extend_from_slice(seg);
+        out.push(PROPERTY_SEPARATOR);
+    }
+    out
+}
+
+/// A properties string with `name` set to `value` (replacing an earlier value).
+pub fn set_property(raw: &[u8], name: &str, value: &str) -> Vec<u8> {
+    let mut out = remove_properties(raw, &[name]);
+    out.extend(encode_properties([(name, value)]));
+    out
+}
+
 /// The offsetMsgId: store host (IPv4 4 bytes or IPv6 16), port i32, commit-log offset i64,
 /// as upper-case hex (32 or 56 characters).
 pub fn offset_msg_id(store_host: &SocketAddr, offset: i64) -> String {

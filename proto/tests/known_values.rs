@@ -280,3 +280,17 @@ fn route_bodies_from_old_nameservers() {
     assert_eq!(route.queue_datas[0].write_queue_nums, 4);
     assert_eq!(ConsumeType::from_name("PUSH"), Some(ConsumeType::ConsumePassively));
 }
+
+#[test]
+fn properties_can_be_removed_and_set_without_touching_the_others() {
+    use ramjet_proto::message::{
+        encode_properties, parse_properties, remove_properties, set_property,
+    };
+    let raw = encode_properties([("TAGS", "a"), ("DELAY", "3"), ("KEYS", "k1 k2")]);
+    let without = remove_properties(&raw, &["DELAY"]);
+    assert_eq!(without, encode_properties([("TAGS", "a"), ("KEYS", "k1 k2")]));
+    let set = set_property(&raw, "TAGS", "b");
+    let map = parse_properties(&set);
+    assert!(map.contains(&("TAGS".to_string(), "b".to_string())));
+    assert_eq!(map.len(), 3);
+}

@@ -18,6 +18,7 @@ pub mod namesrv;
 pub mod net;
 pub mod register;
 pub mod runtime;
+pub mod schedule;
 pub mod shard;
 pub mod signal;
 pub mod topic;

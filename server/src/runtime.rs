@@ -245,6 +245,7 @@ async fn run_shard(ctx: ShardContext) {
     let mut store_config = StoreConfig::new(ctx.config.store_path.clone());
     store_config.segment_size_bytes = ctx.config.segment_size_bytes;
     store_config.flush = ctx.config.flush;
+    store_config.tags_code_of = crate::schedule::tags_code_of;
     let mut logs = HashMap::new();
     for &log in &ctx.start.logs {
         match LogStore::open(&store_config, log).await {
@@ -285,6 +286,11 @@ async fn run_shard(ctx: ShardContext) {
         tasks.push(glommio::spawn_local(accept_loop(listener, shard.clone())));
     }
     tasks.push(glommio::spawn_local(persist_loop(shard.clone())));
+    for level in 1..=crate::schedule::max_level() {
+        if shard.shard_for(SCHEDULE_TOPIC, level - 1) == id {
+            tasks.push(glommio::spawn_local(crate::schedule::delivery_loop(shard.clone(), level)));
+        }
+    }
     if id == 0 {
         tasks.push(glommio::spawn_local(crate::register::registration_loop(
             shard.clone(),
@@ -337,6 +343,13 @@ async fn inbox(shard: Rc<Shard>, rx: flume::Receiver<ShardMsg>) -> Option<flume:
                 crate::handler::client::connection_closed(&shard, peer)
             }
             ShardMsg::Push { peer, header } => shard.push(shard.id, peer, header),
+            ShardMsg::Append { batch, reply } => {
+                let shard = shard.clone();
+                glommio::spawn_local(async move {
+                    let _ = reply.send(shard.append_local(batch).await);
+                })
+                .detach();
+            }
             ShardMsg::Shutdown { done } => return Some(done),
         }
     }

@@ -67,6 +67,13 @@ pub enum ShardMsg {
         /// The client's address.
         peer: SocketAddr,
     },
+    /// Append these records here (the owner of their queue) and reply with the result.
+    Append {
+        /// The records.
+        batch: ramjet_storage::AppendBatch,
+        /// Where the result goes.
+        reply: flume::Sender<Result<ramjet_storage::AppendResult, String>>,
+    },
     /// Write a server-initiated request (NOTIFY_CONSUMER_IDS_CHANGED, ...) to the client
     /// connection from `peer` held by this shard.
     Push {
@@ -172,6 +179,45 @@ impl Shard {
             // A full channel drops the notification; clients also rebalance periodically.
             let _ = p.try_send(ShardMsg::Push { peer, header });
         }
+    }
+
+    /// Appends on this shard (which must own the queue) and wakes the queue's waiters.
+    ///
+    /// # Errors
+    /// The store's error, or a queue this shard does not own.
+    pub async fn append_local(
+        &self,
+        batch: ramjet_storage::AppendBatch,
+    ) -> Result<ramjet_storage::AppendResult, String> {
+        let (topic, queue_id) = (batch.topic.clone(), batch.queue_id);
+        let store = self
+            .store_for(&topic, queue_id)
+            .cloned()
+            .ok_or_else(|| format!("queue {topic}:{queue_id} is not owned by shard {}", self.id))?;
+        let result = store.append(batch).await.map_err(|e| e.to_string())?;
+        self.long_poll.borrow_mut().notify(&topic, queue_id);
+        Ok(result)
+    }
+
+    /// Appends records on whichever shard owns their queue (internal re-puts: scheduled
+    /// delivery, retries, committed transactions).
+    ///
+    /// # Errors
+    /// The owner's store error, or a shard that is gone.
+    pub async fn append_routed(
+        &self,
+        batch: ramjet_storage::AppendBatch,
+    ) -> Result<ramjet_storage::AppendResult, String> {
+        let owner = self.shard_for(&batch.topic, batch.queue_id);
+        if owner == self.id {
+            return self.append_local(batch).await;
+        }
+        let (tx, rx) = flume::bounded(1);
+        self.peers[owner]
+            .send_async(ShardMsg::Append { batch, reply: tx })
+            .await
+            .map_err(|_| format!("shard {owner} is gone"))?;
+        rx.recv_async().await.map_err(|_| format!("shard {owner} dropped the append"))?
     }
 
     /// Forwards `frame` to shard `target` and waits for its response.

@@ -24,7 +24,9 @@ use ramjet_storage::{AppendBatch, StoreError};
 use super::{error, field_error, success};
 use crate::net::connection::Response;
 use crate::shard::Shard;
-use crate::topic::{validate_topic_name, PERM_INHERIT, PERM_WRITE, TBW102};
+use crate::topic::{
+    validate_topic_name, PERM_INHERIT, PERM_WRITE, SCHEDULE_TOPIC, TBW102, TRANS_HALF_TOPIC,
+};
 use crate::util::{now_ms, uniq_id};
 
 /// Region reported in every send response (the reference's default `regionId`).
@@ -70,7 +72,46 @@ pub async fn route(shard: &Rc<Shard>, frame: &mut Frame) -> Result<usize, Respon
         ),
         ));
     }
-    Ok(shard.shard_for(&req.topic, queue_id))
+    let (topic, queue) = parking(&req).stored_queue(&req.topic, queue_id);
+    Ok(shard.shard_for(topic, queue))
+}
+
+/// Where a message waits before it is visible on its own queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parking {
+    /// Stored on its own queue.
+    None,
+    /// Delay level: parked in `SCHEDULE_TOPIC_XXXX`, queue `level - 1`.
+    Delay(i32),
+    /// Transactional half message: parked in `RMQ_SYS_TRANS_HALF_TOPIC`, queue 0.
+    Half,
+}
+
+impl Parking {
+    /// The queue the records are stored in.
+    pub fn stored_queue<'a>(self, topic: &'a str, queue_id: i32) -> (&'a str, i32) {
+        match self {
+            Parking::None => (topic, queue_id),
+            Parking::Delay(level) => (SCHEDULE_TOPIC, level - 1),
+            Parking::Half => (TRANS_HALF_TOPIC, 0),
+        }
+    }
+}
+
+/// Decides parking from the properties and sysflag, as the reference's send path does.
+pub fn parking(req: &SendMessageRequestHeader) -> Parking {
+    let props = req.properties.as_deref().unwrap_or_default().as_bytes();
+    let tx = req.sys_flag & message::SYSFLAG_TRANSACTION_MASK;
+    let half = message::property_value(props, property::TRANSACTION_PREPARED)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if half && tx == message::SYSFLAG_TRANSACTION_PREPARED {
+        return Parking::Half;
+    }
+    let plain = tx == 0 || tx == message::SYSFLAG_TRANSACTION_COMMIT;
+    match crate::schedule::requested_level(props) {
+        Some(level) if plain && !req.topic.starts_with("%DLQ%") => Parking::Delay(level),
+        _ => Parking::None,
+    }
 }
 
 /// Round robin over the topic's write queues, preferring queues this shard owns.
@@ -156,15 +197,16 @@ pub async fn execute(shard: &Rc<Shard>, frame: &Frame, peer: SocketAddr) -> Resp
         Ok(b) => b,
         Err((code, remark)) => return error(h, code, remark),
     };
-    let Some(store) = shard.store_for(&req.topic, req.queue_id) else {
+    let Some(store) = shard.store_for(&append.topic, append.queue_id).cloned() else {
         return error(h, response::SYSTEM_ERROR, "queue is not owned by this shard");
     };
     let queue_id = req.queue_id;
+    let (stored_topic, stored_queue) = (append.topic.clone(), append.queue_id);
     let result = match store.append(append).await {
         Ok(r) => r,
         Err(e) => return map_store_error(h, &e),
     };
-    shard.long_poll.borrow_mut().notify(&req.topic, queue_id);
+    shard.long_poll.borrow_mut().notify(&stored_topic, stored_queue);
     let msg_id = result
         .record_offsets
         .iter()
@@ -234,18 +276,33 @@ fn build_single(
         )]));
     }
     let tags = message::property_value(&props, property::TAGS);
-    let tags_code = tags.as_deref().map_or(0, message::tags_code);
-    let m = meta(req, req.flag, shard, peer);
+    let mut tags_code = tags.as_deref().map_or(0, message::tags_code);
+    let mut m = meta(req, req.flag, shard, peer);
+    let parking = parking(req);
+    let (topic, queue_id) = parking.stored_queue(&req.topic, req.queue_id);
+    match parking {
+        Parking::None => {}
+        Parking::Delay(level) => {
+            props = crate::schedule::parked_properties(&props, &req.topic, req.queue_id);
+            // The entry's tags code is its delivery time (store time + delay).
+            tags_code = now_ms() as i64 + crate::schedule::delay_ms(level);
+        }
+        Parking::Half => {
+            props = crate::schedule::parked_properties(&props, &req.topic, req.queue_id);
+            if let Some(id) = &uniq {
+                props = message::set_property(&props, property::TRANSACTION_ID, id);
+            }
+            // Stored as a plain message so it enters the half topic's consume queue.
+            m.sys_flag &= !message::SYSFLAG_TRANSACTION_MASK;
+        }
+    }
+    m.queue_id = queue_id;
     let mut records =
-        BytesMut::with_capacity(message::record_len(&m, body.len(), req.topic.len(), props.len()));
-    message::encode_record(&mut records, &m, &body, &req.topic, &props)
+        BytesMut::with_capacity(message::record_len(&m, body.len(), topic.len(), props.len()));
+    message::encode_record(&mut records, &m, &body, topic, &props)
         .map_err(|e| (response::MESSAGE_ILLEGAL, e.to_string()))?;
-    let append = AppendBatch {
-        topic: req.topic.clone(),
-        queue_id: req.queue_id,
-        records,
-        tags_codes: vec![tags_code],
-    };
+    let append =
+        AppendBatch { topic: topic.to_string(), queue_id, records, tags_codes: vec![tags_code] };
     Ok((append, uniq))
 }
 

@@ -1,0 +1,213 @@
+//! Delay levels: messages with a `DELAY` property wait in `SCHEDULE_TOPIC_XXXX` and are
+//! delivered to their real topic and queue when due (RocketMQ's ScheduleMessageService).
+//!
+//! Lives on: the owner shard of each schedule queue (`queueId = level - 1`). One delivery
+//! task per level reads its queue in order; an entry's tags code is its delivery time, so
+//! the task looks at the head entry only and sleeps until it is due (or until an append
+//! to the queue wakes it). Delivery progress per level is a consumer offset of the
+//! reserved group [`DELIVERY_GROUP`], persisted with the other offsets (every 5 s and at a
+//! clean stop), so a restart delivers every due message from where it was: nothing lost,
+//! nothing early, and duplicates only for the last few seconds before a crash (the
+//! reference's bound, its `flushDelayOffsetInterval` is 10 s).
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use ramjet_proto::message::{self, property, MessageMeta, StoredMessage};
+use ramjet_storage::{AppendBatch, GetRequest, GetStatus};
+use tracing::{debug, warn};
+
+use crate::shard::Shard;
+use crate::topic::SCHEDULE_TOPIC;
+use crate::util::now_ms;
+
+/// `messageDelayLevel` default: `1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h`.
+pub const DELAY_LEVELS_MS: [i64; 18] = [
+    1_000, 5_000, 10_000, 30_000, 60_000, 120_000, 180_000, 240_000, 300_000, 360_000, 420_000,
+    480_000, 540_000, 600_000, 1_200_000, 1_800_000, 3_600_000, 7_200_000,
+];
+/// The reserved consumer group whose offsets record delivery progress per level.
+pub const DELIVERY_GROUP: &str = "%SCHEDULE_DELIVERY%";
+/// Entries read per step.
+const DELIVERY_BATCH_MAX: u32 = 64;
+/// Longest sleep between looks at a level's queue.
+const IDLE_WAIT_MS: u64 = 1_000;
+
+/// Highest delay level.
+pub fn max_level() -> i32 {
+    DELAY_LEVELS_MS.len() as i32
+}
+
+/// The delay of `level` (capped at the highest level), in ms.
+pub fn delay_ms(level: i32) -> i64 {
+    let idx = (level.clamp(1, max_level()) - 1) as usize;
+    DELAY_LEVELS_MS.get(idx).copied().unwrap_or(1_000)
+}
+
+/// The delay level a message asks for (`DELAY` > 0), if any.
+pub fn requested_level(properties: &[u8]) -> Option<i32> {
+    message::property_value(properties, property::DELAY_TIME_LEVEL)
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .filter(|l| *l > 0)
+        .map(|l| l.min(max_level()))
+}
+
+/// Tags code of a replayed record: the delivery time for schedule entries (store time plus
+/// the level's delay), the tags hash otherwise. Given to storage for recovery.
+pub fn tags_code_of(m: &StoredMessage) -> i64 {
+    if &m.topic[..] == SCHEDULE_TOPIC.as_bytes() {
+        let level = requested_level(&m.properties).unwrap_or(1);
+        return m.store_timestamp + delay_ms(level);
+    }
+    ramjet_storage::config::tags_code_from_tags(m)
+}
+
+/// Properties of a message parked for `level`: its real topic and queue recorded.
+pub fn parked_properties(properties: &[u8], real_topic: &str, real_queue_id: i32) -> Vec<u8> {
+    let p = message::set_property(properties, property::REAL_TOPIC, real_topic);
+    message::set_property(&p, property::REAL_QUEUE_ID, &real_queue_id.to_string())
+}
+
+/// Delivers level `level`'s due messages forever.
+pub async fn delivery_loop(shard: Rc<Shard>, level: i32) {
+    let queue_id = level - 1;
+    let Some(store) = shard.store_for(SCHEDULE_TOPIC, queue_id).cloned() else {
+        return;
+    };
+    let log = shard.log_for(SCHEDULE_TOPIC, queue_id);
+    loop {
+        let stored = shard.offsets.borrow().get(log, DELIVERY_GROUP, SCHEDULE_TOPIC, queue_id);
+        let offset = stored.unwrap_or(0).max(store.min_offset(SCHEDULE_TOPIC, queue_id));
+        let get = GetRequest {
+            topic: SCHEDULE_TOPIC,
+            queue_id,
+            queue_offset: offset,
+            max_count: DELIVERY_BATCH_MAX,
+            max_bytes: 4 * 1024 * 1024,
+            tags_filter: None,
+        };
+        let result = match store.get_messages(get).await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(level, error = %e, "schedule read failed");
+                glommio::timer::sleep(Duration::from_millis(IDLE_WAIT_MS)).await;
+                continue;
+            }
+        };
+        if result.status != GetStatus::Found {
+            if matches!(result.status, GetStatus::OffsetTooSmall | GetStatus::OffsetOverflowBadly) {
+                let next = result.next_offset.max(result.min_offset);
+                shard.offsets.borrow_mut().set(log, DELIVERY_GROUP, SCHEDULE_TOPIC, queue_id, next);
+            }
+            wait_for_append(&shard, queue_id, IDLE_WAIT_MS).await;
+            continue;
+        }
+        let mut next = offset;
+        let mut wait_ms = 0;
+        for (record, due) in result.messages.iter().zip(&result.tags_codes) {
+            let now = now_ms() as i64;
+            if *due > now {
+                wait_ms = (*due - now) as u64;
+                break;
+            }
+            match deliver(&shard, record).await {
+                Ok(()) => next += 1,
+                Err(e) => {
+                    warn!(level, error = %e, "scheduled delivery failed; retrying");
+                    wait_ms = IDLE_WAIT_MS;
+                    break;
+                }
+            }
+        }
+        if next != offset {
+            shard.offsets.borrow_mut().set(log, DELIVERY_GROUP, SCHEDULE_TOPIC, queue_id, next);
+        }
+        if wait_ms > 0 {
+            glommio::timer::sleep(Duration::from_millis(wait_ms.min(IDLE_WAIT_MS))).await;
+        }
+    }
+}
+
+async fn wait_for_append(shard: &Shard, queue_id: i32, max_ms: u64) {
+    let waiter = shard.long_poll.borrow_mut().park(SCHEDULE_TOPIC, queue_id);
+    let timer = glommio::timer::sleep(Duration::from_millis(max_ms));
+    match waiter {
+        Some(w) => futures_lite::future::or(w, timer).await,
+        None => timer.await,
+    }
+}
+
+/// Re-puts one parked message to its real topic and queue, `DELAY` removed.
+async fn deliver(shard: &Rc<Shard>, record: &Bytes) -> Result<(), String> {
+    let m = message::decode_record(record, false).map_err(|e| e.to_string())?;
+    let Some(topic) = m.property(property::REAL_TOPIC) else {
+        warn!(offset = m.physical_offset, "parked message without REAL_TOPIC dropped");
+        return Ok(());
+    };
+    let queue_id: i32 =
+        m.property(property::REAL_QUEUE_ID).and_then(|q| q.parse().ok()).unwrap_or(0);
+    if shard.topic_table().get(&topic).is_none() {
+        warn!(%topic, "scheduled message for a topic that no longer exists dropped");
+        return Ok(());
+    }
+    let properties = message::remove_properties(&m.properties, &[property::DELAY_TIME_LEVEL]);
+    let batch = reput_batch(shard, &m, &topic, queue_id, &properties);
+    debug!(%topic, queue_id, "delivering scheduled message");
+    shard.append_routed(batch).await.map(|_| ())
+}
+
+/// A record copying `m` (body, flag, sysflag, born host and time, reconsume times) to
+/// `topic`/`queue_id` with `properties`.
+pub fn reput_batch(
+    shard: &Shard,
+    m: &StoredMessage,
+    topic: &str,
+    queue_id: i32,
+    properties: &[u8],
+) -> AppendBatch {
+    let meta = MessageMeta {
+        queue_id,
+        flag: m.flag,
+        sys_flag: m.sys_flag,
+        born_timestamp: m.born_timestamp,
+        born_host: m.born_host,
+        store_host: shard.store_host,
+        reconsume_times: m.reconsume_times,
+        prepared_transaction_offset: m.prepared_transaction_offset,
+    };
+    let tags = message::property_value(properties, property::TAGS);
+    let mut records = BytesMut::with_capacity(message::record_len(
+        &meta,
+        m.body.len(),
+        topic.len(),
+        properties.len(),
+    ));
+    // Topic and properties lengths were valid in the source record, and `set_property`
+    // adds at most a few dozen bytes, far below the limits.
+    let _ = message::encode_record(&mut records, &meta, &m.body, topic, properties);
+    AppendBatch {
+        topic: topic.to_string(),
+        queue_id,
+        records,
+        tags_codes: vec![tags.as_deref().map_or(0, message::tags_code)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_follow_the_reference_table_and_cap_at_the_highest() {
+        assert_eq!(delay_ms(1), 1_000);
+        assert_eq!(delay_ms(3), 10_000);
+        assert_eq!(delay_ms(18), 7_200_000);
+        assert_eq!(delay_ms(99), 7_200_000);
+        let p = message::encode_properties([("DELAY", "4")]);
+        assert_eq!(requested_level(&p), Some(4));
+        assert_eq!(requested_level(&message::encode_properties([("DELAY", "0")])), None);
+        assert_eq!(requested_level(&message::encode_properties([("DELAY", "-1")])), None);
+        assert_eq!(requested_level(&message::encode_properties([("DELAY", "40")])), Some(18));
+    }
+}

@@ -11,11 +11,13 @@
 //! - [`header`]: typed request and response headers over the ext fields.
 //! - [`batch`]: the SEND_BATCH_MESSAGE body.
 //! - [`body`]: JSON bodies (routes, heartbeats, locks), fastjson-tolerant.
+//! - [`admin_body`]: JSON bodies of admin and statistics requests (mqadmin's).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod admin_body;
 pub mod batch;
 pub mod binary_header;
 pub mod body;

@@ -1,0 +1,385 @@
+//! JSON bodies of the admin and statistics requests `mqadmin` sends: topic and consume
+//! statistics, producer connections, subscription groups, all consumer offsets, offset
+//! resets and broker statistics.
+//!
+//! Several of these carry a map keyed by a `MessageQueue` object. fastjson writes such a
+//! map with the key object itself in key position, which is not standard JSON:
+//!
+//! ```text
+//! {"consumeTps":0.0,"offsetTable":{{"brokerName":"b","queueId":0,"topic":"t"}:{...}}}
+//! ```
+//!
+//! Reading accepts that form (through [`crate::body::from_json`], which turns the key into
+//! a string holding its JSON text) and the standard form with the key as a JSON string.
+//! Writing uses the fastjson form (`to_json_fastjson`), which the Java admin tools read.
+//!
+//! ```
+//! use ramjet_proto::admin_body::{ConsumeStats, OffsetWrapper};
+//! use ramjet_proto::body::{from_json, MessageQueue};
+//!
+//! let mut stats = ConsumeStats::default();
+//! let mq = MessageQueue { topic: "t".into(), broker_name: "b".into(), queue_id: 0 };
+//! stats.offset_table.push((mq, OffsetWrapper { broker_offset: 5, ..Default::default() }));
+//! let back: ConsumeStats = from_json(&stats.to_json_fastjson()).unwrap();
+//! assert_eq!(back.offset_table[0].1.broker_offset, 5);
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use crate::body::{from_json, to_json, Connection, DataVersion, MessageQueue};
+
+/// Entries of a map keyed by `MessageQueue`, in key order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MqTable<V>(pub Vec<(MessageQueue, V)>);
+
+impl<V> std::ops::Deref for MqTable<V> {
+    type Target = Vec<(MessageQueue, V)>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<V> std::ops::DerefMut for MqTable<V> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl<V: Serialize> MqTable<V> {
+    /// Appends `{key}:value,...` in fastjson's form (no surrounding braces).
+    fn write_fastjson(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (i, (mq, v)) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&to_json(mq));
+            out.push(b':');
+            out.extend_from_slice(&to_json(v));
+        }
+        out.push(b'}');
+    }
+}
+
+impl<'de, V: DeserializeOwned> Deserialize<'de> for MqTable<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V2<V>(PhantomData<V>);
+        impl<'de, V: DeserializeOwned> Visitor<'de> for V2<V> {
+            type Value = MqTable<V>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map keyed by MessageQueue")
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(MqTable(Vec::new()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some((key, value)) = map.next_entry::<String, V>()? {
+                    let mq: MessageQueue = from_json(key.as_bytes())
+                        .map_err(|e| serde::de::Error::custom(format!("queue key {key}: {e}")))?;
+                    out.push((mq, value));
+                }
+                out.sort_by(|a, b| a.0.cmp(&b.0));
+                Ok(MqTable(out))
+            }
+        }
+        d.deserialize_any(V2(PhantomData))
+    }
+}
+
+/// Offsets of one queue (GET_TOPIC_STATS_INFO).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TopicOffset {
+    /// Oldest queue offset still stored.
+    pub min_offset: i64,
+    /// Next queue offset to be written.
+    pub max_offset: i64,
+    /// Store time of the newest message, ms (0 when the queue is empty).
+    pub last_update_timestamp: i64,
+}
+
+/// GET_TOPIC_STATS_INFO (202) response body.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TopicStatsTable {
+    /// Per queue offsets.
+    pub offset_table: MqTable<TopicOffset>,
+}
+
+impl TopicStatsTable {
+    /// fastjson's form of the body.
+    pub fn to_json_fastjson(&self) -> Vec<u8> {
+        let mut out = b"{\"offsetTable\":".to_vec();
+        self.offset_table.write_fastjson(&mut out);
+        out.push(b'}');
+        out
+    }
+}
+
+/// A group's progress on one queue (GET_CONSUME_STATS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct OffsetWrapper {
+    /// Next queue offset to be written (the queue's max offset).
+    pub broker_offset: i64,
+    /// The group's committed offset.
+    pub consumer_offset: i64,
+    /// The offset the group last pulled from (5.x; 0 when unknown).
+    pub pull_offset: i64,
+    /// Store time of the last consumed message, ms (0 when none).
+    pub last_timestamp: i64,
+}
+
+/// GET_CONSUME_STATS (208) response body.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ConsumeStats {
+    /// Per queue progress.
+    pub offset_table: MqTable<OffsetWrapper>,
+    /// Messages pulled per second by the group (over the last minute).
+    pub consume_tps: f64,
+}
+
+impl ConsumeStats {
+    /// fastjson's form of the body.
+    pub fn to_json_fastjson(&self) -> Vec<u8> {
+        let mut out = format!("{{\"consumeTps\":{},\"offsetTable\":", json_f64(self.consume_tps))
+            .into_bytes();
+        self.offset_table.write_fastjson(&mut out);
+        out.push(b'}');
+        out
+    }
+
+    /// Sum over queues of broker offset minus consumer offset (never negative per queue).
+    pub fn total_lag(&self) -> i64 {
+        self.offset_table.iter().map(|(_, w)| (w.broker_offset - w.consumer_offset).max(0)).sum()
+    }
+}
+
+/// RESET_CONSUMER_OFFSET / INVOKE_BROKER_TO_RESET_OFFSET (222) response body, and the body
+/// of RESET_CONSUMER_CLIENT_OFFSET (220) pushed to consumers.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ResetOffsetBody {
+    /// The new offset of each queue.
+    pub offset_table: MqTable<i64>,
+}
+
+impl ResetOffsetBody {
+    /// fastjson's form of the body.
+    pub fn to_json_fastjson(&self) -> Vec<u8> {
+        let mut out = b"{\"offsetTable\":".to_vec();
+        self.offset_table.write_fastjson(&mut out);
+        out.push(b'}');
+        out
+    }
+}
+
+fn json_f64(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:?}")
+    } else {
+        "0.0".into()
+    }
+}
+
+/// GET_PRODUCER_CONNECTION_LIST (204) response body.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ProducerConnection {
+    /// The group's live producer connections.
+    pub connection_set: Vec<Connection>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn one_i32() -> i32 {
+    1
+}
+fn sixteen() -> i32 {
+    16
+}
+fn one_i64() -> i64 {
+    1
+}
+fn fifteen() -> i32 {
+    15
+}
+
+/// A consumer group's settings (UPDATE_AND_CREATE_SUBSCRIPTIONGROUP 200), defaults as the
+/// reference's `SubscriptionGroupConfig`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionGroupConfig {
+    /// Group name.
+    #[serde(default)]
+    pub group_name: String,
+    /// Pulls allowed.
+    #[serde(default = "yes")]
+    pub consume_enable: bool,
+    /// A new group may start from the queue's minimum offset.
+    #[serde(default = "yes")]
+    pub consume_from_min_enable: bool,
+    /// Broadcasting consumption allowed.
+    #[serde(default = "yes")]
+    pub consume_broadcast_enable: bool,
+    /// Ordered consumption (5.x).
+    #[serde(default)]
+    pub consume_message_orderly: bool,
+    /// Queues of `%RETRY%<group>`.
+    #[serde(default = "one_i32")]
+    pub retry_queue_nums: i32,
+    /// Redeliveries before the dead-letter queue.
+    #[serde(default = "sixteen")]
+    pub retry_max_times: i32,
+    /// Broker id consumers read from.
+    #[serde(default)]
+    pub broker_id: i64,
+    /// Broker id to suggest when consumption is slow.
+    #[serde(default = "one_i64")]
+    pub which_broker_when_consume_slowly: i64,
+    /// Send NOTIFY_CONSUMER_IDS_CHANGED on membership changes.
+    #[serde(default = "yes")]
+    pub notify_consumer_ids_changed_enable: bool,
+    /// Group system flag.
+    #[serde(default)]
+    pub group_sys_flag: i32,
+    /// Consume timeout, minutes.
+    #[serde(default = "fifteen")]
+    pub consume_timeout_minute: i32,
+}
+
+impl Default for SubscriptionGroupConfig {
+    fn default() -> Self {
+        SubscriptionGroupConfig {
+            group_name: String::new(),
+            consume_enable: true,
+            consume_from_min_enable: true,
+            consume_broadcast_enable: true,
+            consume_message_orderly: false,
+            retry_queue_nums: 1,
+            retry_max_times: 16,
+            broker_id: 0,
+            which_broker_when_consume_slowly: 1,
+            notify_consumer_ids_changed_enable: true,
+            group_sys_flag: 0,
+            consume_timeout_minute: 15,
+        }
+    }
+}
+
+/// GET_ALL_SUBSCRIPTIONGROUP_CONFIG (201) response body and `subscriptionGroup.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SubscriptionGroupWrapper {
+    /// Group name → settings.
+    pub subscription_group_table: BTreeMap<String, SubscriptionGroupConfig>,
+    /// Bumped on every change.
+    pub data_version: DataVersion,
+}
+
+/// GET_ALL_CONSUMER_OFFSET (43) response body (`consumerOffset.json`'s shape).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ConsumerOffsetSerializeWrapper {
+    /// `topic@group` → queue id → committed offset.
+    pub offset_table: BTreeMap<String, BTreeMap<i32, i64>>,
+}
+
+/// One window of VIEW_BROKER_STATS_DATA.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BrokerStatsItem {
+    /// Total in the window.
+    pub sum: i64,
+    /// Per second.
+    pub tps: f64,
+    /// Average per sample.
+    pub avgpt: f64,
+}
+
+/// VIEW_BROKER_STATS_DATA (315) response body.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BrokerStatsData {
+    /// Last minute.
+    pub stats_minute: BrokerStatsItem,
+    /// Last hour.
+    pub stats_hour: BrokerStatsItem,
+    /// Last day.
+    pub stats_day: BrokerStatsItem,
+}
+
+/// Parses a Java-properties body (GET_BROKER_CONFIG's): `key=value` lines.
+pub fn parse_properties_body(body: &[u8]) -> HashMap<String, String> {
+    String::from_utf8_lossy(body)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            Some((k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn mq(q: i32) -> MessageQueue {
+        MessageQueue { topic: "t".into(), broker_name: "b".into(), queue_id: q }
+    }
+
+    #[test]
+    fn consume_stats_round_trip_in_fastjson_form() {
+        let mut s = ConsumeStats { consume_tps: 1.5, ..Default::default() };
+        s.offset_table.push((
+            mq(1),
+            OffsetWrapper { broker_offset: 9, consumer_offset: 4, ..Default::default() },
+        ));
+        s.offset_table.push((mq(0), OffsetWrapper { broker_offset: 3, ..Default::default() }));
+        let json = s.to_json_fastjson();
+        let text = String::from_utf8(json.clone()).unwrap();
+        assert!(text.contains(r#"{{"topic":"t","brokerName":"b","queueId":1}:{"brokerOffset":9"#));
+        let back: ConsumeStats = from_json(&json).unwrap();
+        assert_eq!(back.offset_table.len(), 2);
+        assert_eq!(back.offset_table[0].0.queue_id, 0, "sorted by queue");
+        assert_eq!(back.total_lag(), 5 + 3);
+        assert_eq!(back.consume_tps, 1.5);
+    }
+
+    #[test]
+    fn java_written_topic_stats_parse() {
+        let raw = br#"{"offsetTable":{{"brokerName":"broker-a","queueId":0,"topic":"T"}:{"lastUpdateTimestamp":1700000000000,"maxOffset":10,"minOffset":0}}}"#;
+        let t: TopicStatsTable = from_json(raw).unwrap();
+        assert_eq!(t.offset_table[0].0.broker_name, "broker-a");
+        assert_eq!(t.offset_table[0].1.max_offset, 10);
+        let standard = br#"{"offsetTable":{"{\"brokerName\":\"b\",\"queueId\":2,\"topic\":\"T\"}":{"maxOffset":1}}}"#;
+        let t: TopicStatsTable = from_json(standard).unwrap();
+        assert_eq!(t.offset_table[0].0.queue_id, 2);
+    }
+
+    #[test]
+    fn subscription_group_defaults_follow_the_reference() {
+        let g: SubscriptionGroupConfig = from_json(br#"{"groupName":"g"}"#).unwrap();
+        assert!(g.consume_enable && g.consume_broadcast_enable);
+        assert_eq!((g.retry_queue_nums, g.retry_max_times), (1, 16));
+        assert_eq!(g, SubscriptionGroupConfig { group_name: "g".into(), ..Default::default() });
+    }
+
+    #[test]
+    fn properties_body_parses() {
+        let p = parse_properties_body(b"a=1\n# c\nb = x=y\n\n");
+        assert_eq!(p["a"], "1");
+        assert_eq!(p["b"], "x=y");
+    }
+}

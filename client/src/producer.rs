@@ -1,57 +1,95 @@
-//! The producer: synchronous, one-way and batch sends with round-robin queue selection.
+//! The producer: synchronous, asynchronous (a handle awaited later), one-way, batch and
+//! selector-chosen sends.
 //!
 //! Lives on: the executor of its [`Client`].
 //!
-//! `send` picks the next write queue of the topic's route, sends SEND_MESSAGE_V2 and, on
-//! a transport error or a refusal worth retrying, drops the cached route and tries again
+//! `send` picks a write queue of the topic's route (round robin, avoiding brokers that
+//! were slow or failed recently: [`crate::fault`]), sends SEND_MESSAGE_V2 and, on a
+//! transport error or a refusal worth retrying, drops the cached route and tries again
 //! on another broker, up to `retry_times` more times (the reference client's
 //! `retryTimesWhenSendFailed`, 2). `send_to_queue` never retries, so load generators see
-//! every error. A topic the NameServer does not know is sent through the route of the
+//! every error. `send_with_selector` lets the caller choose the queue
+//! ([`crate::selector`]), for ordered messages. A topic the NameServer does not know is sent through the route of the
 //! auto-create template topic `TBW102`, so a broker with auto-create enabled creates it.
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Instant;
 
 use ramjet_proto::body::TopicRouteData;
 use ramjet_proto::codes::response;
 
 use crate::client::{now_ms, Client};
 use crate::error::ClientError;
+use crate::fault::MqFaultStrategy;
 use crate::message::{Message, MessageQueue, SendResult, UniqueIdGenerator};
 use crate::protocol::{self, SendContext, DEFAULT_TOPIC, DEFAULT_TOPIC_QUEUE_NUMS};
 use crate::route::TopicRoute;
+use crate::selector::MessageQueueSelector;
 
 /// Default number of extra attempts of `send` after a failure.
 pub const RETRY_TIMES_DEFAULT: u32 = 2;
 
-/// Sends messages for one producer group.
-#[derive(Debug)]
+/// Sends messages for one producer group. Cheap to clone: clones share the client, the
+/// id generator and the fault-avoidance state.
+#[derive(Debug, Clone)]
 pub struct Producer {
+    core: Rc<Core>,
+    /// Extra attempts of `send`/`send_batch` after a retriable failure.
+    pub retry_times: u32,
+}
+
+#[derive(Debug)]
+struct Core {
     client: Client,
     group: String,
     ids: RefCell<UniqueIdGenerator>,
-    /// Extra attempts of `send`/`send_batch` after a retriable failure.
-    pub retry_times: u32,
+    fault: RefCell<MqFaultStrategy>,
+}
+
+/// What one send attempt carries.
+#[derive(Clone, Copy)]
+enum Payload<'a> {
+    One(&'a Message),
+    Batch(&'a [Message]),
 }
 
 impl Producer {
     /// A producer of `group` on `client`.
     pub fn new(client: Client, group: impl Into<String>) -> Producer {
         Producer {
-            client,
-            group: group.into(),
-            ids: RefCell::new(UniqueIdGenerator::new([127, 0, 0, 1])),
+            core: Rc::new(Core {
+                client,
+                group: group.into(),
+                ids: RefCell::new(UniqueIdGenerator::new([127, 0, 0, 1])),
+                fault: RefCell::new(MqFaultStrategy::new()),
+            }),
             retry_times: RETRY_TIMES_DEFAULT,
         }
     }
 
     /// The client this producer sends through.
     pub fn client(&self) -> &Client {
-        &self.client
+        &self.core.client
     }
 
     /// The producer group.
     pub fn group(&self) -> &str {
-        &self.group
+        &self.core.group
+    }
+
+    /// Turns latency-based fault avoidance ([`crate::fault`]) on (the default) or off.
+    /// Off, queue selection is round robin that only avoids the broker which just failed.
+    pub fn set_fault_avoidance(&self, enabled: bool) {
+        self.core.fault.borrow_mut().enabled = enabled;
+    }
+
+    /// False while fault avoidance keeps away from `broker_name`.
+    pub fn is_broker_available(&self, broker_name: &str) -> bool {
+        self.core.fault.borrow().is_available(broker_name, Instant::now())
     }
 
     /// The write queues of `topic` (through `TBW102` when the topic is unknown).
@@ -62,35 +100,68 @@ impl Producer {
         Ok(self.publish_route(topic).await?.write_queues.clone())
     }
 
-    /// Sends `msg` to the next queue of its topic and waits for the broker's answer.
+    /// Sends `msg` to a queue of its topic and waits for the broker's answer.
+    ///
+    /// The queue is chosen round robin, avoiding brokers that were slow or failed
+    /// recently ([`crate::fault`]); a failure worth retrying (transport errors, the
+    /// reference's retry codes) is tried again on another broker, up to
+    /// [`Producer::retry_times`] more times.
     ///
     /// # Errors
     /// `Broker { code, remark }` when the broker refused it (after retries), `NoRoute`,
     /// transport errors.
     pub async fn send(&self, msg: Message) -> Result<SendResult, ClientError> {
-        let mut failed_broker: Option<String> = None;
-        let mut attempt = 0;
-        loop {
-            let route = self.publish_route(&msg.topic).await?;
-            let queue = match &failed_broker {
-                Some(b) => route.select_write_queue_avoiding(b),
-                None => route.select_write_queue(),
-            }
-            .cloned()
-            .ok_or_else(|| ClientError::NoRoute { topic: msg.topic.clone() })?;
-            match self.send_to_queue(&queue, msg.clone()).await {
-                Err(e) if attempt < self.retry_times && retriable(&e) => {
-                    tracing::debug!(%queue.broker_name, error = %e, attempt, "send failed, retrying");
-                    self.client.invalidate_route(&msg.topic);
-                    failed_broker = Some(queue.broker_name);
-                    attempt += 1;
-                }
-                result => return result,
-            }
-        }
+        let topic = msg.topic.clone();
+        self.send_retrying(&topic, Payload::One(&msg)).await
     }
 
-    /// Sends `msg` to `queue` once (no retry).
+    /// Starts sending `msg` as [`Producer::send`] does and returns at once; await the
+    /// handle for the result. Any number of sends may be in flight; they are pipelined
+    /// on the client's connections.
+    ///
+    /// # Panics
+    /// When called outside a glommio executor (the send runs as a task on it).
+    ///
+    /// # Cancel safety
+    /// Dropping the handle cancels the send (it may or may not have reached the broker);
+    /// [`SendHandle::detach`] lets it finish unobserved instead.
+    pub fn send_async(&self, msg: Message) -> SendHandle {
+        let producer = self.clone();
+        SendHandle { task: glommio::spawn_local(async move { producer.send(msg).await }) }
+    }
+
+    /// Sends `msg` to the queue `selector` picks among the topic's write queues (for
+    /// ordered messages: the same key, the same queue). No retry on another queue, as in
+    /// the reference: a retry elsewhere would break the order.
+    ///
+    /// # Errors
+    /// `NoRoute` when the topic has no write queue; as [`Producer::send_to_queue`].
+    pub async fn send_with_selector(
+        &self,
+        msg: Message,
+        selector: &dyn MessageQueueSelector,
+    ) -> Result<SendResult, ClientError> {
+        let route = self.publish_route(&msg.topic).await?;
+        let queue = select_with(&route, &msg, selector)?;
+        self.send_to_queue(&queue, msg).await
+    }
+
+    /// [`Producer::send_with_selector`] started as a task, like [`Producer::send_async`].
+    ///
+    /// # Panics
+    /// When called outside a glommio executor.
+    pub fn send_async_with_selector(
+        &self,
+        msg: Message,
+        selector: impl MessageQueueSelector + 'static,
+    ) -> SendHandle {
+        let producer = self.clone();
+        let task =
+            glommio::spawn_local(async move { producer.send_with_selector(msg, &selector).await });
+        SendHandle { task }
+    }
+
+    /// Sends `msg` to `queue` once (no retry, no fault bookkeeping).
     ///
     /// # Errors
     /// `Broker { code, remark }`, `NoBrokerAddr`, transport errors.
@@ -99,32 +170,35 @@ impl Producer {
         queue: &MessageQueue,
         mut msg: Message,
     ) -> Result<SendResult, ClientError> {
-        let addr = self.client.master_addr(&queue.broker_name, &queue.topic).await?;
+        let addr = self.client().master_addr(&queue.broker_name, &queue.topic).await?;
         msg.topic.clone_from(&queue.topic);
         let key = self.unique_key(&msg);
         let header = protocol::send_request(&self.send_context(), &msg, queue, &key);
-        let reply = self.client.invoke(&addr, header, &msg.body).await?;
+        let reply = self.client().invoke(&addr, header, &msg.body).await?;
         protocol::parse_send_response(reply, queue, key)
     }
 
-    /// Sends `msg` to the next queue of its topic without waiting for an answer.
+    /// Sends `msg` to a queue of its topic without waiting for an answer.
     ///
     /// # Errors
     /// `NoRoute`, `NoBrokerAddr`, `Connect`, `ConnectionClosed`.
     pub async fn send_oneway(&self, msg: Message) -> Result<(), ClientError> {
         let route = self.publish_route(&msg.topic).await?;
-        let queue = route
-            .select_write_queue()
-            .cloned()
+        let queue = self
+            .core
+            .fault
+            .borrow_mut()
+            .select_queue(&route, None, Instant::now())
             .ok_or_else(|| ClientError::NoRoute { topic: msg.topic.clone() })?;
-        let addr = self.client.master_addr(&queue.broker_name, &queue.topic).await?;
+        let addr = self.client().master_addr(&queue.broker_name, &queue.topic).await?;
         let key = self.unique_key(&msg);
         let header = protocol::send_request(&self.send_context(), &msg, &queue, &key);
-        self.client.invoke_oneway(&addr, header, &msg.body).await
+        self.client().invoke_oneway(&addr, header, &msg.body).await
     }
 
-    /// Sends `msgs` as one SEND_BATCH_MESSAGE to the next queue of `topic`, with the
-    /// retries of [`Producer::send`]. The result's ids are comma-joined, one per message.
+    /// Sends `msgs` as one SEND_BATCH_MESSAGE to a queue of `topic`, with the queue
+    /// choice and retries of [`Producer::send`]. The result's ids are comma-joined, one
+    /// per message.
     ///
     /// # Errors
     /// As `send`, and `InvalidArgument` for an empty batch.
@@ -133,25 +207,7 @@ impl Producer {
         topic: &str,
         msgs: Vec<Message>,
     ) -> Result<SendResult, ClientError> {
-        let mut failed_broker: Option<String> = None;
-        let mut attempt = 0;
-        loop {
-            let route = self.publish_route(topic).await?;
-            let queue = match &failed_broker {
-                Some(b) => route.select_write_queue_avoiding(b),
-                None => route.select_write_queue(),
-            }
-            .cloned()
-            .ok_or_else(|| ClientError::NoRoute { topic: topic.to_string() })?;
-            match self.send_batch_to_queue(&queue, &msgs).await {
-                Err(e) if attempt < self.retry_times && retriable(&e) => {
-                    self.client.invalidate_route(topic);
-                    failed_broker = Some(queue.broker_name);
-                    attempt += 1;
-                }
-                result => return result,
-            }
-        }
+        self.send_retrying(topic, Payload::Batch(&msgs)).await
     }
 
     /// Sends `msgs` as one batch to `queue` once (no retry). Every message's topic is
@@ -164,19 +220,62 @@ impl Producer {
         queue: &MessageQueue,
         msgs: &[Message],
     ) -> Result<SendResult, ClientError> {
-        let addr = self.client.master_addr(&queue.broker_name, &queue.topic).await?;
+        let addr = self.client().master_addr(&queue.broker_name, &queue.topic).await?;
         let msgs: Vec<Message> =
             msgs.iter().map(|m| Message { topic: queue.topic.clone(), ..m.clone() }).collect();
         let keys: Vec<String> = msgs.iter().map(|m| self.unique_key(m)).collect();
         let (header, body) = protocol::batch_request(&self.send_context(), &msgs, queue, &keys)?;
-        let reply = self.client.invoke(&addr, header, &body).await?;
+        let reply = self.client().invoke(&addr, header, &body).await?;
         protocol::parse_send_response(reply, queue, keys.join(","))
+    }
+
+    /// The send loop of the reference's `sendDefaultImpl`: choose a queue avoiding slow
+    /// and failed brokers, send, learn the broker's latency, and retry a retriable
+    /// failure on another broker.
+    async fn send_retrying(
+        &self,
+        topic: &str,
+        payload: Payload<'_>,
+    ) -> Result<SendResult, ClientError> {
+        let mut last_failed: Option<String> = None;
+        let mut attempt = 0;
+        loop {
+            let route = self.publish_route(topic).await?;
+            let queue = self
+                .core
+                .fault
+                .borrow_mut()
+                .select_queue(&route, last_failed.as_deref(), Instant::now())
+                .ok_or_else(|| ClientError::NoRoute { topic: topic.to_string() })?;
+            let begin = Instant::now();
+            let result = match payload {
+                Payload::One(msg) => self.send_to_queue(&queue, msg.clone()).await,
+                Payload::Batch(msgs) => self.send_batch_to_queue(&queue, msgs).await,
+            };
+            let now = Instant::now();
+            let isolation = result.as_ref().err().is_some_and(retriable);
+            self.core.fault.borrow_mut().update_fault_item(
+                &queue.broker_name,
+                now - begin,
+                isolation,
+                now,
+            );
+            match result {
+                Err(e) if attempt < self.retry_times && retriable(&e) => {
+                    tracing::debug!(%queue.broker_name, error = %e, attempt, "send failed, retrying");
+                    self.client().invalidate_route(topic);
+                    last_failed = Some(queue.broker_name);
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
     }
 
     fn send_context(&self) -> SendContext<'_> {
         SendContext {
-            producer_group: &self.group,
-            serialize_type: self.client.config().serialize_type,
+            producer_group: &self.core.group,
+            serialize_type: self.client().config().serialize_type,
             born_timestamp_ms: now_ms(),
         }
     }
@@ -184,23 +283,59 @@ impl Producer {
     fn unique_key(&self, msg: &Message) -> String {
         match msg.unique_key() {
             Some(k) => k.to_string(),
-            None => self.ids.borrow_mut().next_id(),
+            None => self.core.ids.borrow_mut().next_id(),
         }
     }
 
     /// The route to send `topic` through: its own, or one derived from `TBW102` with at
     /// most `DEFAULT_TOPIC_QUEUE_NUMS` queues per broker (what the broker will create).
-    async fn publish_route(&self, topic: &str) -> Result<std::rc::Rc<TopicRoute>, ClientError> {
-        match self.client.topic_route(topic).await {
+    async fn publish_route(&self, topic: &str) -> Result<Rc<TopicRoute>, ClientError> {
+        match self.client().topic_route(topic).await {
             Err(ClientError::NoRoute { .. }) => {}
             other => return other,
         }
         let template = self
-            .client
+            .client()
             .fetch_route(DEFAULT_TOPIC)
             .await?
             .ok_or_else(|| ClientError::NoRoute { topic: topic.to_string() })?;
-        Ok(self.client.install_route(topic, auto_create_route(template)))
+        Ok(self.client().install_route(topic, auto_create_route(template)))
+    }
+}
+
+/// The queue `selector` picks for `msg` among the route's write queues.
+fn select_with(
+    route: &TopicRoute,
+    msg: &Message,
+    selector: &dyn MessageQueueSelector,
+) -> Result<MessageQueue, ClientError> {
+    let queues = &route.write_queues;
+    if queues.is_empty() {
+        return Err(ClientError::NoRoute { topic: msg.topic.clone() });
+    }
+    let index = selector.select(queues, msg) % queues.len();
+    queues.get(index).cloned().ok_or_else(|| ClientError::NoRoute { topic: msg.topic.clone() })
+}
+
+/// A send in flight, started by [`Producer::send_async`]: await it for the result.
+#[must_use = "dropping a SendHandle cancels the send; use detach() to let it finish"]
+#[derive(Debug)]
+pub struct SendHandle {
+    task: glommio::Task<Result<SendResult, ClientError>>,
+}
+
+impl SendHandle {
+    /// Lets the send finish in the background; its result is dropped.
+    pub fn detach(self) {
+        drop(self.task.detach());
+    }
+}
+
+impl Future for SendHandle {
+    type Output = Result<SendResult, ClientError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.task).poll(cx)
     }
 }
 

@@ -57,6 +57,11 @@ impl TopicRoute {
         self.write_queues.get(index)
     }
 
+    /// The next round-robin position in `write_queues`; `None` when there is none.
+    pub fn next_write_index(&self) -> Option<usize> {
+        self.selector.next_index(self.write_queues.len())
+    }
+
     /// The next write queue on a broker other than `avoid_broker` (the one that just
     /// failed), falling back to any queue when all are on that broker.
     pub fn select_write_queue_avoiding(&self, avoid_broker: &str) -> Option<&MessageQueue> {

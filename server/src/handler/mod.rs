@@ -13,6 +13,7 @@ pub mod client;
 pub mod consumer_offset;
 pub mod offset;
 pub mod pull_message;
+pub mod send_back;
 pub mod send_message;
 
 use std::future::Future;
@@ -112,7 +113,7 @@ async fn route(shard: &Rc<Shard>, frame: &mut Frame) -> Result<Target, Response>
             let (topic, queue_id) = queue_of(h)?;
             Ok(Target::Shard(shard.shard_for(topic, queue_id)))
         }
-        request::VIEW_MESSAGE_BY_ID => {
+        request::VIEW_MESSAGE_BY_ID | request::CONSUMER_SEND_MSG_BACK => {
             let offset: i64 = h.ext_fields.req_int("offset").map_err(|e| field_error(h, &e))?;
             match ramjet_storage::split_log_offset(offset) {
                 Some((log, _)) if log < shard.log_count => {
@@ -152,6 +153,7 @@ pub async fn execute(shard: &Rc<Shard>, frame: Frame, ctx: RequestContext) -> Op
         request::GET_MAX_OFFSET => offset::max_offset(shard, h),
         request::GET_MIN_OFFSET => offset::min_offset(shard, h),
         request::VIEW_MESSAGE_BY_ID => offset::view_message(shard, h).await,
+        request::CONSUMER_SEND_MSG_BACK => send_back::execute(shard, h).await,
         request::UPDATE_AND_CREATE_TOPIC => admin::create_topic(shard, h).await,
         request::DELETE_TOPIC_IN_BROKER => admin::delete_topic(shard, h).await,
         request::GET_ALL_TOPIC_CONFIG => admin::all_topic_config(shard, h),

@@ -8,15 +8,18 @@
 use bytes::Bytes;
 use ramjet_proto::batch::{encode_batch, BatchMessage};
 use ramjet_proto::body::{
-    from_json, to_json, ClusterInfo, ConsumeFromWhere, ConsumeType, ConsumerData, HeartbeatData,
-    MessageModel, SubscriptionData, TopicRouteData, EXPRESSION_TYPE_TAG,
+    from_json, to_json, ClusterInfo, ConsumeFromWhere, ConsumeType, ConsumerData, ConsumerListBody,
+    HeartbeatData, LockBatchRequestBody, LockBatchResponseBody, MessageModel, SubscriptionData,
+    TopicRouteData, EXPRESSION_TYPE_TAG,
 };
 use ramjet_proto::codes::{request, response};
 use ramjet_proto::header::{
-    CommandHeader, CreateTopicRequestHeader, GetMaxOffsetRequestHeader, GetMaxOffsetResponseHeader,
-    GetMinOffsetRequestHeader, GetRouteInfoRequestHeader, PullMessageRequestHeader,
-    PullMessageResponseHeader, QueryConsumerOffsetRequestHeader, QueryConsumerOffsetResponseHeader,
-    SendMessageRequestHeader, SendMessageResponseHeader, UpdateConsumerOffsetRequestHeader,
+    CommandHeader, ConsumerSendMsgBackRequestHeader, CreateTopicRequestHeader,
+    GetConsumerListByGroupRequestHeader, GetMaxOffsetRequestHeader, GetMaxOffsetResponseHeader,
+    GetMinOffsetRequestHeader, GetRouteInfoRequestHeader, NotifyConsumerIdsChangedRequestHeader,
+    PullMessageRequestHeader, PullMessageResponseHeader, QueryConsumerOffsetRequestHeader,
+    QueryConsumerOffsetResponseHeader, SearchOffsetRequestHeader, SendMessageRequestHeader,
+    SendMessageResponseHeader, UnregisterClientRequestHeader, UpdateConsumerOffsetRequestHeader,
 };
 use ramjet_proto::message::{decode_records, encode_properties, property, tags_code};
 use ramjet_proto::{Frame, Header, SerializeType};
@@ -421,6 +424,21 @@ pub struct Subscription {
     pub expression: String,
 }
 
+/// The [`SubscriptionData`] of `subscription` in a heartbeat: the tags of its expression
+/// and their Java hash codes.
+pub fn subscription_data(subscription: &Subscription, sub_version: i64) -> SubscriptionData {
+    let tags_set = subscription_tags(&subscription.expression);
+    let code_set = tags_set.iter().map(|t| tags_code(t) as i32).collect();
+    SubscriptionData {
+        topic: subscription.topic.clone(),
+        sub_string: subscription.expression.clone(),
+        tags_set,
+        code_set,
+        sub_version,
+        ..SubscriptionData::default()
+    }
+}
+
 /// HEART_BEAT (34) for a pull consumer group with `subscriptions`.
 pub fn heartbeat_request(
     client_id: &str,
@@ -429,34 +447,170 @@ pub fn heartbeat_request(
     sub_version: i64,
     st: SerializeType,
 ) -> (Header, Vec<u8>) {
-    let subscription_data_set = subscriptions
-        .iter()
-        .map(|s| {
-            let tags_set = subscription_tags(&s.expression);
-            let code_set = tags_set.iter().map(|t| tags_code(t) as i32).collect();
-            SubscriptionData {
-                topic: s.topic.clone(),
-                sub_string: s.expression.clone(),
-                tags_set,
-                code_set,
-                sub_version,
-                ..SubscriptionData::default()
-            }
-        })
-        .collect();
+    let consumer = ConsumerData {
+        group_name: group.to_string(),
+        consume_type: ConsumeType::ConsumeActively,
+        message_model: MessageModel::Clustering,
+        consume_from_where: ConsumeFromWhere::ConsumeFromFirstOffset,
+        subscription_data_set: subscriptions
+            .iter()
+            .map(|s| subscription_data(s, sub_version))
+            .collect(),
+        unit_mode: false,
+    };
+    consumer_heartbeat_request(client_id, consumer, st)
+}
+
+/// HEART_BEAT (34) for one consumer group described by `consumer`.
+pub fn consumer_heartbeat_request(
+    client_id: &str,
+    consumer: ConsumerData,
+    st: SerializeType,
+) -> (Header, Vec<u8>) {
     let data = HeartbeatData {
         client_id: client_id.to_string(),
         producer_data_set: Vec::new(),
-        consumer_data_set: vec![ConsumerData {
-            group_name: group.to_string(),
-            consume_type: ConsumeType::ConsumeActively,
-            message_model: MessageModel::Clustering,
-            consume_from_where: ConsumeFromWhere::ConsumeFromFirstOffset,
-            subscription_data_set,
-            unit_mode: false,
-        }],
+        consumer_data_set: vec![consumer],
     };
     (Header::request(request::HEART_BEAT, 0, st), to_json(&data))
+}
+
+// ---------------------------------------------------------------------------------------
+// Push consumers: group membership, locks, send-back, offsets by time.
+
+/// The retry topic of a consumer group, `%RETRY%<group>`.
+pub fn retry_topic(group: &str) -> String {
+    format!("{RETRY_TOPIC_PREFIX}{group}")
+}
+
+/// The dead-letter topic of a consumer group, `%DLQ%<group>`.
+pub fn dlq_topic(group: &str) -> String {
+    format!("{DLQ_TOPIC_PREFIX}{group}")
+}
+
+/// Prefix of retry topics.
+pub const RETRY_TOPIC_PREFIX: &str = "%RETRY%";
+/// Prefix of dead-letter topics.
+pub const DLQ_TOPIC_PREFIX: &str = "%DLQ%";
+
+/// GET_CONSUMER_LIST_BY_GROUP (38).
+pub fn consumer_list_request(group: &str, st: SerializeType) -> Header {
+    let ext = GetConsumerListByGroupRequestHeader { consumer_group: group.to_string() };
+    request_header(request::GET_CONSUMER_LIST_BY_GROUP, st, &ext)
+}
+
+/// Parses a consumer-list reply into the group's client ids.
+///
+/// # Errors
+/// Non-success code or a body that does not parse.
+pub fn parse_consumer_list(frame: Frame) -> Result<Vec<String>, ClientError> {
+    let frame = check_success(frame)?;
+    let body: ConsumerListBody = from_json(&frame.body)
+        .map_err(|e| ClientError::bad_response(request::GET_CONSUMER_LIST_BY_GROUP, e))?;
+    Ok(body.consumer_id_list)
+}
+
+/// LOCK_BATCH_MQ (41) of `queues` for `client_id` in `group`; the body is JSON.
+pub fn lock_batch_request(
+    group: &str,
+    client_id: &str,
+    queues: &[MessageQueue],
+    st: SerializeType,
+) -> (Header, Vec<u8>) {
+    (Header::request(request::LOCK_BATCH_MQ, 0, st), lock_body(group, client_id, queues))
+}
+
+/// UNLOCK_BATCH_MQ (42) of `queues`, same body as the lock.
+pub fn unlock_batch_request(
+    group: &str,
+    client_id: &str,
+    queues: &[MessageQueue],
+    st: SerializeType,
+) -> (Header, Vec<u8>) {
+    (Header::request(request::UNLOCK_BATCH_MQ, 0, st), lock_body(group, client_id, queues))
+}
+
+fn lock_body(group: &str, client_id: &str, queues: &[MessageQueue]) -> Vec<u8> {
+    to_json(&LockBatchRequestBody {
+        consumer_group: group.to_string(),
+        client_id: client_id.to_string(),
+        only_this_broker: false,
+        mq_set: queues.to_vec(),
+    })
+}
+
+/// Parses a LOCK_BATCH_MQ reply into the queues now locked by the client.
+///
+/// # Errors
+/// Non-success code or a body that does not parse.
+pub fn parse_lock_batch(frame: Frame) -> Result<Vec<MessageQueue>, ClientError> {
+    let frame = check_success(frame)?;
+    let body: LockBatchResponseBody =
+        from_json(&frame.body).map_err(|e| ClientError::bad_response(request::LOCK_BATCH_MQ, e))?;
+    Ok(body.lock_ok_mq_set)
+}
+
+/// UNREGISTER_CLIENT (35) for a consumer group.
+pub fn unregister_consumer_request(client_id: &str, group: &str, st: SerializeType) -> Header {
+    let ext = UnregisterClientRequestHeader {
+        client_id: client_id.to_string(),
+        producer_group: None,
+        consumer_group: Some(group.to_string()),
+    };
+    request_header(request::UNREGISTER_CLIENT, st, &ext)
+}
+
+/// What a send-back carries besides the group.
+#[derive(Debug, Clone, Copy)]
+pub struct SendBackArgs<'a> {
+    /// Consumer group.
+    pub group: &'a str,
+    /// Commit-log offset of the record consumed (`PHYSICALOFFSET`).
+    pub commit_log_offset: i64,
+    /// Delay level: 0 lets the broker choose (3 + reconsume times), < 0 sends the message
+    /// to the dead-letter topic at once.
+    pub delay_level: i32,
+    /// The message's id (UNIQ_KEY, else its offset id).
+    pub origin_msg_id: &'a str,
+    /// The topic the message was consumed as (the original, not the retry topic).
+    pub origin_topic: &'a str,
+    /// Redeliveries before the broker moves it to the dead-letter topic.
+    pub max_reconsume_times: i32,
+}
+
+/// CONSUMER_SEND_MSG_BACK (36).
+pub fn send_back_request(args: &SendBackArgs<'_>, st: SerializeType) -> Header {
+    let ext = ConsumerSendMsgBackRequestHeader {
+        offset: args.commit_log_offset,
+        group: args.group.to_string(),
+        delay_level: args.delay_level,
+        origin_msg_id: Some(args.origin_msg_id.to_string()),
+        origin_topic: Some(args.origin_topic.to_string()),
+        max_reconsume_times: Some(args.max_reconsume_times),
+    };
+    request_header(request::CONSUMER_SEND_MSG_BACK, st, &ext)
+}
+
+/// SEARCH_OFFSET_BY_TIMESTAMP (29): the first offset of `queue` stored at or after
+/// `timestamp_ms`. The reply parses with [`parse_offset`].
+pub fn search_offset_request(queue: &MessageQueue, timestamp_ms: i64, st: SerializeType) -> Header {
+    let ext = SearchOffsetRequestHeader {
+        topic: queue.topic.clone(),
+        queue_id: queue.queue_id,
+        timestamp: timestamp_ms,
+    };
+    request_header(request::SEARCH_OFFSET_BY_TIMESTAMP, st, &ext)
+}
+
+/// The consumer group of a NOTIFY_CONSUMER_IDS_CHANGED request; `None` for any other
+/// frame or one without the field.
+pub fn parse_notify_consumer_ids_changed(frame: &Frame) -> Option<String> {
+    if frame.header.code != request::NOTIFY_CONSUMER_IDS_CHANGED || frame.header.is_response() {
+        return None;
+    }
+    NotifyConsumerIdsChangedRequestHeader::decode(&frame.header.ext_fields)
+        .ok()
+        .map(|h| h.consumer_group)
 }
 
 /// UPDATE_AND_CREATE_TOPIC (17): read+write perm (6), SINGLE_TAG, not ordered.

@@ -243,3 +243,115 @@ fn heartbeat_body_names_the_group_and_its_subscriptions() {
     let text = String::from_utf8(body).expect("utf8");
     assert!(text.contains("\"clientID\""), "{text}");
 }
+
+#[test]
+fn consumer_list_request_and_reply() {
+    let h = consumer_list_request("g", SerializeType::RocketMq);
+    assert_eq!(h.code, request::GET_CONSUMER_LIST_BY_GROUP);
+    assert_eq!(h.ext_fields.get("consumerGroup"), Some("g"));
+    let ok = reply(response::SUCCESS, &[], Bytes::from_static(br#"{"consumerIdList":["b","a"]}"#));
+    assert_eq!(parse_consumer_list(ok).expect("parses"), ["b", "a"]);
+    let refused = reply(response::SYSTEM_ERROR, &[], Bytes::new());
+    assert_eq!(
+        parse_consumer_list(refused).unwrap_err().response_code(),
+        Some(response::SYSTEM_ERROR)
+    );
+}
+
+#[test]
+fn lock_and_unlock_bodies_carry_group_client_and_queues() {
+    let queues = [mq()];
+    let (h, body) = lock_batch_request("g", "cid", &queues, SerializeType::Json);
+    assert_eq!(h.code, request::LOCK_BATCH_MQ);
+    let parsed: ramjet_proto::body::LockBatchRequestBody =
+        ramjet_proto::body::from_json(&body).expect("parses");
+    assert_eq!(parsed.consumer_group, "g");
+    assert_eq!(parsed.client_id, "cid");
+    assert_eq!(parsed.mq_set, queues);
+    let text = String::from_utf8(body).expect("utf8");
+    assert!(text.contains("\"mqSet\"") && text.contains("\"brokerName\""), "{text}");
+    let (h, _) = unlock_batch_request("g", "cid", &queues, SerializeType::Json);
+    assert_eq!(h.code, request::UNLOCK_BATCH_MQ);
+    let ok = reply(
+        response::SUCCESS,
+        &[],
+        Bytes::from_static(br#"{"lockOKMQSet":[{"topic":"t","brokerName":"b","queueId":3}]}"#),
+    );
+    assert_eq!(parse_lock_batch(ok).expect("parses"), queues);
+}
+
+#[test]
+fn send_back_header_decodes_as_the_broker_would() {
+    let args = SendBackArgs {
+        group: "g",
+        commit_log_offset: 1234,
+        delay_level: 0,
+        origin_msg_id: "ID",
+        origin_topic: "t",
+        max_reconsume_times: 16,
+    };
+    let h = send_back_request(&args, SerializeType::RocketMq);
+    assert_eq!(h.code, request::CONSUMER_SEND_MSG_BACK);
+    let d = ramjet_proto::header::ConsumerSendMsgBackRequestHeader::decode(&h.ext_fields)
+        .expect("decodes");
+    assert_eq!(d.offset, 1234);
+    assert_eq!(d.group, "g");
+    assert_eq!(d.delay_level, 0);
+    assert_eq!(d.origin_msg_id.as_deref(), Some("ID"));
+    assert_eq!(d.origin_topic.as_deref(), Some("t"));
+    assert_eq!(d.max_reconsume_times, Some(16));
+}
+
+#[test]
+fn unregister_search_offset_and_notify() {
+    let h = unregister_consumer_request("cid", "g", SerializeType::Json);
+    assert_eq!(h.code, request::UNREGISTER_CLIENT);
+    assert_eq!(h.ext_fields.get("clientID"), Some("cid"));
+    assert_eq!(h.ext_fields.get("consumerGroup"), Some("g"));
+    assert_eq!(h.ext_fields.get("producerGroup"), None);
+    let h = search_offset_request(&mq(), 99, SerializeType::RocketMq);
+    assert_eq!(h.code, request::SEARCH_OFFSET_BY_TIMESTAMP);
+    assert_eq!(h.ext_fields.get("timestamp"), Some("99"));
+    assert_eq!(h.ext_fields.get("queueId"), Some("3"));
+    let offset = reply(response::SUCCESS, &[("offset", "17")], Bytes::new());
+    assert_eq!(parse_offset(offset, request::SEARCH_OFFSET_BY_TIMESTAMP).expect("offset"), 17);
+
+    let mut notify = Header::request(request::NOTIFY_CONSUMER_IDS_CHANGED, 5, SerializeType::Json);
+    notify.ext_fields.insert("consumerGroup", "g");
+    let frame = Frame { header: notify, body: Bytes::new() };
+    assert_eq!(parse_notify_consumer_ids_changed(&frame).as_deref(), Some("g"));
+    let other = Frame {
+        header: Header::request(request::HEART_BEAT, 5, SerializeType::Json),
+        body: Bytes::new(),
+    };
+    assert_eq!(parse_notify_consumer_ids_changed(&other), None);
+    assert_eq!(retry_topic("g"), "%RETRY%g");
+    assert_eq!(dlq_topic("g"), "%DLQ%g");
+}
+
+#[test]
+fn push_consumer_heartbeat_names_model_and_start() {
+    use ramjet_proto::body::{ConsumeFromWhere, ConsumeType, ConsumerData, MessageModel};
+    let subs = [
+        Subscription { topic: "t".into(), expression: "TagA".into() },
+        Subscription { topic: retry_topic("g"), expression: "*".into() },
+    ];
+    let consumer = ConsumerData {
+        group_name: "g".into(),
+        consume_type: ConsumeType::ConsumePassively,
+        message_model: MessageModel::Broadcasting,
+        consume_from_where: ConsumeFromWhere::ConsumeFromTimestamp,
+        subscription_data_set: subs.iter().map(|s| subscription_data(s, 3)).collect(),
+        unit_mode: false,
+    };
+    let (_, body) = consumer_heartbeat_request("cid", consumer, SerializeType::RocketMq);
+    let text = String::from_utf8(body).expect("utf8");
+    for want in ["CONSUME_PASSIVELY", "BROADCASTING", "CONSUME_FROM_TIMESTAMP", "%RETRY%g"] {
+        assert!(text.contains(want), "{want} in {text}");
+    }
+    let data: ramjet_proto::body::HeartbeatData =
+        ramjet_proto::body::from_json(text.as_bytes()).expect("parses");
+    let subs = &data.consumer_data_set[0].subscription_data_set;
+    assert_eq!(subs[0].code_set, [2_598_919]);
+    assert!(subs[1].tags_set.is_empty(), "* subscribes to every tag");
+}

@@ -59,9 +59,12 @@ pub mod request {
     pub const DELETE_TOPIC_IN_NAMESRV: i32 = 216;
     pub const REGISTER_TOPIC_IN_NAMESRV: i32 = 217;
     pub const GET_KVLIST_BY_NAMESPACE: i32 = 219;
+    pub const RESET_CONSUMER_CLIENT_OFFSET: i32 = 220;
+    pub const INVOKE_BROKER_TO_RESET_OFFSET: i32 = 222;
     pub const GET_TOPICS_BY_CLUSTER: i32 = 224;
     pub const GET_CONSUMER_RUNNING_INFO: i32 = 307;
     pub const SEND_MESSAGE_V2: i32 = 310;
+    pub const VIEW_BROKER_STATS_DATA: i32 = 315;
     pub const SEND_BATCH_MESSAGE: i32 = 320;
     pub const QUERY_DATA_VERSION: i32 = 322;
     pub const SEND_REPLY_MESSAGE: i32 = 324;

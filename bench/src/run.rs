@@ -203,6 +203,7 @@ pub fn error_kind(e: &ClientError) -> String {
         ClientError::NoRoute { .. } => "no_route".into(),
         ClientError::NoBrokerAddr { .. } => "no_broker_addr".into(),
         ClientError::InvalidArgument { .. } => "invalid_argument".into(),
+        ClientError::Io { .. } => "io".into(),
     }
 }
 

@@ -62,10 +62,18 @@ pub enum ClientError {
         /// The broker name.
         broker_name: String,
     },
-    /// The caller passed something unusable (an empty batch, a bad address list).
+    /// The caller passed something unusable (an empty batch, a bad address list), or
+    /// called something in the wrong state (subscribing after start).
     InvalidArgument {
         /// What is wrong.
         reason: String,
+    },
+    /// A local file could not be read or written (broadcasting consumers' offsets).
+    Io {
+        /// The file.
+        path: String,
+        /// What failed: the operation and the OS error text.
+        message: String,
     },
 }
 
@@ -112,6 +120,7 @@ impl fmt::Display for ClientError {
                 write!(f, "no master address for broker {broker_name}")
             }
             ClientError::InvalidArgument { reason } => write!(f, "invalid argument: {reason}"),
+            ClientError::Io { path, message } => write!(f, "{path}: {message}"),
         }
     }
 }

@@ -256,6 +256,16 @@ impl OffsetTable {
         out
     }
 
+    /// Forgets `queue` (it was handed to another consumer).
+    pub fn remove(&mut self, queue: &MessageQueue) -> Option<i64> {
+        self.entries.remove(queue).map(|e| e.offset)
+    }
+
+    /// Every offset held, by queue.
+    pub fn snapshot(&self) -> Vec<(MessageQueue, i64)> {
+        self.entries.iter().map(|(q, e)| (q.clone(), e.offset)).collect()
+    }
+
     /// Marks `queue` to commit again (its commit failed).
     pub fn mark_dirty(&mut self, queue: &MessageQueue) {
         if let Some(e) = self.entries.get_mut(queue) {
@@ -286,5 +296,8 @@ mod tests {
         assert_eq!(t.take_dirty(), [(q(1), 2)]);
         t.reset(&q(0), 1);
         assert_eq!(t.get(&q(0)), Some(1));
+        assert_eq!(t.snapshot(), [(q(0), 1), (q(1), 2)]);
+        assert_eq!(t.remove(&q(0)), Some(1));
+        assert_eq!(t.get(&q(0)), None);
     }
 }

@@ -13,6 +13,7 @@
 //! | [`WRITE_BYTES_MAX`] | 16 MiB | one write round takes at most this much (plus one batch) |
 //! | [`UNSYNCED_BYTES_MAX`] | 64 MiB | async mode: `fdatasync` early once this much is unsynced |
 //! | `checkpoint_interval_bytes` | 64 MiB default | consume queues persisted + checkpoint written |
+//! | `consume_queue_memory_entries` | 8,192 per queue | older entries are read from files |
 
 use std::path::PathBuf;
 
@@ -52,6 +53,8 @@ pub const CHECKPOINT_INTERVAL_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 pub const TOPIC_BYTES_MAX: usize = 127 * 2;
 /// Default tail cache per log.
 pub const TAIL_CACHE_BYTES_DEFAULT: usize = 64 * 1024 * 1024;
+/// Default consume-queue entries kept in memory per queue: 8,192 × 20 bytes = 160 KiB.
+pub const CONSUME_QUEUE_MEMORY_ENTRIES_DEFAULT: usize = 8192;
 /// Default async flush interval (RocketMQ `flushIntervalCommitLog`).
 pub const FLUSH_INTERVAL_MS_DEFAULT: u64 = 500;
 
@@ -102,6 +105,10 @@ pub struct StoreConfig {
     pub checkpoint_interval_bytes: u64,
     /// Tags code of a record replayed by recovery (see [`tags_code_from_tags`]).
     pub tags_code_of: TagsCodeFn,
+    /// Consume-queue entries (20 bytes each) kept in memory per queue after a checkpoint;
+    /// older entries are read from the consume-queue files. At least
+    /// `CONSUME_QUEUE_MEMORY_ENTRIES_MIN` (256) is used.
+    pub consume_queue_memory_entries: usize,
 }
 
 impl StoreConfig {
@@ -116,6 +123,7 @@ impl StoreConfig {
             tail_cache_bytes: TAIL_CACHE_BYTES_DEFAULT,
             checkpoint_interval_bytes: CHECKPOINT_INTERVAL_BYTES_DEFAULT,
             tags_code_of: tags_code_from_tags,
+            consume_queue_memory_entries: CONSUME_QUEUE_MEMORY_ENTRIES_DEFAULT,
         }
     }
 

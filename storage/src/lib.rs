@@ -33,6 +33,7 @@ pub mod log_store;
 pub mod log_writer;
 pub mod placement;
 pub mod recovery;
+mod replay;
 pub mod segment;
 pub mod store_meta;
 mod watch;

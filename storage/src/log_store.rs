@@ -31,23 +31,25 @@ use bytes::{Bytes, BytesMut};
 use glommio::Task;
 use ramjet_proto::message::{
     patch_record, MAGIC_V1, MAGIC_V2, SYSFLAG_BORNHOST_V6, SYSFLAG_STOREHOST_V6,
+    SYSFLAG_TRANSACTION_MASK, SYSFLAG_TRANSACTION_PREPARED, SYSFLAG_TRANSACTION_ROLLBACK,
 };
 
-use crate::checkpoint::{read_checkpoint, write_checkpoint, Checkpoint};
-use crate::commit_log::{CommitLog, LogStats, ReadSource, RecoveredState};
+use crate::checkpoint::{write_checkpoint, Checkpoint};
+use crate::commit_log::{CommitLog, LogStats, ReadSource};
 use crate::config::{
     FlushMode, StoreConfig, ASYNC_BACKPRESSURE_BYTES, BLOCK_SIZE_BYTES, PENDING_BYTES_MAX,
     RECORD_SIZE_BYTES_MAX, RECORD_SIZE_BYTES_MIN, SEGMENT_SIZE_BYTES_MIN, TOPIC_BYTES_MAX,
 };
 use crate::consume_queue::{
-    list_queue_files, load_queues, persist_job, run_persist_job, truncate_queue_files,
-    ConsumeQueue, ConsumeQueueEntry, ConsumeQueues,
+    persist_job, queue_dir, read_entries_from_files, run_persist_job, ConsumeQueue,
+    ConsumeQueueEntry, ConsumeQueues,
 };
 use crate::error::StoreError;
-use crate::io::{DmaIo, Io, OpenMode};
+use crate::io::{DmaIo, Io};
 use crate::log_offset::{log_offset_of, split_log_offset, LOG_ID_MAX};
 use crate::log_writer::run_writer;
-use crate::recovery::{recover, RecoveryOptions, RecoveryReport};
+use crate::recovery::RecoveryReport;
+use crate::replay::{create_marker, recover_store, Recovered};
 use crate::store_meta::read_meta;
 use crate::watch::{PositionWatch, Signal};
 
@@ -272,6 +274,53 @@ fn record_lengths(batch: &AppendBatch) -> Result<Vec<usize>, StoreError> {
 struct Selection {
     result: GetResult,
     entries: Vec<ConsumeQueueEntry>,
+    /// Cold entries to read from the files first: (first queue offset, count).
+    from_files: Option<(i64, usize)>,
+}
+
+/// Whether a record with this SYSFLAG gets a consume-queue entry: all but PREPARED and
+/// ROLLBACK transaction records (RocketMQ's `doAppend` and `CommitLogDispatcher`).
+pub(crate) fn enters_consume_queue(sys_flag: i32) -> bool {
+    let kind = sys_flag & SYSFLAG_TRANSACTION_MASK;
+    kind != SYSFLAG_TRANSACTION_PREPARED && kind != SYSFLAG_TRANSACTION_ROLLBACK
+}
+
+/// Picks the entries a pull returns from `candidates` (queue offsets from `offset` on):
+/// skips entries the tags filter rejects, stops at `max_count` entries, at `max_bytes`
+/// (after the first), or after scanning `SCAN_ENTRIES_MAX` (or `max_count`). Sets the
+/// result's next offset, and its status to `Found` when an entry was chosen.
+fn choose_entries<'e>(
+    request: &GetRequest<'_>,
+    result: &mut GetResult,
+    offset: i64,
+    candidates: impl Iterator<Item = &'e ConsumeQueueEntry>,
+) -> Vec<ConsumeQueueEntry> {
+    let scan_max = request.max_count.max(SCAN_ENTRIES_MAX) as usize;
+    let count_max = request.max_count.max(1) as usize;
+    let mut entries = Vec::new();
+    let mut bytes = 0u64;
+    let mut next = offset;
+    for entry in candidates.take(scan_max) {
+        if entries.len() >= count_max {
+            break;
+        }
+        if request.tags_filter.is_some_and(|codes| !codes.contains(&entry.tags_code())) {
+            next += 1;
+            continue;
+        }
+        let size = entry.size() as u64;
+        if !entries.is_empty() && bytes + size > u64::from(request.max_bytes) {
+            break;
+        }
+        bytes += size;
+        entries.push(*entry);
+        next += 1;
+    }
+    result.next_offset = next;
+    if !entries.is_empty() {
+        result.status = GetStatus::Found;
+    }
+    entries
 }
 
 impl LogStore {
@@ -402,17 +451,25 @@ impl LogStore {
         };
         let position = log.place(len);
         let store_timestamp = now_ms();
-        let first_queue_offset = queue.max_offset();
+        let mut first_queue_offset = None;
         let mut record_offsets = Vec::with_capacity(lengths.len());
         let mut at = 0;
-        for (index, (&length, &tags_code)) in lengths.iter().zip(&tags_codes).enumerate() {
+        for (&length, &tags_code) in lengths.iter().zip(&tags_codes) {
             let log_offset = log_offset_of(shared.log_id, position + at as u64);
-            let queue_offset = first_queue_offset + index as i64;
-            patch_record(&mut records[at..at + length], queue_offset, log_offset, store_timestamp);
-            queue.entries.push(ConsumeQueueEntry::new(log_offset, length as i32, tags_code));
+            let record = &mut records[at..at + length];
+            // PREPARED and ROLLBACK transaction records stay out of the consume queue and
+            // store QUEUEOFFSET 0 (facts §1.1); the commit record enters it later.
+            let enters_queue = enters_consume_queue(field_i32(record, 36).unwrap_or(0));
+            let queue_offset = if enters_queue { queue.max_offset() } else { 0 };
+            patch_record(record, queue_offset, log_offset, store_timestamp);
+            if enters_queue {
+                queue.push(ConsumeQueueEntry::new(log_offset, length as i32, tags_code));
+            }
+            first_queue_offset.get_or_insert(queue_offset);
             record_offsets.push(log_offset);
             at += length;
         }
+        let first_queue_offset = first_queue_offset.unwrap_or(0);
         log.push_chunk(records.freeze());
         log.stats.appends += 1;
         log.stats.records += lengths.len() as u64;
@@ -436,7 +493,21 @@ impl LogStore {
     /// # Cancel safety
     /// Cancel safe: it only reads.
     pub async fn get_messages(&self, request: GetRequest<'_>) -> Result<GetResult, StoreError> {
-        let Selection { mut result, entries } = self.select(&request);
+        let Selection { mut result, entries, from_files } = self.select(&request);
+        let entries = match from_files {
+            None => entries,
+            Some((from, count)) => {
+                // Cold consume-queue entries: below the in-memory tail, read from the files.
+                let dir = queue_dir(
+                    &self.shared.config.consume_queue_root(),
+                    request.topic,
+                    request.queue_id,
+                );
+                let io = self.shared.io.as_ref();
+                let cold = read_entries_from_files(io, &dir, from, count).await?;
+                choose_entries(&request, &mut result, from, cold.iter())
+            }
+        };
         if entries.is_empty() {
             return Ok(result);
         }
@@ -446,7 +517,8 @@ impl LogStore {
         Ok(result)
     }
 
-    /// The synchronous half of `get_messages`: status, next offset, and entries to read.
+    /// The synchronous half of `get_messages`: status, next offset, and entries to read
+    /// (or the range of cold entries to read from the consume-queue files first).
     fn select(&self, request: &GetRequest<'_>) -> Selection {
         let queues = self.shared.queues.borrow();
         let queue = queues.get(request.topic).and_then(|topic| topic.get(&request.queue_id));
@@ -460,8 +532,9 @@ impl LogStore {
             messages: Vec::new(),
             tags_codes: Vec::new(),
         };
+        let none = |result| Selection { result, entries: Vec::new(), from_files: None };
         let Some(queue) = queue.filter(|_| max_offset > 0) else {
-            return Selection { result, entries: Vec::new() };
+            return none(result);
         };
         let (status, next_offset) = if offset < min_offset {
             (GetStatus::OffsetTooSmall, min_offset)
@@ -475,36 +548,18 @@ impl LogStore {
         result.status = status;
         result.next_offset = next_offset;
         if status != GetStatus::NoMatchedMessage {
-            return Selection { result, entries: Vec::new() };
+            return none(result);
         }
-        let scan_max = request.max_count.max(SCAN_ENTRIES_MAX) as usize;
-        let count_max = request.max_count.max(1) as usize;
-        let mut entries = Vec::new();
-        let mut bytes = 0u64;
-        let mut next = offset;
-        for entry in
-            queue.entries.iter().skip((offset - queue.min_offset()) as usize).take(scan_max)
-        {
-            if entries.len() >= count_max {
-                break;
-            }
-            if request.tags_filter.is_some_and(|codes| !codes.contains(&entry.tags_code())) {
-                next += 1;
-                continue;
-            }
-            let size = entry.size() as u64;
-            if !entries.is_empty() && bytes + size > u64::from(request.max_bytes) {
-                break;
-            }
-            bytes += size;
-            entries.push(*entry);
-            next += 1;
+        if offset < queue.base {
+            let want = match request.tags_filter {
+                None => request.max_count.max(1),
+                Some(_) => request.max_count.max(SCAN_ENTRIES_MAX),
+            };
+            let count = (queue.base - offset).min(i64::from(want)) as usize;
+            return Selection { result, entries: Vec::new(), from_files: Some((offset, count)) };
         }
-        result.next_offset = next;
-        if !entries.is_empty() {
-            result.status = GetStatus::Found;
-        }
-        Selection { result, entries }
+        let entries = choose_entries(request, &mut result, offset, queue.tail_from(offset).iter());
+        Selection { result, entries, from_files: None }
     }
 
     /// Reads the records of `entries`: cached ones by slicing, cold ones by direct reads,
@@ -649,6 +704,13 @@ impl LogStore {
         self.shared.log.borrow().stats
     }
 
+    /// Consume-queue entries held in memory, summed over the log's queues (bounded by
+    /// `consume_queue_memory_entries` per queue plus what one checkpoint interval adds).
+    pub fn consume_queue_entries_in_memory(&self) -> u64 {
+        let queues = self.shared.queues.borrow();
+        queues.values().flat_map(|by_id| by_id.values()).map(|q| q.entries.len() as u64).sum()
+    }
+
     /// What recovery did at open.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.report
@@ -687,117 +749,6 @@ fn check_config(config: &StoreConfig, log_id: u32, log_count: u32) -> Result<(),
     Ok(())
 }
 
-/// What `recover_store` hands back to `open`.
-struct Recovered {
-    state: RecoveredState,
-    report: RecoveryReport,
-    queues: ConsumeQueues,
-    /// The checkpoint in force (position 0 after a consume-queue rebuild).
-    checkpoint: Checkpoint,
-}
-
-/// Loads the checkpoint and the persisted consume queues, then replays the log after the
-/// checkpoint; rebuilds every queue of the log from its start when the persisted queues
-/// disagree with the checkpoint or the log.
-async fn recover_store(
-    config: &StoreConfig,
-    io: &dyn Io,
-    log_id: u32,
-    log_count: u32,
-    clean: bool,
-) -> Result<Recovered, StoreError> {
-    let checkpoint_path = config.checkpoint_path(log_id);
-    let checkpoint = read_checkpoint(io, &checkpoint_path).await?.unwrap_or_default();
-    let loaded =
-        load_queues(io, &config.consume_queue_root(), log_id, log_count, checkpoint.position)
-            .await?;
-    let mut queues = loaded.queues;
-    let log_dir = config.log_dir(log_id);
-    let mut options = RecoveryOptions {
-        io,
-        dir: &log_dir,
-        log_id,
-        segment_size_bytes: config.segment_size_bytes,
-        start: checkpoint.position,
-        clean,
-    };
-    let loaded_count: u64 =
-        queues.values().flat_map(|by_id| by_id.values()).map(|q| q.entries.len() as u64).sum();
-    // A different count means consume-queue files were lost or damaged below the
-    // checkpoint; a replayed record whose QUEUEOFFSET disagrees with its queue means the
-    // same above it. Either way: queues are derived data, rebuild them all.
-    let mut mismatch = loaded_count != checkpoint.entry_count;
-    let first = if mismatch {
-        None
-    } else {
-        Some(replay(&options, config, &mut queues, &mut mismatch).await)
-    };
-    let rebuilt = mismatch;
-    let outcome = match first {
-        Some(outcome) if !rebuilt => outcome,
-        _ => {
-            tracing::warn!(log_id, "consume queues disagree with the log; rebuilding them");
-            for dir in &loaded.dirs {
-                let starts = list_queue_files(io, dir).await?;
-                truncate_queue_files(io, dir, &starts, 0).await?;
-            }
-            queues = ConsumeQueues::new();
-            options.start = 0;
-            replay(&options, config, &mut queues, &mut mismatch).await
-        }
-    };
-    let (state, mut report) = outcome?;
-    report.consume_queues_rebuilt = rebuilt;
-    let checkpoint = if rebuilt { Checkpoint { position: 0, ..checkpoint } } else { checkpoint };
-    Ok(Recovered { state, report, queues, checkpoint })
-}
-
-/// Creates the abort marker and makes its directory entry durable.
-async fn create_marker(io: &dyn Io, path: &std::path::Path) -> Result<(), StoreError> {
-    let marker = io
-        .open(path.to_path_buf(), OpenMode::Create)
-        .await
-        .map_err(|e| StoreError::io("open", path, &e))?;
-    drop(marker);
-    if let Some(dir) = path.parent() {
-        io.sync_dir(dir.to_path_buf()).await.map_err(|e| StoreError::io("sync_dir", dir, &e))?;
-    }
-    Ok(())
-}
-
-/// Runs recovery, rebuilding consume-queue entries of replayed records into `queues`.
-/// Sets `mismatch` when a record's QUEUEOFFSET disagrees with its queue.
-async fn replay(
-    options: &RecoveryOptions<'_>,
-    config: &StoreConfig,
-    queues: &mut ConsumeQueues,
-    mismatch: &mut bool,
-) -> Result<(RecoveredState, RecoveryReport), StoreError> {
-    let log_id = options.log_id;
-    let tags_code_of = config.tags_code_of;
-    let mut on_record = |position: u64, message: &ramjet_proto::message::StoredMessage| {
-        let topic = String::from_utf8_lossy(&message.topic);
-        let queue = match queues.get_mut(topic.as_ref()) {
-            Some(topic_queues) => topic_queues.entry(message.queue_id).or_default(),
-            None => {
-                queues.entry(topic.into_owned()).or_default().entry(message.queue_id).or_default()
-            }
-        };
-        if message.queue_offset != queue.max_offset() {
-            *mismatch = true;
-            return false;
-        }
-        let log_offset = log_offset_of(log_id, position);
-        queue.entries.push(ConsumeQueueEntry::new(
-            log_offset,
-            message.total_size,
-            tags_code_of(message),
-        ));
-        true
-    };
-    recover(options, &mut on_record).await
-}
-
 /// Neighbouring entries from `entries[0]` on that one cold read can serve: below `limit`
 /// (the segment end or the written position), in log order, within `COLD_READ_BYTES_MAX`.
 fn cold_group(limit: u64, entries: &[ConsumeQueueEntry]) -> &[ConsumeQueueEntry] {
@@ -831,15 +782,17 @@ pub(crate) async fn take_checkpoint(shared: &Shared) -> Result<(), StoreError> {
             .iter()
             .flat_map(|(topic, by_id)| by_id.iter().map(move |(id, queue)| (topic, *id, queue)))
             .filter_map(|(topic, id, queue)| {
-                persist_job(&root, topic, id, queue, queue.count_before(position))
+                persist_job(&root, topic, id, queue, queue.offset_before(position))
             })
             .collect()
     };
+    let memory_entries = shared.config.consume_queue_memory_entries;
     for job in &jobs {
         run_persist_job(shared.io.as_ref(), job).await?;
         let mut queues = shared.queues.borrow_mut();
         if let Some(queue) = queues.get_mut(&job.topic).and_then(|t| t.get_mut(&job.queue_id)) {
             queue.persisted = queue.persisted.max(job.persisted);
+            queue.trim(memory_entries);
         }
     }
     let entry_count = shared
@@ -847,7 +800,7 @@ pub(crate) async fn take_checkpoint(shared: &Shared) -> Result<(), StoreError> {
         .borrow()
         .values()
         .flat_map(|by_id| by_id.values())
-        .map(|queue| queue.count_before(position) as u64)
+        .map(|queue| queue.offset_before(position).max(0) as u64)
         .sum();
     let checkpoint = Checkpoint {
         sequence: previous.sequence + 1,

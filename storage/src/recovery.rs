@@ -53,7 +53,7 @@ use crate::config::{BLOCK_SIZE_BYTES, RECORD_SIZE_BYTES_MAX, RECORD_SIZE_BYTES_M
 use crate::error::StoreError;
 use crate::io::Io;
 use crate::log_offset::log_offset_of;
-use crate::segment::{align_down, align_up, parse_file_name, Segment};
+use crate::segment::{align_down, align_up, segment_starts, Segment};
 
 /// How far past a bad slot recovery searches for valid records in the same segment.
 /// Covers what can be written but unsynced at a crash (`UNSYNCED_BYTES_MAX` plus one write
@@ -186,13 +186,7 @@ async fn read_slot(
 /// Opens the segments found in the log directory, in order.
 async fn open_segments(options: &RecoveryOptions<'_>) -> Result<Vec<Rc<Segment>>, StoreError> {
     let dir = options.dir;
-    let names = options
-        .io
-        .list_dir(dir.to_path_buf())
-        .await
-        .map_err(|e| StoreError::io("list", dir, &e))?;
-    let mut starts: Vec<u64> = names.iter().filter_map(|name| parse_file_name(name)).collect();
-    starts.sort_unstable();
+    let starts = segment_starts(options.io, dir).await?;
     let corrupt = |position: u64, reason: String| StoreError::Corrupt {
         log_id: options.log_id,
         position,

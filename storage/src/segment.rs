@@ -57,6 +57,16 @@ pub(crate) fn parse_file_name(name: &str) -> Option<u64> {
     name.parse().ok()
 }
 
+/// The starts of the segments in a log directory, sorted (files with other names are
+/// not ours and are ignored).
+pub(crate) async fn segment_starts(io: &dyn Io, dir: &Path) -> Result<Vec<u64>, StoreError> {
+    let names =
+        io.list_dir(dir.to_path_buf()).await.map_err(|e| StoreError::io("list", dir, &e))?;
+    let mut starts: Vec<u64> = names.iter().filter_map(|name| parse_file_name(name)).collect();
+    starts.sort_unstable();
+    Ok(starts)
+}
+
 /// One open segment.
 pub(crate) struct Segment {
     /// Log position of byte 0 of the file.

@@ -83,3 +83,43 @@ pub fn batch(topic: &str, queue_id: i32, prefix: &str, count: usize) -> AppendBa
 pub fn body_of(record: &Bytes) -> Bytes {
     ramjet_proto::message::decode_record(record, true).unwrap().body
 }
+
+/// One encoded record with a SYSFLAG and properties.
+pub fn record_with(
+    topic: &str,
+    queue_id: i32,
+    body: &[u8],
+    sys_flag: i32,
+    properties: &[(&str, &str)],
+) -> BytesMut {
+    let meta = MessageMeta {
+        queue_id,
+        flag: 0,
+        sys_flag,
+        born_timestamp: 1_700_000_000_000,
+        born_host: "127.0.0.1:40000".parse().unwrap(),
+        store_host: "127.0.0.1:10911".parse().unwrap(),
+        reconsume_times: 0,
+        prepared_transaction_offset: 0,
+    };
+    let properties = encode_properties(properties.iter().copied());
+    let mut buf = BytesMut::new();
+    encode_record(&mut buf, &meta, body, topic, &properties).unwrap();
+    buf
+}
+
+/// A batch of one record with a SYSFLAG and properties (tags code 0).
+pub fn single_with(
+    topic: &str,
+    queue_id: i32,
+    body: &[u8],
+    sys_flag: i32,
+    properties: &[(&str, &str)],
+) -> AppendBatch {
+    AppendBatch {
+        topic: topic.to_string(),
+        queue_id,
+        records: record_with(topic, queue_id, body, sys_flag, properties),
+        tags_codes: vec![0],
+    }
+}

@@ -59,6 +59,10 @@ pub struct BrokerConfig {
     pub long_poll_hold_ms_max: u64,
     /// Prometheus port.
     pub metrics_port: Option<u16>,
+    /// How long an idle shard spins before it sleeps (0: sleep at once). Spinning trades
+    /// CPU for latency: a sleeping executor costs a context switch and a process-wide
+    /// memory barrier (IPIs) per wake-up.
+    pub spin_before_park_us: u64,
     /// Keys of the config file this version does not use.
     pub ignored_keys: Vec<String>,
 }
@@ -85,6 +89,7 @@ impl Default for BrokerConfig {
             register_interval_ms: 30_000,
             long_poll_hold_ms_max: 30_000,
             metrics_port: None,
+            spin_before_park_us: 50,
             ignored_keys: Vec::new(),
         }
     }

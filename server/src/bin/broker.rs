@@ -53,6 +53,9 @@ struct Args {
     /// Serve Prometheus metrics on this port.
     #[arg(long = "metrics-port")]
     metrics_port: Option<u16>,
+    /// Microseconds an idle shard spins before sleeping (default 50; 0 = never spin).
+    #[arg(long = "spin-before-park-us")]
+    spin_before_park_us: Option<u64>,
 }
 
 fn build_config(args: Args) -> Result<BrokerConfig, String> {
@@ -78,6 +81,7 @@ fn build_config(args: Args) -> Result<BrokerConfig, String> {
     c.broker_id = args.broker_id.unwrap_or(c.broker_id);
     c.segment_size_bytes = args.segment_size.unwrap_or(c.segment_size_bytes);
     c.metrics_port = args.metrics_port.or(c.metrics_port);
+    c.spin_before_park_us = args.spin_before_park_us.unwrap_or(c.spin_before_park_us);
     Ok(c)
 }
 
@@ -107,8 +111,9 @@ fn main() {
             std::process::exit(1);
         }
     };
+    let metrics = broker.metrics_addr.map(|a| format!(" metrics {a}")).unwrap_or_default();
     eprintln!(
-        "ramjet-broker ready: broker {} namesrv {}",
+        "ramjet-broker ready: broker {} namesrv {}{metrics}",
         broker.broker_addr,
         broker.namesrv_addrs.join(";")
     );

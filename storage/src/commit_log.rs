@@ -179,6 +179,11 @@ impl CommitLog {
         }
     }
 
+    /// The log position of the oldest segment still on disk (0 while there is none).
+    pub(crate) fn start_position(&self) -> u64 {
+        self.segments.keys().next().copied().unwrap_or(0)
+    }
+
     /// Bytes appended but not yet written.
     pub(crate) fn pending_bytes(&self) -> u64 {
         self.dirty - self.written

@@ -109,6 +109,8 @@ pub struct StoreConfig {
     /// older entries are read from the consume-queue files. At least
     /// `CONSUME_QUEUE_MEMORY_ENTRIES_MIN` (256) is used.
     pub consume_queue_memory_entries: usize,
+    /// Index message keys and unique ids for lookups (RocketMQ `messageIndexEnable`).
+    pub index_enabled: bool,
 }
 
 impl StoreConfig {
@@ -124,6 +126,7 @@ impl StoreConfig {
             checkpoint_interval_bytes: CHECKPOINT_INTERVAL_BYTES_DEFAULT,
             tags_code_of: tags_code_from_tags,
             consume_queue_memory_entries: CONSUME_QUEUE_MEMORY_ENTRIES_DEFAULT,
+            index_enabled: true,
         }
     }
 

@@ -4,9 +4,10 @@
 //! Lives on: each log's owner shard; everything is `!Send` (`Rc`, `RefCell`), one
 //! glommio executor per shard, no locks or atomics.
 //!
-//! Reading order: [`log_store`] (the API), [`commit_log`] and [`log_writer`] (write path,
-//! group commit), [`segment`] (files), [`consume_queue`], [`checkpoint`], [`recovery`]
-//! (the decision table), [`io`] (the I/O seam).
+//! Reading order: [`log_store`] (the API), [`query`] (key, unique-id and time lookups),
+//! [`commit_log`] and [`log_writer`] (write path, group commit), [`segment`] (files),
+//! [`consume_queue`], [`index`], [`checkpoint`], [`recovery`] (the decision table),
+//! `replay` (derived data at open), [`io`] (the I/O seam).
 //!
 //! ```text
 //! {root}/store.meta                                   log count (store_meta.rs)
@@ -14,6 +15,7 @@
 //! {root}/commitlog/{log_id:03}.checkpoint              (checkpoint.rs)
 //! {root}/commitlog/{log_id:03}.abort                   abort marker (log_store.rs)
 //! {root}/consumequeue/{topic}/{queue_id}/{byte:020}    (consume_queue.rs)
+//! {root}/index/{log_id:03}/{first position:020}        index runs (index.rs)
 //! ```
 
 #![warn(missing_docs)]
@@ -27,11 +29,13 @@ pub mod config;
 pub mod consume_queue;
 pub mod error;
 pub mod fault_io;
+pub mod index;
 pub mod io;
 pub mod log_offset;
 pub mod log_store;
 pub mod log_writer;
 pub mod placement;
+pub mod query;
 pub mod recovery;
 mod replay;
 pub mod segment;
@@ -46,5 +50,6 @@ pub use io::{DmaIo, Io, IoFile, OpenMode};
 pub use log_offset::{log_offset_of, split_log_offset};
 pub use log_store::{AppendBatch, AppendResult, GetRequest, GetResult, GetStatus, LogStore};
 pub use placement::log_for;
+pub use query::KeyQuery;
 pub use recovery::RecoveryReport;
 pub use store_meta::open_or_create_meta;

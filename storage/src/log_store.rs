@@ -45,6 +45,7 @@ use crate::consume_queue::{
     ConsumeQueueEntry, ConsumeQueues,
 };
 use crate::error::StoreError;
+use crate::index::{index_dir, record_keys, write_run, Index};
 use crate::io::{DmaIo, Io};
 use crate::log_offset::{log_offset_of, split_log_offset, LOG_ID_MAX};
 use crate::log_writer::run_writer;
@@ -159,6 +160,10 @@ pub(crate) struct Shared {
     pub(crate) poison: RefCell<Option<StoreError>>,
     /// The last checkpoint written (or read at open).
     pub(crate) checkpoint: Cell<Checkpoint>,
+    /// One checkpoint at a time (the checkpointer task, retention, close).
+    pub(crate) checkpoint_lock: glommio::sync::Semaphore,
+    /// The message index (keys and unique ids to log offsets).
+    pub(crate) index: RefCell<Index>,
 }
 
 /// One commit log and the consume queues of every `(topic, queue id)` mapped to it.
@@ -177,7 +182,7 @@ pub(crate) struct Shared {
 /// # Ok(()) }
 /// ```
 pub struct LogStore {
-    shared: Rc<Shared>,
+    pub(crate) shared: Rc<Shared>,
     tasks: RefCell<Vec<Task<()>>>,
     report: RecoveryReport,
     closed: Cell<bool>,
@@ -205,8 +210,8 @@ fn field_i32(bytes: &[u8], at: usize) -> Option<i32> {
     Some(i32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
 }
 
-/// The topic bytes of an encoded record (layout in `proto::message`).
-fn record_topic(record: &[u8]) -> Option<&[u8]> {
+/// The topic and properties bytes of an encoded record (layout in `proto::message`).
+fn record_topic_and_properties(record: &[u8]) -> Option<(&[u8], &[u8])> {
     let sys_flag = field_i32(record, 36)?;
     let born_host = if sys_flag & SYSFLAG_BORNHOST_V6 != 0 { 20 } else { 8 };
     let store_host = if sys_flag & SYSFLAG_STOREHOST_V6 != 0 { 20 } else { 8 };
@@ -215,16 +220,20 @@ fn record_topic(record: &[u8]) -> Option<&[u8]> {
     let body_len_at = 48 + born_host + 8 + store_host + 12;
     let body_len = usize::try_from(field_i32(record, body_len_at)?).ok()?;
     let topic_len_at = body_len_at + 4 + body_len;
-    if field_i32(record, 4)? == MAGIC_V2 {
-        let len = usize::try_from(i16::from_be_bytes(
-            record.get(topic_len_at..topic_len_at + 2)?.try_into().ok()?,
-        ))
-        .ok()?;
-        record.get(topic_len_at + 2..topic_len_at + 2 + len)
+    let (topic_at, topic_len) = if field_i32(record, 4)? == MAGIC_V2 {
+        let len = i16::from_be_bytes(record.get(topic_len_at..topic_len_at + 2)?.try_into().ok()?);
+        (topic_len_at + 2, usize::try_from(len).ok()?)
     } else {
-        let len = usize::from(*record.get(topic_len_at)?);
-        record.get(topic_len_at + 1..topic_len_at + 1 + len)
-    }
+        (topic_len_at + 1, usize::from(*record.get(topic_len_at)?))
+    };
+    let topic = record.get(topic_at..topic_at + topic_len)?;
+    let properties_len_at = topic_at + topic_len;
+    let properties_len =
+        i16::from_be_bytes(record.get(properties_len_at..properties_len_at + 2)?.try_into().ok()?);
+    let properties_at = properties_len_at + 2;
+    let properties =
+        record.get(properties_at..properties_at + usize::try_from(properties_len).ok()?)?;
+    Some((topic, properties))
 }
 
 /// Splits a batch into record lengths, checking each record's size, magic, queue id and
@@ -255,7 +264,9 @@ fn record_lengths(batch: &AppendBatch) -> Result<Vec<usize>, StoreError> {
                 reason: "record queue id differs from the batch",
             });
         }
-        if record_topic(record) != Some(batch.topic.as_bytes()) {
+        if record_topic_and_properties(record).map(|(topic, _)| topic)
+            != Some(batch.topic.as_bytes())
+        {
             return Err(StoreError::InvalidBatch { reason: "record topic differs from the batch" });
         }
         lengths.push(total);
@@ -276,6 +287,12 @@ struct Selection {
     entries: Vec<ConsumeQueueEntry>,
     /// Cold entries to read from the files first: (first queue offset, count).
     from_files: Option<(i64, usize)>,
+}
+
+/// Whether a record with this SYSFLAG is indexed: all but ROLLBACK records (RocketMQ's
+/// `IndexService.buildIndex`).
+pub(crate) fn is_indexed(sys_flag: i32) -> bool {
+    sys_flag & SYSFLAG_TRANSACTION_MASK != SYSFLAG_TRANSACTION_ROLLBACK
 }
 
 /// Whether a record with this SYSFLAG gets a consume-queue entry: all but PREPARED and
@@ -357,7 +374,7 @@ impl LogStore {
         let clean =
             !io.exists(abort.clone()).await.map_err(|e| StoreError::io("stat", &abort, &e))?;
         let recovered = recover_store(config, io.as_ref(), log_id, log_count, clean).await?;
-        let Recovered { state: recovered, report, queues, checkpoint } = recovered;
+        let Recovered { state: recovered, report, queues, checkpoint, index } = recovered;
         tracing::info!(log_id, ?report, "commit log recovered");
         create_marker(io.as_ref(), &abort).await?;
         let end = recovered.end;
@@ -380,9 +397,16 @@ impl LogStore {
             closing: Cell::new(false),
             poison: RefCell::new(None),
             checkpoint: Cell::new(checkpoint),
+            checkpoint_lock: glommio::sync::Semaphore::new(1),
+            index: RefCell::new(index),
         });
         let writer = glommio::spawn_local(run_writer(shared.clone()));
         let checkpointer = glommio::spawn_local(run_checkpointer(shared.clone()));
+        if report.records_replayed > 0 {
+            // Replayed entries (consume queues, index) are only in memory: persist them
+            // soon rather than after a whole checkpoint interval of new appends.
+            shared.checkpointer_wake.raise();
+        }
         Ok(Rc::new(LogStore {
             shared,
             tasks: RefCell::new(vec![writer, checkpointer]),
@@ -445,6 +469,7 @@ impl LogStore {
             return Err(StoreError::Busy { pending_bytes, pending_bytes_max: PENDING_BYTES_MAX });
         }
         let mut queues = shared.queues.borrow_mut();
+        let topic_name = topic.clone();
         let queue = match queues.get_mut(&topic) {
             Some(topic_queues) => topic_queues.entry(queue_id).or_default(),
             None => queues.entry(topic).or_default().entry(queue_id).or_default(),
@@ -464,6 +489,15 @@ impl LogStore {
             patch_record(record, queue_offset, log_offset, store_timestamp);
             if enters_queue {
                 queue.push(ConsumeQueueEntry::new(log_offset, length as i32, tags_code));
+            }
+            if shared.config.index_enabled && is_indexed(field_i32(record, 36).unwrap_or(0)) {
+                if let Some((_, properties)) = record_topic_and_properties(record) {
+                    let keys = record_keys(properties);
+                    if !keys.is_empty() {
+                        let mut index = shared.index.borrow_mut();
+                        index.add(&topic_name, &keys, log_offset, store_timestamp);
+                    }
+                }
             }
             first_queue_offset.get_or_insert(queue_offset);
             record_offsets.push(log_offset);
@@ -711,6 +745,12 @@ impl LogStore {
         queues.values().flat_map(|by_id| by_id.values()).map(|q| q.entries.len() as u64).sum()
     }
 
+    /// Index entries held in memory: those appended since the last checkpoint plus one
+    /// fence word per 204 entries on disk.
+    pub fn index_entries_in_memory(&self) -> u64 {
+        self.shared.index.borrow().memory_entries() as u64
+    }
+
     /// What recovery did at open.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.report
@@ -770,9 +810,16 @@ fn cold_group(limit: u64, entries: &[ConsumeQueueEntry]) -> &[ConsumeQueueEntry]
 /// Persists every consume-queue entry for records before the flushed position, then
 /// writes the checkpoint at it. Runs on the checkpointer task, or in `close` after it.
 pub(crate) async fn take_checkpoint(shared: &Shared) -> Result<(), StoreError> {
+    let Ok(_permit) = shared.checkpoint_lock.acquire_permit(1).await else {
+        return Ok(()); // The semaphore is never closed.
+    };
     let position = shared.flushed.position();
     let previous = shared.checkpoint.get();
-    if position == previous.position && previous.sequence > 0 {
+    let index_settled = {
+        let index = shared.index.borrow();
+        index.pending_before(position) == 0 && index.end == previous.index_end
+    };
+    if position == previous.position && previous.sequence > 0 && index_settled {
         return Ok(());
     }
     let root = shared.config.consume_queue_root();
@@ -795,6 +842,7 @@ pub(crate) async fn take_checkpoint(shared: &Shared) -> Result<(), StoreError> {
             queue.trim(memory_entries);
         }
     }
+    persist_index(shared, position).await?;
     let entry_count = shared
         .queues
         .borrow()
@@ -807,11 +855,32 @@ pub(crate) async fn take_checkpoint(shared: &Shared) -> Result<(), StoreError> {
         position,
         entry_count,
         written_at_ms: now_ms(),
+        index_end: shared.index.borrow().end,
     };
     let path = shared.config.checkpoint_path(shared.log_id);
     write_checkpoint(shared.io.as_ref(), &path, &checkpoint).await?;
     shared.checkpoint.set(checkpoint);
     shared.log.borrow_mut().stats.checkpoints += 1;
+    Ok(())
+}
+
+/// Writes the pending index entries of records before `position` as one run.
+async fn persist_index(shared: &Shared, position: u64) -> Result<(), StoreError> {
+    let (first, entries) = {
+        let index = shared.index.borrow();
+        let count = index.pending_before(position);
+        (index.end, index.pending.get(..count).unwrap_or_default().to_vec())
+    };
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let dir = index_dir(&shared.config.root, shared.log_id);
+    let run = write_run(shared.io.as_ref(), &dir, first, position, entries).await?;
+    let mut index = shared.index.borrow_mut();
+    let count = index.pending_before(position);
+    index.pending.drain(..count);
+    index.runs.push(Rc::new(run));
+    index.end = position;
     Ok(())
 }
 

@@ -93,6 +93,8 @@ pub struct RecoveryReport {
     pub segments_removed: u64,
     /// Consume queues were inconsistent with the log and rebuilt from its start.
     pub consume_queues_rebuilt: bool,
+    /// Index runs were missing or damaged, and the index was rebuilt from the log.
+    pub index_rebuilt: bool,
 }
 
 /// One slot of the log.

@@ -17,6 +17,11 @@
 //!    record that enters a consume queue must carry the queue's next offset, else rebuild.
 //! 5. Rebuild: zero every queue file of the log and replay from `S`. A queue's first
 //!    replayed record sets its start offset (records below `S` are gone).
+//!
+//! The index (`index.rs`) rides along: its runs must chain from `S` to at least the
+//! checkpoint's `index_end`; then records at or past `max(chain end, P)` are indexed
+//! again during the replay. Otherwise the runs are deleted and the replay starts at `S`,
+//! indexing every record (and touching consume queues only from `P` on).
 
 use std::path::Path;
 
@@ -30,9 +35,10 @@ use crate::consume_queue::{
     ConsumeQueues, LoadLimits,
 };
 use crate::error::StoreError;
+use crate::index::{chain_end, index_dir, load_runs, record_keys, remove_runs, Index};
 use crate::io::{Io, OpenMode};
 use crate::log_offset::log_offset_of;
-use crate::log_store::enters_consume_queue;
+use crate::log_store::{enters_consume_queue, is_indexed};
 use crate::recovery::{recover, RecoveryOptions, RecoveryReport};
 use crate::segment::segment_starts;
 
@@ -43,6 +49,18 @@ pub(crate) struct Recovered {
     pub(crate) queues: ConsumeQueues,
     /// The checkpoint in force (position 0 after a consume-queue rebuild).
     pub(crate) checkpoint: Checkpoint,
+    pub(crate) index: Index,
+}
+
+/// Where one replay pass starts touching each kind of derived data.
+struct ReplayPlan {
+    /// Records at or after this get consume-queue entries.
+    queues_from: u64,
+    /// Records at or after this get index entries (when indexing is on).
+    index_from: u64,
+    /// The queues start empty at the log's first segment: a queue's first record sets
+    /// its start offset.
+    rebuild: bool,
 }
 
 /// Loads the checkpoint and the persisted consume queues, then replays the log after the
@@ -66,6 +84,10 @@ pub(crate) async fn recover_store(
     };
     let loaded = load_queues(io, &config.consume_queue_root(), log_id, log_count, &limits).await?;
     let mut queues = loaded.queues;
+    let (index_template, index_from, index_rebuilt) =
+        load_index(config, io, log_id, log_start, &checkpoint).await?;
+    let fresh_index = || index_template.clone_runs();
+    let mut index = fresh_index();
     let mut options = RecoveryOptions {
         io,
         dir: &log_dir,
@@ -74,6 +96,10 @@ pub(crate) async fn recover_store(
         start: checkpoint.position,
         clean,
     };
+    if config.index_enabled {
+        options.start = options.start.min(index_from);
+    }
+    let mut plan = ReplayPlan { queues_from: checkpoint.position, index_from, rebuild: false };
     let loaded_count: u64 = queues
         .values()
         .flat_map(|by_id| by_id.values())
@@ -86,7 +112,7 @@ pub(crate) async fn recover_store(
     let first = if mismatch {
         None
     } else {
-        Some(replay(&options, config, &mut queues, false, &mut mismatch).await)
+        Some(replay(&options, config, &plan, &mut queues, &mut index, &mut mismatch).await)
     };
     let rebuilt = mismatch;
     let outcome = match first {
@@ -98,14 +124,43 @@ pub(crate) async fn recover_store(
                 truncate_queue_files(io, dir, &starts, 0).await?;
             }
             queues = ConsumeQueues::new();
+            index = fresh_index();
             options.start = 0;
-            replay(&options, config, &mut queues, true, &mut mismatch).await
+            plan = ReplayPlan { queues_from: 0, rebuild: true, ..plan };
+            replay(&options, config, &plan, &mut queues, &mut index, &mut mismatch).await
         }
     };
     let (state, mut report) = outcome?;
     report.consume_queues_rebuilt = rebuilt;
+    report.index_rebuilt = index_rebuilt;
     let checkpoint = if rebuilt { Checkpoint { position: 0, ..checkpoint } } else { checkpoint };
-    Ok(Recovered { state, report, queues, checkpoint })
+    Ok(Recovered { state, report, queues, checkpoint, index })
+}
+
+/// Loads the index runs of a log. Returns the index to start from, the log position
+/// from which replayed records must be indexed again, and whether it is rebuilt; when the runs do not form the
+/// chain the checkpoint promises, they are deleted and the index restarts at the log's
+/// first position.
+async fn load_index(
+    config: &StoreConfig,
+    io: &dyn Io,
+    log_id: u32,
+    log_start: u64,
+    checkpoint: &Checkpoint,
+) -> Result<(Index, u64, bool), StoreError> {
+    let dir = index_dir(&config.root, log_id);
+    let runs = load_runs(io, &dir).await?;
+    let chain = chain_end(&runs, log_start, checkpoint.index_end);
+    let (runs, end, index_from) = match chain {
+        Some(end) => (runs, end, end.max(checkpoint.position)),
+        None => {
+            tracing::warn!(log_id, "index runs incomplete; rebuilding the index from the log");
+            remove_runs(io, &dir, &runs).await?;
+            (Vec::new(), log_start, log_start)
+        }
+    };
+    let runs = runs.into_iter().map(std::rc::Rc::new).collect();
+    Ok((Index { runs, pending: Vec::new(), end }, index_from, chain.is_none()))
 }
 
 /// Creates the abort marker and makes its directory entry durable.
@@ -128,14 +183,24 @@ pub(crate) async fn create_marker(io: &dyn Io, path: &Path) -> Result<(), StoreE
 async fn replay(
     options: &RecoveryOptions<'_>,
     config: &StoreConfig,
+    plan: &ReplayPlan,
     queues: &mut ConsumeQueues,
-    rebuild: bool,
+    index: &mut Index,
     mismatch: &mut bool,
 ) -> Result<(RecoveredState, RecoveryReport), StoreError> {
     let log_id = options.log_id;
     let tags_code_of = config.tags_code_of;
+    let rebuild = plan.rebuild;
     let mut on_record = |position: u64, message: &StoredMessage| {
-        if !enters_consume_queue(message.sys_flag) {
+        let log_offset = log_offset_of(log_id, position);
+        if config.index_enabled && position >= plan.index_from && is_indexed(message.sys_flag) {
+            let keys = record_keys(&message.properties);
+            if !keys.is_empty() {
+                let topic = String::from_utf8_lossy(&message.topic);
+                index.add(&topic, &keys, log_offset, message.store_timestamp);
+            }
+        }
+        if position < plan.queues_from || !enters_consume_queue(message.sys_flag) {
             return true;
         }
         let topic = String::from_utf8_lossy(&message.topic);
@@ -151,7 +216,6 @@ async fn replay(
             *mismatch = true;
             return false;
         }
-        let log_offset = log_offset_of(log_id, position);
         queue.push(ConsumeQueueEntry::new(log_offset, message.total_size, tags_code_of(message)));
         true
     };

@@ -31,6 +31,10 @@
 //! | unclean| bad       | any   | no            | torn tail: truncate at X, warn             |
 //! | any    | zero, bad | any   | yes           | corruption: refuse to open (`Corrupt`)     |
 //!
+//! `tests/recovery.rs::recovery_decision_table_every_row` builds every input combination
+//! (20: stop × slot × later × where a valid record follows) on disk and checks the
+//! decision against this table.
+//!
 //! Why "valid after" means corruption: the writer writes sequentially and a record is
 //! acknowledged (sync mode) only after its `fdatasync`, so a torn write only damages the
 //! tail. A bad record followed by good ones is damage inside data that was durable; we

@@ -149,6 +149,24 @@ impl ClientRegistry {
         out
     }
 
+    /// Channels of a producer group's clients (GET_PRODUCER_CONNECTION_LIST), with ids.
+    pub fn producer_channels(&self, group: &str) -> Vec<(String, ClientChannel)> {
+        self.clients
+            .iter()
+            .filter(|(_, c)| c.producer_groups.contains(group))
+            .map(|(id, c)| (id.clone(), c.channel.clone()))
+            .collect()
+    }
+
+    /// Consumer groups with at least one live member.
+    pub fn consumer_groups(&self) -> Vec<String> {
+        let mut groups: Vec<String> =
+            self.clients.values().flat_map(|c| c.consumers.keys().cloned()).collect();
+        groups.sort();
+        groups.dedup();
+        groups
+    }
+
     /// Channels of a group's members (for notifications and connection lists), with ids.
     pub fn consumer_channels(&self, group: &str) -> Vec<(String, ClientChannel)> {
         self.clients

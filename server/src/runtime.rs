@@ -44,6 +44,8 @@ pub struct RunningBroker {
     shards: Vec<flume::Sender<ShardMsg>>,
     joins: Vec<glommio::ExecutorJoinHandle<()>>,
     namesrv_stop: Option<flume::Sender<()>>,
+    /// Address of the `--metrics-port` endpoint, when enabled.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// The topics every broker has from the start.
@@ -123,6 +125,8 @@ pub fn start(config: BrokerConfig) -> Result<RunningBroker, String> {
     };
     let manager = TopicManager::load(&root, &system_topics(&config))?;
     let initial_topics = manager.table();
+    let mut ops_start = Some(crate::shard_ops::OpsStart::prepare(&config)?);
+    let metrics_addr = ops_start.as_ref().and_then(|o| o.metrics_addr());
     let mut manager = Some(manager);
     let mut main = main.into_iter();
     let mut vip = vip.into_iter();
@@ -149,7 +153,9 @@ pub fn start(config: BrokerConfig) -> Result<RunningBroker, String> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut joins = Vec::new();
     for (start, rx) in starts.into_iter().zip(receivers) {
+        let ops = if start.id == 0 { ops_start.take() } else { None };
         let ctx = ShardContext {
+            ops,
             start,
             rx,
             peers: senders.clone(),
@@ -202,7 +208,14 @@ pub fn start(config: BrokerConfig) -> Result<RunningBroker, String> {
             Err(_) => return Err("a shard did not start".into()),
         }
     }
-    Ok(RunningBroker { broker_addr, namesrv_addrs, shards: senders, joins, namesrv_stop })
+    Ok(RunningBroker {
+        broker_addr,
+        namesrv_addrs,
+        shards: senders,
+        joins,
+        namesrv_stop,
+        metrics_addr,
+    })
 }
 
 impl RunningBroker {
@@ -238,6 +251,7 @@ struct ShardContext {
     broker_addr: SocketAddr,
     namesrv_addrs: Vec<String>,
     ready: std::sync::mpsc::Sender<Result<usize, String>>,
+    ops: Option<crate::shard_ops::OpsStart>,
 }
 
 async fn run_shard(ctx: ShardContext) {
@@ -259,7 +273,13 @@ async fn run_shard(ctx: ShardContext) {
             }
         }
     }
+    let (groups, metrics_listener) = crate::shard_ops::OpsStart::split(ctx.ops);
     let shard = Rc::new(Shard {
+        metrics: crate::metrics::ShardMetrics::default(),
+        settings: std::cell::RefCell::new(Arc::new(crate::settings::LiveSettings::from_config(
+            &ctx.config,
+        ))),
+        subscription_groups: std::cell::RefCell::new(groups),
         id,
         shard_count: ctx.shard_count,
         log_count: ctx.log_count,
@@ -286,6 +306,11 @@ async fn run_shard(ctx: ShardContext) {
         tasks.push(glommio::spawn_local(accept_loop(listener, shard.clone())));
     }
     tasks.push(glommio::spawn_local(persist_loop(shard.clone())));
+    tasks.push(glommio::spawn_local(crate::metrics::background_loop(shard.clone())));
+    if let Some(l) = metrics_listener {
+        let render = crate::metrics::http_render(shard.clone());
+        tasks.push(glommio::spawn_local(crate::http::serve(l, render)));
+    }
     for level in 1..=crate::schedule::max_level() {
         if shard.shard_for(SCHEDULE_TOPIC, level - 1) == id {
             tasks.push(glommio::spawn_local(crate::schedule::delivery_loop(shard.clone(), level)));
@@ -347,6 +372,13 @@ async fn inbox(shard: Rc<Shard>, rx: flume::Receiver<ShardMsg>) -> Option<flume:
                 let shard = shard.clone();
                 glommio::spawn_local(async move {
                     let _ = reply.send(shard.append_local(batch).await);
+                })
+                .detach();
+            }
+            ShardMsg::Ops { query, reply } => {
+                let shard = shard.clone();
+                glommio::spawn_local(async move {
+                    let _ = reply.send(crate::shard_ops::answer(&shard, query).await);
                 })
                 .detach();
             }

@@ -82,6 +82,13 @@ pub enum ShardMsg {
         /// The request to write.
         header: ramjet_proto::Header,
     },
+    /// An operator query (metrics, statistics, offset resets) for this shard's queues.
+    Ops {
+        /// The query.
+        query: crate::shard_ops::OpsQuery,
+        /// Where the answer goes.
+        reply: flume::Sender<crate::shard_ops::OpsReply>,
+    },
     /// Stop serving, close the logs cleanly, then ack.
     Shutdown {
         /// Acknowledgement.
@@ -137,6 +144,12 @@ pub struct Shard {
     pub persist_lock: glommio::sync::Semaphore,
     /// Wakes the NameServer registration task (shard 0) after a topic change.
     pub register_kick: crate::util::Notify,
+    /// This shard's metrics (counted here, gathered by a scrape).
+    pub metrics: crate::metrics::ShardMetrics,
+    /// Settings UPDATE_BROKER_CONFIG may change while running (snapshot from shard 0).
+    pub settings: RefCell<Arc<crate::settings::LiveSettings>>,
+    /// Subscription groups (shard 0 only; empty elsewhere).
+    pub subscription_groups: RefCell<crate::subscription_group::SubscriptionGroups>,
     /// Client connections accepted by this shard, by peer address.
     pub connections: RefCell<HashMap<SocketAddr, crate::net::connection::ConnectionHandle>>,
     /// Order locks of queues (shard 0 only).

@@ -15,6 +15,7 @@ pub mod offset;
 pub mod pull_message;
 pub mod send_back;
 pub mod send_message;
+pub mod stats;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -43,7 +44,11 @@ impl Service for BrokerService {
     ) -> Pin<Box<dyn Future<Output = Option<Response>>>> {
         Box::pin(async move {
             let ctx = RequestContext { peer: conn.peer(), origin: self.shard.id };
-            dispatch(&self.shard, frame, ctx).await
+            let probe =
+                crate::metrics::RequestProbe::start(&self.shard, &frame.header, frame.body.len());
+            let resp = dispatch(&self.shard, frame, ctx).await;
+            probe.finish(&self.shard, resp.as_ref());
+            resp
         })
     }
 
@@ -135,6 +140,7 @@ async fn route(shard: &Rc<Shard>, frame: &mut Frame) -> Result<Target, Response>
         | request::GET_CONSUMER_CONNECTION_LIST
         | request::LOCK_BATCH_MQ
         | request::UNLOCK_BATCH_MQ => Ok(Target::Shard(0)),
+        code if stats::on_shard_zero(code) => Ok(Target::Shard(0)),
         _ => Ok(Target::Here),
     }
 }
@@ -163,6 +169,7 @@ pub async fn execute(shard: &Rc<Shard>, frame: Frame, ctx: RequestContext) -> Op
         request::UNLOCK_BATCH_MQ => client::unlock_batch(shard, &frame),
         request::UNREGISTER_CLIENT => client::unregister(shard, h),
         request::GET_CONSUMER_LIST_BY_GROUP => client::consumer_list(shard, h),
+        code if stats::handles(code) => stats::execute(shard, &frame, ctx).await,
         code => error(
             h,
             response::REQUEST_CODE_NOT_SUPPORTED,

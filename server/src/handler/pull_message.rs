@@ -101,6 +101,7 @@ pub async fn execute(shard: &Rc<Shard>, frame: &Frame) -> Response {
             let Some(waiter) = shard.long_poll.borrow_mut().park(&req.topic, req.queue_id) else {
                 return respond(h, &req, result);
             };
+            shard.metrics.long_poll_parked();
             // An append may have landed while the read was in flight: look again before
             // sleeping, so no wake-up is missed.
             if store.max_offset(&req.topic, req.queue_id) > req.queue_offset {

@@ -140,7 +140,7 @@ async fn auto_create(
             format!("topic[{}] not exist, apply first please!", req.topic),
         )
     };
-    if !shard.config.auto_create_topic_enable {
+    if !shard.settings.borrow().auto_create_topic_enable {
         return Err(not_exist());
     }
     let table = shard.topic_table();
@@ -242,7 +242,7 @@ fn meta(req: &SendMessageRequestHeader, flag: i32, shard: &Shard, peer: SocketAd
 }
 
 fn check_body(shard: &Shard, len: usize) -> Result<(), (i32, String)> {
-    let max = shard.config.max_message_size_bytes;
+    let max = shard.settings.borrow().max_message_size_bytes;
     if len > max {
         return Err((
             response::MESSAGE_ILLEGAL,

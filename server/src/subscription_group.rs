@@ -1,0 +1,98 @@
+//! Subscription groups (consumer-group settings): created by UPDATE_AND_CREATE_SUBSCRIPTIONGROUP
+//! (200), removed by DELETE_SUBSCRIPTIONGROUP (207), listed by GET_ALL_SUBSCRIPTIONGROUP_CONFIG
+//! (201).
+//!
+//! Lives on: shard 0, which persists the table to `{store}/config/subscriptionGroup.json` in
+//! RocketMQ's shape (`{"subscriptionGroupTable":{...},"dataVersion":{...}}`, written by
+//! temp file, fdatasync, rename) like `topics.json`. A plain state machine: changes in,
+//! new table and the bytes to persist out.
+
+use std::path::{Path, PathBuf};
+
+use ramjet_proto::admin_body::{SubscriptionGroupConfig, SubscriptionGroupWrapper};
+use ramjet_proto::body;
+
+use crate::util::now_ms;
+
+/// The table's owner.
+///
+/// Lives on: shard 0.
+#[derive(Debug, Default)]
+pub struct SubscriptionGroups {
+    path: PathBuf,
+    table: SubscriptionGroupWrapper,
+}
+
+impl SubscriptionGroups {
+    /// Loads `{root}/config/subscriptionGroup.json` (empty when absent). Blocking; runs
+    /// at start before the shard serves.
+    ///
+    /// # Errors
+    /// An unreadable or unparsable file: refusing to start beats forgetting groups.
+    pub fn load(root: &Path) -> Result<SubscriptionGroups, String> {
+        let path = root.join("config").join("subscriptionGroup.json");
+        let table = match std::fs::read(&path) {
+            Ok(bytes) => body::from_json(&bytes).map_err(|e| format!("{}: {e}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                SubscriptionGroupWrapper::default()
+            }
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        Ok(SubscriptionGroups { path, table })
+    }
+
+    /// Where the table is persisted.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The whole table.
+    pub fn table(&self) -> &SubscriptionGroupWrapper {
+        &self.table
+    }
+
+    /// A group's settings.
+    pub fn get(&self, group: &str) -> Option<&SubscriptionGroupConfig> {
+        self.table.subscription_group_table.get(group)
+    }
+
+    /// Inserts or replaces a group; the JSON to persist, or `None` when nothing changed.
+    pub fn upsert(&mut self, config: SubscriptionGroupConfig) -> Option<Vec<u8>> {
+        if self.get(&config.group_name) == Some(&config) {
+            return None;
+        }
+        self.table.subscription_group_table.insert(config.group_name.clone(), config);
+        Some(self.bump())
+    }
+
+    /// Removes a group; `None` when it did not exist.
+    pub fn remove(&mut self, group: &str) -> Option<Vec<u8>> {
+        self.table.subscription_group_table.remove(group)?;
+        Some(self.bump())
+    }
+
+    fn bump(&mut self) -> Vec<u8> {
+        self.table.data_version.counter += 1;
+        self.table.data_version.timestamp = now_ms() as i64;
+        body::to_json(&self.table)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_persist_and_reload() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut g = SubscriptionGroups::load(dir.path()).expect("empty");
+        let cfg = SubscriptionGroupConfig { group_name: "g".into(), ..Default::default() };
+        let json = g.upsert(cfg.clone()).expect("changed");
+        assert!(g.upsert(cfg).is_none(), "unchanged");
+        crate::util::write_file_durably_sync(g.path(), &json).expect("write");
+        let again = SubscriptionGroups::load(dir.path()).expect("reload");
+        assert_eq!(again.get("g").map(|c| c.retry_max_times), Some(16));
+        assert!(g.remove("g").is_some());
+        assert!(g.remove("g").is_none());
+    }
+}

@@ -136,6 +136,15 @@ impl ClientRegistry {
         self.clients.values().find_map(|c| c.consumers.get(group))
     }
 
+    /// A live producer of `group` (the most recently heard from).
+    pub fn producer_channel(&self, group: &str) -> Option<ClientChannel> {
+        self.clients
+            .values()
+            .filter(|c| c.producer_groups.contains(group))
+            .max_by_key(|c| c.last_seen_ms)
+            .map(|c| c.channel.clone())
+    }
+
     /// Every (group, topic, expression) declared by live consumers.
     pub fn subscriptions(&self) -> Vec<(String, String, String)> {
         let mut out = Vec::new();

@@ -59,6 +59,12 @@ pub struct BrokerConfig {
     pub long_poll_hold_ms_max: u64,
     /// Prometheus port.
     pub metrics_port: Option<u16>,
+    /// A half message older than this with no end is checked (`transactionTimeOut`).
+    pub transaction_timeout_ms: u64,
+    /// Checks of one half message before it is dropped (`transactionCheckMax`).
+    pub transaction_check_max: i32,
+    /// Period of the check task (`transactionCheckInterval`).
+    pub transaction_check_interval_ms: u64,
     /// How long an idle shard spins before it sleeps (0: sleep at once). Spinning trades
     /// CPU for latency: a sleeping executor costs a context switch and a process-wide
     /// memory barrier (IPIs) per wake-up.
@@ -90,6 +96,9 @@ impl Default for BrokerConfig {
             long_poll_hold_ms_max: 30_000,
             metrics_port: None,
             spin_before_park_us: 50,
+            transaction_timeout_ms: 6_000,
+            transaction_check_max: 15,
+            transaction_check_interval_ms: 30_000,
             ignored_keys: Vec::new(),
         }
     }
@@ -232,6 +241,9 @@ impl BrokerConfig {
                 }
                 "maxMessageSize" => self.max_message_size_bytes = parse(k, v)?,
                 "registerNameServerPeriod" => self.register_interval_ms = parse(k, v)?,
+                "transactionTimeOut" => self.transaction_timeout_ms = parse(k, v)?,
+                "transactionCheckMax" => self.transaction_check_max = parse(k, v)?,
+                "transactionCheckInterval" => self.transaction_check_interval_ms = parse(k, v)?,
                 _ => self.ignored_keys.push(k.clone()),
             }
         }

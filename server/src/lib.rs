@@ -27,4 +27,5 @@ pub mod shard_ops;
 pub mod signal;
 pub mod subscription_group;
 pub mod topic;
+pub mod transaction;
 pub mod util;

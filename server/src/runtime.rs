@@ -170,9 +170,13 @@ pub fn start(config: BrokerConfig) -> Result<RunningBroker, String> {
         let id = ctx.start.id;
         let placement =
             if shard_count <= cpus { Placement::Fixed(id % cpus) } else { Placement::Unbound };
-        let join = LocalExecutorBuilder::new(placement)
+        let mut builder = LocalExecutorBuilder::new(placement)
             .name(&format!("shard-{id}"))
-            .io_memory(IO_MEMORY_BYTES)
+            .io_memory(IO_MEMORY_BYTES);
+        if config.spin_before_park_us > 0 {
+            builder = builder.spin_before_park(Duration::from_micros(config.spin_before_park_us));
+        }
+        let join = builder
             .spawn(move || async move { run_shard(ctx).await })
             .map_err(|e| format!("cannot start shard {id}: {e}"))?;
         joins.push(join);
@@ -297,6 +301,8 @@ async fn run_shard(ctx: ShardContext) {
         register_kick: Notify::new(),
         subscriptions: std::cell::RefCell::new(Arc::default()),
         connections: std::cell::RefCell::new(HashMap::new()),
+        transactions: std::cell::RefCell::new(Default::default()),
+        transaction_lock: glommio::sync::Semaphore::new(1),
         locks: std::cell::RefCell::new(crate::lock_manager::LockManager::default()),
     });
     let mut tasks = Vec::new();
@@ -310,6 +316,9 @@ async fn run_shard(ctx: ShardContext) {
     if let Some(l) = metrics_listener {
         let render = crate::metrics::http_render(shard.clone());
         tasks.push(glommio::spawn_local(crate::http::serve(l, render)));
+    }
+    if shard.shard_for(TRANS_HALF_TOPIC, 0) == id {
+        tasks.push(glommio::spawn_local(crate::transaction::check_loop(shard.clone())));
     }
     for level in 1..=crate::schedule::max_level() {
         if shard.shard_for(SCHEDULE_TOPIC, level - 1) == id {
@@ -367,7 +376,12 @@ async fn inbox(shard: Rc<Shard>, rx: flume::Receiver<ShardMsg>) -> Option<flume:
             ShardMsg::ConnectionClosed { peer } => {
                 crate::handler::client::connection_closed(&shard, peer)
             }
-            ShardMsg::Push { peer, header } => shard.push(shard.id, peer, header),
+            ShardMsg::Push { peer, header, body } => {
+                shard.push_with_body(shard.id, peer, header, body)
+            }
+            ShardMsg::PushToProducer { group, header, body } => {
+                shard.push_to_producer(&group, header, body)
+            }
             ShardMsg::Append { batch, reply } => {
                 let shard = shard.clone();
                 glommio::spawn_local(async move {

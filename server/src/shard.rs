@@ -81,6 +81,17 @@ pub enum ShardMsg {
         peer: SocketAddr,
         /// The request to write.
         header: ramjet_proto::Header,
+        /// Its body.
+        body: bytes::Bytes,
+    },
+    /// Send a request to one live producer of `group` (to shard 0).
+    PushToProducer {
+        /// Producer group.
+        group: String,
+        /// The request.
+        header: ramjet_proto::Header,
+        /// Its body.
+        body: bytes::Bytes,
     },
     /// An operator query (metrics, statistics, offset resets) for this shard's queues.
     Ops {
@@ -150,6 +161,10 @@ pub struct Shard {
     pub settings: RefCell<Arc<crate::settings::LiveSettings>>,
     /// Subscription groups (shard 0 only; empty elsewhere).
     pub subscription_groups: RefCell<crate::subscription_group::SubscriptionGroups>,
+    /// Finished half messages (owner of the half queue only).
+    pub transactions: RefCell<crate::transaction::TransactionState>,
+    /// Serialises the rebuild of `transactions`.
+    pub transaction_lock: glommio::sync::Semaphore,
     /// Client connections accepted by this shard, by peer address.
     pub connections: RefCell<HashMap<SocketAddr, crate::net::connection::ConnectionHandle>>,
     /// Order locks of queues (shard 0 only).
@@ -180,17 +195,43 @@ impl Shard {
     }
 
     /// Writes a server-initiated request to the client at `peer` on shard `holder`.
-    pub fn push(&self, holder: usize, peer: SocketAddr, mut header: ramjet_proto::Header) {
+    pub fn push(&self, holder: usize, peer: SocketAddr, header: ramjet_proto::Header) {
+        self.push_with_body(holder, peer, header, bytes::Bytes::new());
+    }
+
+    /// Sends a server-initiated request to one live producer of `group` (shard 0 knows
+    /// them from heartbeats; other shards ask it).
+    pub fn push_to_producer(&self, group: &str, header: ramjet_proto::Header, body: bytes::Bytes) {
+        if self.id != 0 {
+            let msg = ShardMsg::PushToProducer { group: group.to_string(), header, body };
+            let _ = self.peers[0].try_send(msg);
+            return;
+        }
+        let channel = self.clients.borrow().producer_channel(group);
+        match channel.and_then(|c| c.addr.parse::<SocketAddr>().ok().map(|a| (c.shard, a))) {
+            Some((holder, peer)) => self.push_with_body(holder, peer, header, body),
+            None => tracing::warn!(%group, "no live producer to check a transaction with"),
+        }
+    }
+
+    /// As [`Shard::push`], with a body.
+    pub fn push_with_body(
+        &self,
+        holder: usize,
+        peer: SocketAddr,
+        mut header: ramjet_proto::Header,
+        body: bytes::Bytes,
+    ) {
         let opaque = self.send_cursor.get();
         self.send_cursor.set(opaque.wrapping_add(1));
         header.opaque = (opaque & 0x7FFF_FFFF) as i32;
         if holder == self.id {
             if let Some(conn) = self.connections.borrow().get(&peer) {
-                conn.send(&crate::net::connection::Response::new(header));
+                conn.send(&crate::net::connection::Response { header, body });
             }
         } else if let Some(p) = self.peers.get(holder) {
             // A full channel drops the notification; clients also rebalance periodically.
-            let _ = p.try_send(ShardMsg::Push { peer, header });
+            let _ = p.try_send(ShardMsg::Push { peer, header, body });
         }
     }
 

@@ -118,6 +118,20 @@ async fn route(shard: &Rc<Shard>, frame: &mut Frame) -> Result<Target, Response>
             let (topic, queue_id) = queue_of(h)?;
             Ok(Target::Shard(shard.shard_for(topic, queue_id)))
         }
+        request::END_TRANSACTION => {
+            let offset: i64 =
+                h.ext_fields.req_int("commitLogOffset").map_err(|e| field_error(h, &e))?;
+            match ramjet_storage::split_log_offset(offset) {
+                Some((log, _)) if log < shard.log_count => {
+                    Ok(Target::Shard(shard_of_log(log, shard.shard_count)))
+                }
+                _ => Err(error(
+                    h,
+                    response::SYSTEM_ERROR,
+                    "Find prepared transaction message failed",
+                )),
+            }
+        }
         request::VIEW_MESSAGE_BY_ID | request::CONSUMER_SEND_MSG_BACK => {
             let offset: i64 = h.ext_fields.req_int("offset").map_err(|e| field_error(h, &e))?;
             match ramjet_storage::split_log_offset(offset) {
@@ -160,6 +174,7 @@ pub async fn execute(shard: &Rc<Shard>, frame: Frame, ctx: RequestContext) -> Op
         request::GET_MIN_OFFSET => offset::min_offset(shard, h),
         request::VIEW_MESSAGE_BY_ID => offset::view_message(shard, h).await,
         request::CONSUMER_SEND_MSG_BACK => send_back::execute(shard, h).await,
+        request::END_TRANSACTION => crate::transaction::end_transaction(shard, h).await,
         request::UPDATE_AND_CREATE_TOPIC => admin::create_topic(shard, h).await,
         request::DELETE_TOPIC_IN_BROKER => admin::delete_topic(shard, h).await,
         request::GET_ALL_TOPIC_CONFIG => admin::all_topic_config(shard, h),

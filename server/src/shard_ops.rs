@@ -58,6 +58,22 @@ pub enum OpsQuery {
         /// Move forward too (else only backward).
         force: bool,
     },
+    /// Messages of `topic` carrying `key` (a word of KEYS, or the UNIQ_KEY when `unique`)
+    /// stored in `[begin_ms, end_ms]`, newest first, at most `max_count` per shard.
+    QueryMessage {
+        /// Topic.
+        topic: String,
+        /// Key.
+        key: String,
+        /// Look up the client's unique id instead of KEYS.
+        unique: bool,
+        /// Most records.
+        max_count: usize,
+        /// Earliest store time, ms.
+        begin_ms: i64,
+        /// Latest store time, ms.
+        end_ms: i64,
+    },
     /// Install new live settings.
     Settings(Arc<LiveSettings>),
     /// Write a server-initiated request with a body to the client connection from `peer`
@@ -92,6 +108,8 @@ pub enum OpsReply {
     Offsets(Vec<(String, i32, i64)>),
     /// (queue id, new offset).
     Reset(Vec<(i32, i64)>),
+    /// Whole stored records.
+    Records(Vec<Bytes>),
     /// (messages, bytes, rate per second over the last minute).
     KeyStats(u64, u64, f64),
     /// Done.
@@ -153,7 +171,10 @@ pub async fn answer(shard: &Rc<Shard>, query: OpsQuery) -> OpsReply {
         OpsQuery::ResetOffset { group, topic, queues, timestamp, force } => {
             let mut out = Vec::new();
             for (q, store) in owned(shard, &topic, queues) {
-                let target = search_offset(&store, &topic, q, timestamp).await;
+                let target = match store.search_offset_by_timestamp(&topic, q, timestamp).await {
+                    Ok(o) => o,
+                    Err(e) => return OpsReply::Failed(format!("searching {topic}:{q}: {e}")),
+                };
                 let log = shard.log_for(&topic, q);
                 let current = shard.offsets.borrow().get(log, &group, &topic, q);
                 let next = match current {
@@ -164,6 +185,28 @@ pub async fn answer(shard: &Rc<Shard>, query: OpsQuery) -> OpsReply {
                 out.push((q, next));
             }
             OpsReply::Reset(out)
+        }
+        OpsQuery::QueryMessage { topic, key, unique, max_count, begin_ms, end_ms } => {
+            let mut out = Vec::new();
+            for store in shard.logs.values() {
+                let found = if unique {
+                    store.find_by_unique_key(&topic, &key).await.map(|r| r.into_iter().collect())
+                } else {
+                    let q = ramjet_storage::KeyQuery {
+                        topic: &topic,
+                        key: &key,
+                        max_count,
+                        begin_ms,
+                        end_ms,
+                    };
+                    store.find_by_key(q).await
+                };
+                match found {
+                    Ok(records) => out.extend(records),
+                    Err(e) => return OpsReply::Failed(format!("querying {topic} by key: {e}")),
+                }
+            }
+            OpsReply::Records(out)
         }
         OpsQuery::Settings(settings) => {
             *shard.settings.borrow_mut() = settings;
@@ -238,31 +281,6 @@ pub async fn store_time(store: &LogStore, topic: &str, queue_id: i32, offset: i6
         Some(r) => ramjet_proto::message::decode_record(&r, false).map_or(0, |m| m.store_timestamp),
         None => 0,
     }
-}
-
-/// The first queue offset whose message was stored at or after `timestamp` (the max offset
-/// when none was): a binary search over the queue by store time, one read per step
-/// (log2(entries) reads, e.g. 20 for a million messages). Store times are non-decreasing
-/// along a queue because one shard appends to it in order.
-pub async fn search_offset(store: &LogStore, topic: &str, queue_id: i32, timestamp: i64) -> i64 {
-    let (mut lo, mut hi) = (store.min_offset(topic, queue_id), store.max_offset(topic, queue_id));
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        match record_at(store, topic, queue_id, mid).await {
-            Some(r) => {
-                let t = ramjet_proto::message::decode_record(&r, false)
-                    .map_or(0, |m| m.store_timestamp);
-                if t < timestamp {
-                    lo = mid + 1;
-                } else {
-                    hi = mid;
-                }
-            }
-            // Unreadable (aged out while searching): look further on.
-            None => lo = mid + 1,
-        }
-    }
-    lo
 }
 
 /// What shard 0 gets at start for operator work: the subscription groups (loaded before

@@ -2,7 +2,7 @@
 //!
 //! | code | request | runs on |
 //! |---|---|---|
-//! | 12 | QUERY_MESSAGE (by key; needs the storage index) | accepting shard |
+//! | 12 | QUERY_MESSAGE (by key or unique key, from the index) | accepting shard, gathers every shard |
 //! | 25 / 26 | UPDATE_BROKER_CONFIG / GET_BROKER_CONFIG | shard 0 / accepting shard |
 //! | 28 | GET_BROKER_RUNTIME_INFO | accepting shard, gathers every shard |
 //! | 43 | GET_ALL_CONSUMER_OFFSET | accepting shard, gathers every shard |
@@ -77,7 +77,7 @@ pub fn on_shard_zero(code: i32) -> bool {
 pub async fn execute(shard: &Rc<Shard>, frame: &Frame, _ctx: RequestContext) -> Response {
     let h = &frame.header;
     match h.code {
-        request::QUERY_MESSAGE => query_message(h),
+        request::QUERY_MESSAGE => query_message(shard, h).await,
         request::UPDATE_BROKER_CONFIG => update_broker_config(shard, frame).await,
         request::GET_BROKER_CONFIG => broker_config(shard, h),
         request::GET_BROKER_RUNTIME_INFO => runtime_info(shard, h).await,
@@ -102,14 +102,53 @@ fn with_body(h: &Header, body: impl Into<Bytes>) -> Response {
     Response { header: success(h), body: body.into() }
 }
 
-/// QUERY_MESSAGE: lookup by key needs the storage index, which this broker does not have
-/// yet; answer as the reference does when nothing matches.
-fn query_message(h: &Header) -> Response {
-    error(
-        h,
-        response::QUERY_NOT_FOUND,
-        "can not find message: ramjet has no message-key index yet (query by id or offset)",
-    )
+/// Records one QUERY_MESSAGE returns at most, whatever `maxNum` asks (bounds the body).
+pub const QUERY_MESSAGES_MAX: usize = 256;
+
+/// QUERY_MESSAGE: messages by key (a word of KEYS) or, with ext `_UNIQUE_KEY_QUERY=true`,
+/// by the client's unique id, from every shard's index. The body is the records back to
+/// back, as the reference sends them; none found is QUERY_NOT_FOUND.
+async fn query_message(shard: &Rc<Shard>, h: &Header) -> Response {
+    let ext = &h.ext_fields;
+    let parsed = (|| {
+        let topic = ext.req_str("topic")?.to_string();
+        let key = ext.req_str("key")?.to_string();
+        let max: i32 = ext.req_int("maxNum")?;
+        let begin: i64 = ext.opt_int("beginTimestamp")?.unwrap_or(0);
+        let end: i64 = ext.opt_int("endTimestamp")?.unwrap_or(i64::MAX);
+        Ok::<_, ramjet_proto::FieldError>((topic, key, max, begin, end))
+    })();
+    let (topic, key, max, begin_ms, end_ms) = match parsed {
+        Ok(p) => p,
+        Err(e) => return field_error(h, &e),
+    };
+    let unique = ext.get("_UNIQUE_KEY_QUERY") == Some("true");
+    let max_count = usize::try_from(max).unwrap_or(0).clamp(1, QUERY_MESSAGES_MAX);
+    let query = OpsQuery::QueryMessage { topic, key, unique, max_count, begin_ms, end_ms };
+    let mut records = Vec::new();
+    for reply in gather(shard, query).await {
+        match reply {
+            OpsReply::Records(r) => records.extend(r),
+            OpsReply::Failed(e) => return error(h, response::SYSTEM_ERROR, e),
+            _ => {}
+        }
+    }
+    records.truncate(max_count);
+    if records.is_empty() {
+        return error(
+            h,
+            response::QUERY_NOT_FOUND,
+            "can not find message, maybe time range not correct",
+        );
+    }
+    let mut body = bytes::BytesMut::with_capacity(records.iter().map(|r| r.len()).sum());
+    for r in &records {
+        body.extend_from_slice(r);
+    }
+    let mut resp = with_body(h, body.freeze());
+    resp.header.ext_fields.insert("indexLastUpdateTimestamp", crate::util::now_ms().to_string());
+    resp.header.ext_fields.insert("indexLastUpdatePhyoffset", "0");
+    resp
 }
 
 fn broker_config(shard: &Shard, h: &Header) -> Response {

@@ -81,7 +81,10 @@ impl LatencyFaultTolerance {
 
     /// False while `broker` is being avoided.
     pub fn is_available(&self, broker: &str, now: Instant) -> bool {
-        self.items.get(broker).map_or(true, |item| item.is_available(now))
+        match self.items.get(broker) {
+            Some(item) => item.is_available(now),
+            None => true,
+        }
     }
 
     /// Forgets `broker`.

@@ -42,6 +42,7 @@ pub mod process_queue;
 pub mod producer;
 pub mod protocol;
 pub mod pull_consumer;
+pub mod push_consumer;
 pub mod rebalance;
 pub mod route;
 pub mod selector;
@@ -55,6 +56,11 @@ pub use message::{Message, MessageQueue, PullResult, PullStatus, SendResult, Sen
 pub use producer::{Producer, SendHandle};
 pub use protocol::Subscription;
 pub use pull_consumer::{OffsetTable, PullConsumer};
+pub use push_consumer::{
+    ConsumeContext, ConsumeFromWhere, ConsumeOrderlyStatus, ConsumeStatus, MessageListener,
+    MessageModel, PushConsumer, PushConsumerConfig,
+};
+pub use ramjet_proto::message::StoredMessage;
 pub use ramjet_proto::SerializeType;
 pub use selector::{MessageQueueSelector, SelectByHash};
 pub use transport::{Connection, ConnectionOptions, ConnectionPool};

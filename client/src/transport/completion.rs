@@ -88,3 +88,46 @@ impl Signal {
         .await
     }
 }
+
+/// A one-time flag many tasks can wait for (a shutdown request): once `set`, every
+/// `wait` returns at once.
+#[derive(Debug, Default)]
+pub struct Latch {
+    set: Cell<bool>,
+    wakers: RefCell<Vec<Waker>>,
+}
+
+impl Latch {
+    /// Sets the flag and wakes every waiter.
+    pub fn set(&self) {
+        self.set.set(true);
+        let wakers = std::mem::take(&mut *self.wakers.borrow_mut());
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    /// True once set.
+    pub fn is_set(&self) -> bool {
+        self.set.get()
+    }
+
+    /// Waits until the flag is set.
+    ///
+    /// # Cancel safety
+    /// Cancel safe. A task that stops waiting leaves its waker behind until the flag is
+    /// set; a task registers at most one, so the list is bounded by the waiting tasks.
+    pub async fn wait(&self) {
+        poll_fn(|cx| {
+            if self.set.get() {
+                return Poll::Ready(());
+            }
+            let mut wakers = self.wakers.borrow_mut();
+            if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                wakers.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}

@@ -171,6 +171,7 @@ pub(crate) async fn write_checkpoint(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::type_complexity)]
 mod tests {
     use super::*;
 

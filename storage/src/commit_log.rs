@@ -124,6 +124,9 @@ pub(crate) struct CommitLog {
     cached_bytes: u64,
     /// Bytes `[align_down(written), written)` of the segment holding `written`.
     tail_block: Vec<u8>,
+    /// Store time of the newest record this process placed in each segment, by start
+    /// (retention's segment age).
+    last_store_ms: BTreeMap<u64, i64>,
     pub(crate) stats: LogStats,
 }
 
@@ -157,6 +160,7 @@ impl CommitLog {
             chunks: VecDeque::new(),
             cached_bytes: 0,
             tail_block: recovered.tail_block,
+            last_store_ms: BTreeMap::new(),
             stats: LogStats::default(),
         };
         log.assert_invariants();
@@ -215,6 +219,33 @@ impl CommitLog {
             self.active_end = self.active_start + self.segment_size_bytes;
         }
         self.dirty
+    }
+
+    /// Notes that a record stored at `store_ms` was placed in the active segment.
+    pub(crate) fn note_store_time(&mut self, store_ms: i64) {
+        let newest = self.last_store_ms.entry(self.active_start).or_insert(store_ms);
+        *newest = (*newest).max(store_ms);
+    }
+
+    /// Store time of the newest record this process placed in the segment at `start`.
+    pub(crate) fn last_store_ms(&self, start: u64) -> Option<i64> {
+        self.last_store_ms.get(&start).copied()
+    }
+
+    /// Drops the segments that end at or before `position` (retention); returns each
+    /// one's path and capacity for the caller to remove. Never the active segment.
+    pub(crate) fn forget_segments_before(&mut self, position: u64) -> Vec<(PathBuf, u64)> {
+        assert!(position <= self.active_start, "retention never deletes the active segment");
+        let starts: Vec<u64> = self.segments.range(..position).map(|(&start, _)| start).collect();
+        let mut removed = Vec::new();
+        for start in starts {
+            if let Some(segment) = self.segments.remove(&start) {
+                assert!(segment.end() <= position);
+                removed.push((segment.path(), segment.capacity));
+            }
+            self.last_store_ms.remove(&start);
+        }
+        removed
     }
 
     /// Appends a chunk at `dirty`.

@@ -19,6 +19,8 @@ use std::path::PathBuf;
 
 use ramjet_proto::message::{property, property_value, tags_code, StoredMessage};
 
+use crate::retention::RetentionConfig;
+
 /// Default segment size: 1 GiB, RocketMQ's `mappedFileSizeCommitLog`.
 pub const SEGMENT_SIZE_BYTES_DEFAULT: u64 = 1 << 30;
 /// Smallest segment size accepted (tests use 1 MiB).
@@ -111,6 +113,8 @@ pub struct StoreConfig {
     pub consume_queue_memory_entries: usize,
     /// Index message keys and unique ids for lookups (RocketMQ `messageIndexEnable`).
     pub index_enabled: bool,
+    /// When segments are deleted and writes refused (`retention.rs`).
+    pub retention: RetentionConfig,
 }
 
 impl StoreConfig {
@@ -127,6 +131,7 @@ impl StoreConfig {
             tags_code_of: tags_code_from_tags,
             consume_queue_memory_entries: CONSUME_QUEUE_MEMORY_ENTRIES_DEFAULT,
             index_enabled: true,
+            retention: RetentionConfig::default(),
         }
     }
 

@@ -485,8 +485,8 @@ async fn load_queue(
         let sane = split_log_offset(entry.log_offset())
             .is_some_and(|(id, p)| id == log_id && p < limits.position)
             && entry.size() > 0
-            && previous.map_or(true, |prev| prev < entry.position())
-            && start.map_or(true, |_| offset == end);
+            && !matches!(previous, Some(prev) if prev >= entry.position())
+            && (start.is_none() || offset == end);
         if !sane {
             invalid = true;
             return false;

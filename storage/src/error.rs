@@ -70,6 +70,17 @@ pub enum StoreError {
     },
     /// The log was closed; no further appends.
     Closed,
+    /// Disk use passed `disk_space_warning_level_ratio`: appends are refused until
+    /// retention frees space (RocketMQ marks the store not writeable; sends get
+    /// SERVICE_NOT_AVAILABLE).
+    DiskFull {
+        /// Disk use when retention last ran, per mille.
+        used_per_mille: u32,
+        /// The warning level, per mille.
+        limit_per_mille: u32,
+    },
+    /// Appends were switched off (`LogStore::set_writable(false)`).
+    NotWritable,
     /// A `StoreConfig` value is out of range (an operator's setting, not a bug).
     InvalidConfig {
         /// What is wrong.
@@ -92,6 +103,7 @@ impl StoreError {
     /// errors.
     pub fn is_disk_full(&self) -> bool {
         matches!(self, StoreError::Io { errno, .. } if *errno == libc::ENOSPC)
+            || matches!(self, StoreError::DiskFull { .. })
     }
 }
 
@@ -115,6 +127,15 @@ impl fmt::Display for StoreError {
                 write!(f, "store meta {}: {reason}", path.display())
             }
             StoreError::Closed => write!(f, "log closed"),
+            StoreError::DiskFull { used_per_mille, limit_per_mille } => write!(
+                f,
+                "disk full: {}.{}% used, above the {}.{}% warning level; appends refused",
+                used_per_mille / 10,
+                used_per_mille % 10,
+                limit_per_mille / 10,
+                limit_per_mille % 10
+            ),
+            StoreError::NotWritable => write!(f, "store switched to not writable"),
             StoreError::InvalidConfig { reason } => write!(f, "invalid store config: {reason}"),
         }
     }

@@ -214,6 +214,9 @@ impl Io for FaultyIo {
     fn exists(&self, path: PathBuf) -> IoFuture<'_, bool> {
         self.inner.exists(path)
     }
+    fn modified_ms(&self, path: PathBuf) -> IoFuture<'_, i64> {
+        self.inner.modified_ms(path)
+    }
 }
 
 impl FaultyFile {

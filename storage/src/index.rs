@@ -442,6 +442,7 @@ pub(crate) async fn lookup_run(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::type_complexity)]
 mod tests {
     use super::*;
 

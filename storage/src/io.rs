@@ -55,6 +55,9 @@ pub trait Io {
     fn remove(&self, path: PathBuf) -> IoFuture<'_, ()>;
     /// Whether a file exists.
     fn exists(&self, path: PathBuf) -> IoFuture<'_, bool>;
+    /// A file's last modification time, ms since the Unix epoch (retention's fallback age
+    /// of a segment whose last store time is not known in memory).
+    fn modified_ms(&self, path: PathBuf) -> IoFuture<'_, i64>;
 }
 
 /// An open file. Positions and lengths of `read_at` and `write_at` are multiples of the
@@ -169,6 +172,14 @@ impl Io for DmaIo {
 
     fn exists(&self, path: PathBuf) -> IoFuture<'_, bool> {
         Box::pin(async move { Ok(path.exists()) })
+    }
+
+    fn modified_ms(&self, path: PathBuf) -> IoFuture<'_, i64> {
+        Box::pin(async move {
+            let modified = std::fs::metadata(&path)?.modified()?;
+            let since_epoch = modified.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            Ok(since_epoch.as_millis() as i64)
+        })
     }
 }
 

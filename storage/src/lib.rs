@@ -38,6 +38,7 @@ pub mod placement;
 pub mod query;
 pub mod recovery;
 mod replay;
+pub mod retention;
 pub mod segment;
 pub mod store_meta;
 mod watch;
@@ -52,4 +53,5 @@ pub use log_store::{AppendBatch, AppendResult, GetRequest, GetResult, GetStatus,
 pub use placement::log_for;
 pub use query::KeyQuery;
 pub use recovery::RecoveryReport;
+pub use retention::{disk_used_ratio, RetentionConfig, RetentionReport};
 pub use store_meta::open_or_create_meta;

@@ -164,6 +164,12 @@ pub(crate) struct Shared {
     pub(crate) checkpoint_lock: glommio::sync::Semaphore,
     /// The message index (keys and unique ids to log offsets).
     pub(crate) index: RefCell<Index>,
+    /// The operator's switch (`LogStore::set_writable`).
+    pub(crate) writable: Cell<bool>,
+    /// Retention found disk use above the warning level: appends are refused.
+    pub(crate) disk_full: Cell<bool>,
+    /// Disk use when retention last ran, per mille (for the error).
+    pub(crate) disk_used_per_mille: Cell<u32>,
 }
 
 /// One commit log and the consume queues of every `(topic, queue id)` mapped to it.
@@ -399,6 +405,9 @@ impl LogStore {
             checkpoint: Cell::new(checkpoint),
             checkpoint_lock: glommio::sync::Semaphore::new(1),
             index: RefCell::new(index),
+            writable: Cell::new(true),
+            disk_full: Cell::new(false),
+            disk_used_per_mille: Cell::new(0),
         });
         let writer = glommio::spawn_local(run_writer(shared.clone()));
         let checkpointer = glommio::spawn_local(run_checkpointer(shared.clone()));
@@ -456,6 +465,16 @@ impl LogStore {
         if shared.poison.borrow().is_some() {
             return Err(StoreError::Poisoned);
         }
+        if !shared.writable.get() {
+            return Err(StoreError::NotWritable);
+        }
+        if shared.disk_full.get() {
+            let limit = shared.config.retention.disk_space_warning_level_ratio;
+            return Err(StoreError::DiskFull {
+                used_per_mille: shared.disk_used_per_mille.get(),
+                limit_per_mille: (limit * 1000.0) as u32,
+            });
+        }
         validate_topic(&batch.topic)?;
         let lengths = record_lengths(&batch)?;
         let AppendBatch { topic, queue_id, mut records, tags_codes } = batch;
@@ -476,6 +495,7 @@ impl LogStore {
         };
         let position = log.place(len);
         let store_timestamp = now_ms();
+        log.note_store_time(store_timestamp);
         let mut first_queue_offset = None;
         let mut record_offsets = Vec::with_capacity(lengths.len());
         let mut at = 0;

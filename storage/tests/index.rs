@@ -169,7 +169,7 @@ fn search_offset_by_timestamp_finds_the_first_message_at_or_after_a_time() {
         for &time in &distinct {
             let want = times.iter().position(|&t| t >= time).unwrap() as i64;
             assert_eq!(store.search_offset_by_timestamp("S", 0, time).await.unwrap(), want);
-            let want = times.iter().position(|&t| t >= time + 1).unwrap_or(times.len()) as i64;
+            let want = times.iter().position(|&t| t > time).unwrap_or(times.len()) as i64;
             assert_eq!(store.search_offset_by_timestamp("S", 0, time + 1).await.unwrap(), want);
         }
         assert_eq!(store.search_offset_by_timestamp("S", 0, 0).await.unwrap(), 0);

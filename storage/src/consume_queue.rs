@@ -19,10 +19,17 @@
 //! 307,200 × 20) and direct I/O never straddles files. Unwritten entries read as zero; size
 //! 0 is never valid, so the first zero entry ends the chain.
 //!
-//! In memory every entry of the live range is kept in a `Vec` (20 bytes per message);
-//! files are written lazily, at checkpoints (see `checkpoint.rs`): entries for records
-//! before the checkpoint position are on disk, later ones are rebuilt from the log on open.
-//! Within a queue, entries are in log order, so "entries before position P" is a prefix.
+//! In memory each queue keeps a bounded tail of its entries (`ConsumeQueue`); files are
+//! written lazily, at checkpoints (see `checkpoint.rs`): entries for records before the
+//! checkpoint position are on disk, later ones are rebuilt from the log on open. After a
+//! checkpoint the tail is trimmed to `consume_queue_memory_entries`; pulls and lookups
+//! below it read the files (direct reads of whole blocks). Within a queue, entries are in
+//! log order, so "entries before position P" is a prefix.
+//!
+//! A queue's chain may start past file 0 (retention deletes files wholly below the min
+//! offset, keeping the file of the newest entry) and its first file may hold zeros below
+//! the queue's start offset (a queue rebuilt from a log whose head was deleted); loading
+//! skips leading zeros.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

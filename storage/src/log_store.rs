@@ -7,7 +7,8 @@
 //!
 //! ```text
 //!  LogStore ── Rc<Shared> ─┬─ RefCell<CommitLog>      positions, pending chunks, tail cache
-//!     │                    ├─ RefCell<ConsumeQueues>  topic → queue id → entries
+//!     │                    ├─ RefCell<ConsumeQueues>  topic → queue id → bounded entry tail
+//!     │                    ├─ RefCell<Index>          runs on disk, entries since checkpoint
 //!     │                    ├─ PositionWatch flushed   sync-mode appends wait here
 //!     │                    └─ Rc<dyn Io>              the I/O seam
 //!     ├── writer task       (log_writer.rs: group commit)
@@ -22,7 +23,11 @@
 //! {root}/commitlog/{L:03}.checkpoint         checkpoint (two slots)
 //! {root}/commitlog/{L:03}.abort              abort marker: present while open
 //! {root}/consumequeue/{topic}/{queue id}/{first byte:020}
+//! {root}/index/{L:03}/{first position:020}   index runs (index.rs)
 //! ```
+//!
+//! Lookups by key, unique id and time are in `query.rs`; retention and the disk-full
+//! refusal in `retention.rs`; opening (replay of derived data) in `replay.rs`.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use ramjet_proto::admin_body::{
-    parse_properties_body, ConsumeStats, ProducerConnection, ResetOffsetBody,
-    SubscriptionGroupConfig, SubscriptionGroupWrapper, TopicStatsTable,
+    parse_properties_body, ConsumeStats, ConsumerOffsetSerializeWrapper, ProducerConnection,
+    ResetOffsetBody, SubscriptionGroupConfig, SubscriptionGroupWrapper, TopicStatsTable,
 };
 use ramjet_proto::body::{to_json, ConsumerConnection, KvTable, TopicList};
 use ramjet_proto::codes::{request, response};
@@ -364,6 +364,14 @@ async fn groups_progress(ops: &Ops) -> Result<Output> {
             ops.broker_json(addr, ops.header(request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG)).await?;
         for g in w.subscription_group_table.keys() {
             groups.entry(g.clone()).or_default();
+        }
+        // Groups with committed offsets, configured or not.
+        let offsets: ConsumerOffsetSerializeWrapper =
+            ops.broker_json(addr, ops.header(request::GET_ALL_CONSUMER_OFFSET)).await?;
+        for key in offsets.offset_table.keys() {
+            if let Some((_, g)) = key.split_once('@') {
+                groups.entry(g.to_string()).or_default();
+            }
         }
     }
     for (g, (tps, lag)) in groups.iter_mut() {

@@ -287,3 +287,161 @@ pub fn base64_decode(text: &str) -> Vec<u8> {
     }
     out
 }
+
+// ---------------------------------------------------------------------------------------
+// Admin tool and metrics helpers (tests/tests/admin.rs).
+
+/// What one `ramjet-admin` run produced.
+#[derive(Debug, Clone)]
+pub struct AdminRun {
+    /// Exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl AdminRun {
+    /// Standard output parsed as JSON; panics with both streams when it is not.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\nstderr: {}", self.stdout, self.stderr))
+    }
+
+    /// Panics unless the run succeeded; returns self.
+    pub fn ok(self) -> AdminRun {
+        assert_eq!(self.code, Some(0), "ramjet-admin failed:\n{}\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+/// Runs `ramjet-admin` with `args` and waits for it.
+pub fn admin(args: &[&str]) -> AdminRun {
+    let out = Command::new(bin("ramjet-admin"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ramjet-admin");
+    AdminRun {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The `metrics <addr>` of a broker's ready line (started with `--metrics-port`).
+pub fn metrics_addr(daemon: &Daemon) -> String {
+    let log = daemon.log_text();
+    let line = log.lines().find(|l| l.contains(" ready: ")).expect("ready line");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words
+        .windows(2)
+        .find(|w| w[0] == "metrics")
+        .map(|w| w[1].to_string())
+        .unwrap_or_else(|| panic!("no metrics address in {line:?}"))
+}
+
+/// `GET path` over HTTP/1.1; returns (status code, body).
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect metrics");
+    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/plain\r\n\r\n").expect("write");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP head");
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status");
+    (status, body.to_string())
+}
+
+/// One sample of the Prometheus text format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Metric name (with `_total`, `_bucket`, ... suffixes as written).
+    pub name: String,
+    /// Labels.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Value.
+    pub value: f64,
+}
+
+/// Parses Prometheus text exposition format 0.0.4: `# HELP`/`# TYPE` lines are checked for
+/// shape, every other line must be `name{labels} value`. Panics on anything else, so a
+/// malformed page fails the test that scrapes it.
+pub fn parse_prometheus(text: &str) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        if let Some(rest) = line.strip_prefix('#') {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            match words.first() {
+                Some(&"HELP") => assert!(words.len() >= 2, "bad HELP line {line:?}"),
+                Some(&"TYPE") => assert!(
+                    words.len() == 3
+                        && ["counter", "gauge", "histogram", "summary", "untyped"]
+                            .contains(&words[2]),
+                    "bad TYPE line {line:?}"
+                ),
+                _ => {}
+            }
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad line {line:?}"));
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().unwrap_or_else(|_| panic!("bad value in {line:?}")),
+        };
+        let (name, labels) = match series.split_once('{') {
+            Some((n, rest)) => (n, parse_labels(rest.strip_suffix('}').expect("closing brace"))),
+            None => (series, Default::default()),
+        };
+        assert!(
+            !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name in {line:?}"
+        );
+        out.push(Sample { name: name.to_string(), labels, value });
+    }
+    out
+}
+
+fn parse_labels(text: &str) -> std::collections::BTreeMap<String, String> {
+    let mut labels = std::collections::BTreeMap::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once("=\"").unwrap_or_else(|| panic!("bad labels {text:?}"));
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let mut end = None;
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some((_, 'n')) => value.push('\n'),
+                    Some((_, other)) => value.push(other),
+                    None => break,
+                },
+                '"' => {
+                    end = Some(i);
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        let end = end.unwrap_or_else(|| panic!("unterminated label value in {text:?}"));
+        labels.insert(key.trim_start_matches(',').to_string(), value);
+        rest = after[end + 1..].trim_start_matches(',');
+    }
+    labels
+}
+
+/// Sum of the samples named `name` whose labels include every pair of `want`.
+pub fn metric_sum(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s.name == name)
+        .filter(|s| want.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+        .map(|s| s.value)
+        .sum()
+}

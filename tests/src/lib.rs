@@ -445,3 +445,13 @@ pub fn metric_sum(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> f64 
         .map(|s| s.value)
         .sum()
 }
+
+impl Daemon {
+    /// Starts a standalone NameServer on an ephemeral loopback port with extra flags.
+    pub fn namesrv_with(extra: &[&str]) -> Daemon {
+        let mut cmd = Command::new(bin("ramjet-namesrv"));
+        cmd.args(["--listen-port", "0", "--bind-ip", "127.0.0.1"]);
+        cmd.args(extra);
+        Daemon::spawn(cmd, "ramjet-namesrv")
+    }
+}

@@ -401,3 +401,33 @@ fn admin_against_a_stopped_broker_fails_with_a_clear_message() {
     let usage = admin(&["topicStatus", "-n", &ns]);
     assert_eq!(usage.code, Some(2), "a missing -t is a usage error");
 }
+
+#[test]
+fn namesrv_metrics_list_registered_brokers() {
+    let mut namesrv = Daemon::namesrv_with(&["--metrics-port", "0"]);
+    let dir = store_dir();
+    let mut opts = BrokerOptions::new(dir.path());
+    opts.namesrv_addr = Some(namesrv.namesrv_addr.clone());
+    let mut broker = Daemon::broker(&opts);
+    // Registration follows the broker's ready line: scrape until it shows (bounded).
+    let mut samples = Vec::new();
+    for _ in 0..200 {
+        let (code, page) = http_get(&metrics_addr(&namesrv), "/metrics");
+        assert_eq!(code, 200);
+        samples = parse_prometheus(&page);
+        let registered = metric_sum(
+            &samples,
+            "ramjet_namesrv_broker_registered",
+            &[("addr", broker.broker_addr.as_str()), ("broker", "broker-a")],
+        );
+        if registered == 1.0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let want = [("addr", broker.broker_addr.as_str()), ("broker", "broker-a")];
+    assert_eq!(metric_sum(&samples, "ramjet_namesrv_broker_registered", &want), 1.0);
+    assert!(metric_sum(&samples, "ramjet_namesrv_topics", &[]) >= 1.0);
+    broker.stop();
+    namesrv.stop();
+}

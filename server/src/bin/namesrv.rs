@@ -42,6 +42,19 @@ fn main() {
         }
     };
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let metrics = match args.metrics_port.map(|p| ramjet_server::http::bind(args.bind_ip, p)) {
+        Some(Ok(l)) => Some(l),
+        Some(Err(e)) => {
+            eprintln!("ramjet-namesrv: {e}");
+            std::process::exit(1);
+        }
+        None => None,
+    };
+    let metrics_line = metrics
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| format!(" metrics {a}"))
+        .unwrap_or_default();
     let (stop_tx, stop_rx) = flume::bounded::<()>(1);
     let join = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .name("namesrv")
@@ -52,10 +65,11 @@ fn main() {
             // SAFETY: the fd comes from a listening std socket we own and give up here.
             let listener =
                 unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) };
-            ramjet_server::namesrv::run_namesrv(listener, async move {
+            let stop = async move {
                 let _ = stop_rx.recv_async().await;
-            })
-            .await;
+            };
+            ramjet_server::namesrv::service::run_namesrv_with_metrics(listener, stop, metrics)
+                .await;
         });
     let join = match join {
         Ok(j) => j,
@@ -64,7 +78,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    eprintln!("ramjet-namesrv ready: namesrv {addr}");
+    eprintln!("ramjet-namesrv ready: namesrv {addr}{metrics_line}");
     signal::wait_stop_signal();
     signal::exit_on_second_signal();
     let _ = stop_tx.send(());

@@ -259,7 +259,32 @@ impl Service for NamesrvService {
 
 /// Accepts connections on `listener` and serves them until `stop` resolves.
 pub async fn run_namesrv(listener: TcpListener, stop: impl Future<Output = ()>) {
+    run_namesrv_with_metrics(listener, stop, None).await
+}
+
+impl NamesrvService {
+    /// The Prometheus page: registered brokers and the topic count.
+    pub fn metrics_page(&self) -> String {
+        let routes = self.routes.borrow();
+        crate::metrics::render_namesrv(&routes.cluster_info(), routes.topics().len())
+    }
+}
+
+/// As [`run_namesrv`], also serving `/metrics` on `metrics` (`--metrics-port`).
+pub async fn run_namesrv_with_metrics(
+    listener: TcpListener,
+    stop: impl Future<Output = ()>,
+    metrics: Option<std::net::TcpListener>,
+) {
     let service = NamesrvService::new();
+    let _metrics = metrics.map(|l| {
+        let service = service.clone();
+        let render: crate::http::Render = Rc::new(move || {
+            let page = service.metrics_page();
+            Box::pin(async move { (page, crate::metrics::CONTENT_TYPE) })
+        });
+        glommio::spawn_local(crate::http::serve(l, render))
+    });
     let scanner = {
         let service = service.clone();
         glommio::spawn_local(async move {

@@ -351,11 +351,24 @@ pub fn parse_pull_response(frame: Frame, tags: &[String]) -> Result<PullResult, 
 
 /// QUERY_CONSUMER_OFFSET (14).
 pub fn query_offset_request(group: &str, queue: &MessageQueue, st: SerializeType) -> Header {
+    query_offset_request_with(group, queue, None, st)
+}
+
+/// QUERY_CONSUMER_OFFSET (14) with the 5.x field `setZeroIfNotFound`: `Some(false)` asks
+/// the broker to answer QUERY_NOT_FOUND for a group with no stored offset instead of 0
+/// (which a 4.x broker answers while the queue's first message is in memory), so the
+/// consumer's consume-from setting decides.
+pub fn query_offset_request_with(
+    group: &str,
+    queue: &MessageQueue,
+    set_zero_if_not_found: Option<bool>,
+    st: SerializeType,
+) -> Header {
     let ext = QueryConsumerOffsetRequestHeader {
         consumer_group: group.to_string(),
         topic: queue.topic.clone(),
         queue_id: queue.queue_id,
-        set_zero_if_not_found: None,
+        set_zero_if_not_found,
     };
     request_header(request::QUERY_CONSUMER_OFFSET, st, &ext)
 }

@@ -106,8 +106,22 @@ impl PullConsumer {
     /// # Errors
     /// Refusals other than QUERY_NOT_FOUND, transport errors.
     pub async fn query_offset(&self, queue: &MessageQueue) -> Result<Option<i64>, ClientError> {
+        self.query_offset_with(queue, None).await
+    }
+
+    /// As [`PullConsumer::query_offset`], with the 5.x `setZeroIfNotFound` field
+    /// (`Some(false)`: no stored offset is always `None`, never 0).
+    ///
+    /// # Errors
+    /// Refusals other than QUERY_NOT_FOUND, transport errors.
+    pub async fn query_offset_with(
+        &self,
+        queue: &MessageQueue,
+        set_zero_if_not_found: Option<bool>,
+    ) -> Result<Option<i64>, ClientError> {
         let st = self.client.config().serialize_type;
-        let header = protocol::query_offset_request(&self.group, queue, st);
+        let header =
+            protocol::query_offset_request_with(&self.group, queue, set_zero_if_not_found, st);
         let offset = protocol::parse_query_offset(self.call(queue, header).await?);
         tracing::debug!(group = %self.group, ?queue, ?offset, "queried consumer offset");
         offset

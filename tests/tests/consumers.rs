@@ -508,3 +508,89 @@ fn failing_messages_are_retried_then_dead_lettered() {
         }
     });
 }
+
+// Goal: a new group starts where its consume-from setting says, and async sends with
+// many in flight all land. Method: send 10 messages; start groups from the last offset,
+// the first offset and (when `with_timestamp`) timestamp 0; once each holds both queues,
+// send 10 more with send_async (all in flight, then awaited). First and timestamp 0 get
+// all 20; last gets exactly the 10 sent after it started.
+fn new_groups_start_where_configured(with_timestamp: bool) {
+    let dir = store_dir();
+    let broker = Daemon::broker(&BrokerOptions::new(dir.path()));
+    let (ns, addr) = (broker.namesrv_addr.clone(), broker.broker_addr.clone());
+    run_glommio(move || async move {
+        const TOPIC: &str = "from-topic";
+        let queues = create_topic(&ns, &addr, TOPIC, 2).await;
+        let producer =
+            Producer::new(Client::new(client_config(&ns, SerializeType::RocketMq, "p")), "pg");
+        let mut before = BTreeSet::new();
+        for i in 0..10 {
+            let text = format!("before-{i}");
+            producer.send(Message::new(TOPIC, text.clone())).await.expect("send");
+            before.insert(text);
+        }
+        let log: Log = Rc::default();
+        let mut settings = vec![
+            ("from-last", ConsumeFromWhere::ConsumeFromLastOffset, None),
+            ("from-first", ConsumeFromWhere::ConsumeFromFirstOffset, None),
+        ];
+        if with_timestamp {
+            settings.push(("from-ts", ConsumeFromWhere::ConsumeFromTimestamp, Some(0)));
+        }
+        let mut members = Vec::new();
+        for (i, (group, from, ts)) in settings.into_iter().enumerate() {
+            let mut config = consumer_config(group);
+            config.consume_from_where = from;
+            config.consume_timestamp_ms = ts;
+            let st = if i % 2 == 0 { SerializeType::Json } else { SerializeType::RocketMq };
+            let c =
+                start_consumer(&ns, st, group, config, &[(TOPIC, "*")], recording(i, &log)).await;
+            members.push(c);
+        }
+        let all: BTreeSet<MessageQueue> = queues.iter().cloned().collect();
+        wait_until("every group holds both queues", || {
+            members.iter().all(|m| of_topic(m.assigned_queues(), TOPIC) == all)
+        })
+        .await;
+        let mut after = BTreeSet::new();
+        let handles: Vec<_> = (0..10)
+            .map(|i| {
+                let text = format!("after-{i}");
+                after.insert(text.clone());
+                producer.send_async(Message::new(TOPIC, text))
+            })
+            .collect();
+        for h in handles {
+            h.await.expect("async send");
+        }
+        let got = |member: usize| -> BTreeSet<String> {
+            log.borrow()
+                .iter()
+                .filter(|(i, _, _)| *i == member)
+                .map(|(_, _, m)| body_text(m))
+                .collect()
+        };
+        let everything: BTreeSet<String> = before.union(&after).cloned().collect();
+        let count = members.len();
+        wait_until("first and timestamp 0 get everything", || {
+            (1..count).all(|i| got(i) == everything)
+        })
+        .await;
+        wait_until("last gets what was sent after it started", || after.is_subset(&got(0))).await;
+        assert_eq!(got(0), after, "a group from the last offset skips older messages");
+        for m in members {
+            m.shutdown().await;
+        }
+    });
+}
+
+#[test]
+fn new_groups_start_from_the_last_or_the_first_offset() {
+    new_groups_start_where_configured(false);
+}
+
+#[test]
+#[ignore = "needs SEARCH_OFFSET_BY_TIMESTAMP"]
+fn new_group_starts_from_a_timestamp() {
+    new_groups_start_where_configured(true);
+}

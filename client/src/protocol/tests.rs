@@ -355,3 +355,13 @@ fn push_consumer_heartbeat_names_model_and_start() {
     assert_eq!(subs[0].code_set, [2_598_919]);
     assert!(subs[1].tags_set.is_empty(), "* subscribes to every tag");
 }
+
+#[test]
+fn query_offset_can_ask_for_not_found_instead_of_zero() {
+    let plain = query_offset_request("g", &mq(), SerializeType::Json);
+    assert_eq!(plain.ext_fields.get("setZeroIfNotFound"), None);
+    let strict = query_offset_request_with("g", &mq(), Some(false), SerializeType::Json);
+    assert_eq!(strict.code, request::QUERY_CONSUMER_OFFSET);
+    assert_eq!(strict.ext_fields.get("setZeroIfNotFound"), Some("false"));
+    assert_eq!(strict.ext_fields.get("consumerGroup"), Some("g"));
+}

@@ -481,10 +481,12 @@ impl Inner {
     /// Where a newly assigned queue starts (the reference's `computePullFromWhere`):
     /// the group's stored offset, else by `consume_from_where` (last: the queue's max
     /// offset, 0 for the retry topic; first: its min offset; timestamp: the offset of
-    /// that store time, the max for the retry topic).
+    /// that store time, the max for the retry topic). The query says
+    /// `setZeroIfNotFound=false`, as 5.x clients do, so a new group really starts where
+    /// `consume_from_where` says.
     async fn compute_pull_from_where(&self, queue: &MessageQueue) -> Result<i64, ClientError> {
         let stored = if self.is_clustering() {
-            self.puller.query_offset(queue).await?
+            self.puller.query_offset_with(queue, Some(false)).await?
         } else {
             self.offsets.borrow().get(queue)
         };

@@ -1,5 +1,5 @@
-//! ramjet-client: a low-level Rust client for RocketMQ-compatible brokers (ramjet and
-//! Apache RocketMQ 4.x/5.x remoting).
+//! ramjet-client: a Rust client for RocketMQ-compatible brokers (ramjet and Apache
+//! RocketMQ 4.x/5.x remoting): producers, pull and push consumers, admin calls.
 //!
 //! Layout: protocol logic without I/O, and a thin transport around it.
 //!
@@ -9,23 +9,82 @@
 //! | [`route`] | route table, write/read queues, round robin | no |
 //! | [`protocol`] | request building, reply parsing | no |
 //! | [`message`] | `Message`, `SendResult`, `PullResult`, unique ids | no |
+//! | [`fault`] | latency-based broker avoidance for sends (`MQFaultStrategy`) | no |
+//! | [`selector`] | queue selectors for ordered sends | no |
+//! | [`rebalance`] | queue allocation in a consumer group (`AllocateMessageQueueAveragely`) | no |
+//! | [`process_queue`] | pulled, unconsumed messages of a queue; the offset safe to commit | no |
 //! | [`pull_consumer::OffsetTable`] | consumer offset bookkeeping | no |
+//! | [`offset_store`] | broadcasting offsets file format | file |
 //! | [`transport`] | glommio connection (reader/writer tasks), pool | yes |
-//! | [`client`], [`producer`], [`pull_consumer`], [`admin`] | the calls | yes |
+//! | [`client`], [`producer`], [`pull_consumer`], [`push_consumer`], [`admin`] | the calls | yes |
 //!
 //! Everything is `!Send` and lives on the glommio executor that created it; run one
 //! client per executor. A tokio transport is to slot in under [`transport`].
 //!
+//! # Sending
+//!
 //! ```no_run
-//! use ramjet_client::{Client, ClientConfig, Message, Producer};
+//! use ramjet_client::{Client, ClientConfig, Message, Producer, SelectByHash};
 //!
 //! glommio::LocalExecutorBuilder::default().io_memory(1 << 20).spawn(|| async {
 //!     let client = Client::new(ClientConfig::new("127.0.0.1:9876").unwrap());
 //!     let producer = Producer::new(client, "my-group");
+//!
+//!     // Wait for the broker's answer (retried on another broker on failure).
 //!     let result = producer.send(Message::new("orders", "hello")).await.unwrap();
 //!     println!("{} at offset {}", result.msg_id, result.queue_offset);
+//!
+//!     // Many sends in flight at once: start them, await the handles later.
+//!     let handles: Vec<_> = (0..100)
+//!         .map(|i| producer.send_async(Message::new("orders", format!("m{i}")).with_tags("TagA")))
+//!         .collect();
+//!     for h in handles {
+//!         h.await.unwrap();
+//!     }
+//!
+//!     // Same order id, same queue: consumed in send order by an ordered consumer.
+//!     for step in ["created", "paid", "shipped"] {
+//!         let msg = Message::new("orders", step).with_keys("order-17");
+//!         producer.send_with_selector(msg, &SelectByHash::new("order-17")).await.unwrap();
+//!     }
+//!
+//!     // No answer wanted.
+//!     producer.send_oneway(Message::new("orders", "fire and forget")).await.unwrap();
 //! }).unwrap().join().unwrap();
 //! ```
+//!
+//! # Consuming
+//!
+//! ```no_run
+//! use ramjet_client::{
+//!     ClientConfig, ConsumeFromWhere, ConsumeStatus, MessageListener, PushConsumer,
+//!     PushConsumerConfig,
+//! };
+//!
+//! glommio::LocalExecutorBuilder::default().io_memory(1 << 20).spawn(|| async {
+//!     let mut config = PushConsumerConfig::new("my-consumer-group");
+//!     config.consume_from_where = ConsumeFromWhere::ConsumeFromFirstOffset;
+//!     let consumer = PushConsumer::new(ClientConfig::new("127.0.0.1:9876").unwrap(), config);
+//!     consumer.subscribe("orders", "TagA || TagB").unwrap();
+//!     consumer
+//!         .register_listener(MessageListener::concurrently(|msgs, ctx| {
+//!             for m in msgs {
+//!                 println!("{:?} offset {}: {:?}", ctx.queue(), m.queue_offset, m.body);
+//!             }
+//!             // ReconsumeLater sends the batch back for redelivery (up to 16 times).
+//!             ConsumeStatus::Success
+//!         }))
+//!         .unwrap();
+//!     consumer.start().await.unwrap();
+//!     glommio::timer::sleep(std::time::Duration::from_secs(60)).await;
+//!     // Commits offsets, releases queues and unregisters from the brokers.
+//!     consumer.shutdown().await;
+//! }).unwrap().join().unwrap();
+//! ```
+//!
+//! An ordered consumer registers [`MessageListener::orderly`] instead: each queue's
+//! messages then arrive one batch at a time, in queue order, and in clustering mode a
+//! queue is consumed only while the broker's lock on it is held.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -594,3 +594,74 @@ fn new_groups_start_from_the_last_or_the_first_offset() {
 fn new_group_starts_from_a_timestamp() {
     new_groups_start_where_configured(true);
 }
+
+// Goal: a producer whose broker dies keeps sending: the failed attempt is retried on the
+// other broker, and the dead broker is then avoided.
+// Method: a NameServer and two brokers serving one topic; sends reach both; SIGKILL one;
+// 40 more sends all succeed on the survivor, and the dead broker is either gone from the
+// route or marked unavailable by fault avoidance.
+#[test]
+fn producer_retries_on_another_broker_and_avoids_a_dead_one() {
+    let namesrv = Daemon::namesrv();
+    let ns = namesrv.namesrv_addr.clone();
+    let (dir_a, dir_b) = (store_dir(), store_dir());
+    let start = |dir: &std::path::Path, name: &str| {
+        let mut opts = BrokerOptions::new(dir);
+        opts.namesrv_addr = Some(ns.clone());
+        opts.broker_name = Some(name.to_string());
+        Daemon::broker(&opts)
+    };
+    let mut broker_a = start(dir_a.path(), "broker-a");
+    let broker_b = start(dir_b.path(), "broker-b");
+    let addrs = [broker_a.broker_addr.clone(), broker_b.broker_addr.clone()];
+    let producer_ns = ns.clone();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let sender = std::thread::spawn(move || {
+        run_glommio(move || async move {
+            const TOPIC: &str = "ha-topic";
+            let client = Client::new(client_config(&producer_ns, SerializeType::RocketMq, "p"));
+            let admin = Admin::new(client.clone());
+            for addr in &addrs {
+                admin.create_topic(addr, TOPIC, 4, 4).await.expect("create");
+            }
+            let producer = Producer::new(client.clone(), "pg");
+            let deadline = Instant::now() + DEADLINE;
+            loop {
+                client.invalidate_route(TOPIC);
+                if producer.write_queues(TOPIC).await.map_or(0, |q| q.len()) == 8 {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "route never covered both brokers");
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+            }
+            let mut brokers = BTreeSet::new();
+            for i in 0..20 {
+                let r = producer.send(Message::new(TOPIC, format!("a-{i}"))).await.expect("send");
+                brokers.insert(r.queue.broker_name);
+            }
+            assert_eq!(brokers.len(), 2, "round robin reaches both brokers: {brokers:?}");
+            tx.send(()).expect("signal kill");
+            done_rx.recv().expect("broker killed");
+            for i in 0..40 {
+                let r = producer.send(Message::new(TOPIC, format!("b-{i}"))).await.expect("send");
+                assert_eq!(r.queue.broker_name, "broker-b", "message {i}");
+            }
+            let route_has_a = producer
+                .write_queues(TOPIC)
+                .await
+                .expect("route")
+                .iter()
+                .any(|q| q.broker_name == "broker-a");
+            assert!(
+                !route_has_a || !producer.is_broker_available("broker-a"),
+                "a dead broker still in the route is avoided"
+            );
+        });
+    });
+    rx.recv_timeout(DEADLINE).expect("first sends done");
+    broker_a.kill();
+    done_tx.send(()).expect("continue");
+    sender.join().expect("sender thread");
+    drop(broker_b);
+}

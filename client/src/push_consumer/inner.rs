@@ -495,9 +495,7 @@ impl Inner {
         }
         let retry = queue.topic.starts_with(protocol::RETRY_TOPIC_PREFIX);
         match self.config.consume_from_where {
-            ConsumeFromWhere::ConsumeFromFirstOffset | ConsumeFromWhere::ConsumeFromMinOffset => {
-                self.puller.min_offset(queue).await
-            }
+            ConsumeFromWhere::ConsumeFromFirstOffset => self.puller.min_offset(queue).await,
             ConsumeFromWhere::ConsumeFromTimestamp if !retry => {
                 let ts = self.config.consume_timestamp_ms.unwrap_or_else(|| now_ms() - 30 * 60_000);
                 let st = self.client.config().serialize_type;
@@ -507,6 +505,7 @@ impl Inner {
                 protocol::parse_offset(reply, request::SEARCH_OFFSET_BY_TIMESTAMP)
             }
             ConsumeFromWhere::ConsumeFromTimestamp => self.puller.max_offset(queue).await,
+            // Last, and the deprecated variants, which the reference treats as last.
             _ if retry => Ok(0),
             _ => self.puller.max_offset(queue).await,
         }

@@ -104,8 +104,10 @@ pub(super) async fn pull_loop(
             }
             pull_pause(&inner, &p, orderly)
         };
+        // Pull loops sleep deaf to the stop latch (shutdown cancels them), so the latch
+        // only ever holds the wakers of the few periodic tasks.
         if let Some(d) = pause {
-            nap(&inner, None, d).await;
+            glommio::timer::sleep(d).await;
             continue;
         }
         let commit_offset = if inner.is_clustering() {
@@ -127,7 +129,7 @@ pub(super) async fn pull_loop(
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(?queue, offset, error = %e, "pull failed");
-                nap(&inner, None, inner.config.pull_retry_delay).await;
+                glommio::timer::sleep(inner.config.pull_retry_delay).await;
                 continue;
             }
         };
@@ -170,7 +172,7 @@ pub(super) async fn pull_loop(
             }
         }
         if !inner.config.pull_interval.is_zero() {
-            nap(&inner, None, inner.config.pull_interval).await;
+            glommio::timer::sleep(inner.config.pull_interval).await;
         }
     }
 }

@@ -131,3 +131,65 @@ impl Latch {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+
+    use super::*;
+
+    fn run<F, Fut>(f: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        glommio::LocalExecutorBuilder::default()
+            .io_memory(1 << 20)
+            .spawn(f)
+            .expect("executor")
+            .join()
+            .expect("join");
+    }
+
+    #[test]
+    fn latch_releases_every_waiter_and_stays_set() {
+        run(|| async {
+            let latch = Rc::new(Latch::default());
+            let waiters: Vec<_> = (0..3)
+                .map(|_| {
+                    let latch = latch.clone();
+                    glommio::spawn_local(async move { latch.wait().await })
+                })
+                .collect();
+            glommio::yield_if_needed().await;
+            assert!(!latch.is_set());
+            latch.set();
+            for w in waiters {
+                w.await;
+            }
+            latch.wait().await; // Already set: returns at once.
+            assert!(latch.is_set());
+        });
+    }
+
+    #[test]
+    fn signal_is_level_triggered() {
+        run(|| async {
+            let signal = Signal::default();
+            signal.notify();
+            signal.wait().await; // Raised before the wait: returns at once.
+            let timed_out = futures_lite::future::or(
+                async {
+                    signal.wait().await;
+                    false
+                },
+                async {
+                    glommio::timer::sleep(std::time::Duration::from_millis(20)).await;
+                    true
+                },
+            )
+            .await;
+            assert!(timed_out, "the first wait lowered the signal");
+        });
+    }
+}

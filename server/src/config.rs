@@ -59,6 +59,10 @@ pub struct BrokerConfig {
     pub long_poll_hold_ms_max: u64,
     /// Prometheus port.
     pub metrics_port: Option<u16>,
+    /// Retention: reserved time, delete hours and disk ratios.
+    pub retention: ramjet_storage::RetentionConfig,
+    /// How often each shard runs retention for its logs.
+    pub retention_interval_ms: u64,
     /// A half message older than this with no end is checked (`transactionTimeOut`).
     pub transaction_timeout_ms: u64,
     /// Checks of one half message before it is dropped (`transactionCheckMax`).
@@ -96,6 +100,8 @@ impl Default for BrokerConfig {
             long_poll_hold_ms_max: 30_000,
             metrics_port: None,
             spin_before_park_us: 50,
+            retention: ramjet_storage::RetentionConfig::default(),
+            retention_interval_ms: 10_000,
             transaction_timeout_ms: 6_000,
             transaction_check_max: 15,
             transaction_check_interval_ms: 30_000,
@@ -173,6 +179,18 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// Parses a disk ratio given as a percentage (`75`) or, as 4.x system properties are, a
+/// fraction (`0.85`).
+fn parse_percent(key: &str, value: &str) -> Result<f64, ConfigError> {
+    let n: f64 = parse(key, value)?;
+    let ratio = if n > 1.0 { n / 100.0 } else { n };
+    if (0.0..=1.0).contains(&ratio) {
+        Ok(ratio)
+    } else {
+        Err(ConfigError::Invalid { key: key.into(), value: value.into() })
+    }
+}
+
 /// Parses a flush mode name.
 ///
 /// # Errors
@@ -242,6 +260,26 @@ impl BrokerConfig {
                 "maxMessageSize" => self.max_message_size_bytes = parse(k, v)?,
                 "registerNameServerPeriod" => self.register_interval_ms = parse(k, v)?,
                 "transactionTimeOut" => self.transaction_timeout_ms = parse(k, v)?,
+                "fileReservedTime" => {
+                    let hours: f64 = parse(k, v)?;
+                    self.retention.file_reserved_time_ms = (hours * 3_600_000.0) as i64;
+                }
+                "deleteWhen" => {
+                    self.retention.delete_when_hours =
+                        ramjet_storage::retention::parse_delete_when(v).map_err(|_| {
+                            ConfigError::Invalid { key: k.clone(), value: v.clone() }
+                        })?
+                }
+                "diskMaxUsedSpaceRatio" => {
+                    self.retention.disk_max_used_space_ratio = parse_percent(k, v)?
+                }
+                "diskSpaceCleanForciblyRatio" => {
+                    self.retention.disk_space_clean_forcibly_ratio = parse_percent(k, v)?
+                }
+                "diskSpaceWarningLevelRatio" => {
+                    self.retention.disk_space_warning_level_ratio = parse_percent(k, v)?
+                }
+                "cleanResourceInterval" => self.retention_interval_ms = parse(k, v)?,
                 "transactionCheckMax" => self.transaction_check_max = parse(k, v)?,
                 "transactionCheckInterval" => self.transaction_check_interval_ms = parse(k, v)?,
                 _ => self.ignored_keys.push(k.clone()),

@@ -264,6 +264,7 @@ async fn run_shard(ctx: ShardContext) {
     store_config.segment_size_bytes = ctx.config.segment_size_bytes;
     store_config.flush = ctx.config.flush;
     store_config.tags_code_of = crate::schedule::tags_code_of;
+    store_config.retention = ctx.config.retention.clone();
     let mut logs = HashMap::new();
     for &log in &ctx.start.logs {
         match LogStore::open(&store_config, log).await {
@@ -312,6 +313,7 @@ async fn run_shard(ctx: ShardContext) {
         tasks.push(glommio::spawn_local(accept_loop(listener, shard.clone())));
     }
     tasks.push(glommio::spawn_local(persist_loop(shard.clone())));
+    tasks.push(glommio::spawn_local(retention_loop(shard.clone())));
     tasks.push(glommio::spawn_local(crate::metrics::background_loop(shard.clone())));
     if let Some(l) = metrics_listener {
         let render = crate::metrics::http_render(shard.clone());
@@ -415,6 +417,32 @@ async fn persist_loop(shard: Rc<Shard>) {
     loop {
         glommio::timer::sleep(Duration::from_millis(PERSIST_INTERVAL_MS)).await;
         persist_offsets(&shard).await;
+    }
+}
+
+/// Deletes expired segments of this shard's logs and refuses writes on a full disk
+/// (storage decides; this only gives it the time and the disk ratio).
+async fn retention_loop(shard: Rc<Shard>) {
+    let interval = Duration::from_millis(shard.config.retention_interval_ms.max(100));
+    loop {
+        glommio::timer::sleep(interval).await;
+        let root = shard.config.store_path.clone();
+        let ratio = match glommio::executor()
+            .spawn_blocking(move || ramjet_storage::disk_used_ratio(&root))
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "cannot read disk usage; retention skipped");
+                continue;
+            }
+        };
+        for (log, store) in &shard.logs {
+            match store.run_retention(now_ms() as i64, ratio).await {
+                Ok(report) => tracing::debug!(log, ?report, "retention"),
+                Err(e) => warn!(log, error = %e, "retention failed"),
+            }
+        }
     }
 }
 

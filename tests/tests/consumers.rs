@@ -590,7 +590,7 @@ fn new_groups_start_from_the_last_or_the_first_offset() {
 }
 
 #[test]
-#[ignore = "needs SEARCH_OFFSET_BY_TIMESTAMP"]
+
 fn new_group_starts_from_a_timestamp() {
     new_groups_start_where_configured(true);
 }

@@ -172,6 +172,8 @@ pub async fn execute(shard: &Rc<Shard>, frame: Frame, ctx: RequestContext) -> Op
         request::UPDATE_CONSUMER_OFFSET => consumer_offset::update(shard, h),
         request::GET_MAX_OFFSET => offset::max_offset(shard, h),
         request::GET_MIN_OFFSET => offset::min_offset(shard, h),
+        request::SEARCH_OFFSET_BY_TIMESTAMP => offset::search_by_timestamp(shard, h).await,
+        request::GET_EARLIEST_MSG_STORETIME => offset::earliest_store_time(shard, h).await,
         request::VIEW_MESSAGE_BY_ID => offset::view_message(shard, h).await,
         request::CONSUMER_SEND_MSG_BACK => send_back::execute(shard, h).await,
         request::END_TRANSACTION => crate::transaction::end_transaction(shard, h).await,

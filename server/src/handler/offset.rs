@@ -3,8 +3,10 @@
 
 use ramjet_proto::codes::response;
 use ramjet_proto::header::{
-    CommandHeader, GetMaxOffsetRequestHeader, GetMaxOffsetResponseHeader,
-    GetMinOffsetRequestHeader, GetMinOffsetResponseHeader, ViewMessageRequestHeader,
+    CommandHeader, GetEarliestMsgStoretimeRequestHeader, GetEarliestMsgStoretimeResponseHeader,
+    GetMaxOffsetRequestHeader, GetMaxOffsetResponseHeader, GetMinOffsetRequestHeader,
+    GetMinOffsetResponseHeader, SearchOffsetRequestHeader, SearchOffsetResponseHeader,
+    ViewMessageRequestHeader,
 };
 use ramjet_proto::Header;
 
@@ -64,4 +66,44 @@ pub async fn view_message(shard: &Shard, h: &Header) -> Response {
         Ok(None) => not_found(),
         Err(e) => error(h, response::SYSTEM_ERROR, e.to_string()),
     }
+}
+
+/// SEARCH_OFFSET_BY_TIMESTAMP: the first queue offset stored at or after `timestamp`,
+/// clamped to the queue's range.
+pub async fn search_by_timestamp(shard: &Shard, h: &Header) -> Response {
+    let req = match SearchOffsetRequestHeader::decode(&h.ext_fields) {
+        Ok(r) => r,
+        Err(e) => return field_error(h, &e),
+    };
+    let offset = match shard.store_for(&req.topic, req.queue_id) {
+        Some(store) => {
+            match store.search_offset_by_timestamp(&req.topic, req.queue_id, req.timestamp).await {
+                Ok(o) => o,
+                Err(e) => return error(h, response::SYSTEM_ERROR, e.to_string()),
+            }
+        }
+        None => 0,
+    };
+    let mut header = success(h);
+    SearchOffsetResponseHeader { offset }.encode(&mut header.ext_fields);
+    Response::new(header)
+}
+
+/// GET_EARLIEST_MSG_STORETIME: store time of the oldest message still in the queue, or -1
+/// when it is empty (as the reference answers).
+pub async fn earliest_store_time(shard: &Shard, h: &Header) -> Response {
+    let req = match GetEarliestMsgStoretimeRequestHeader::decode(&h.ext_fields) {
+        Ok(r) => r,
+        Err(e) => return field_error(h, &e),
+    };
+    let timestamp = match shard.store_for(&req.topic, req.queue_id) {
+        Some(store) => match store.earliest_message_store_time(&req.topic, req.queue_id).await {
+            Ok(t) => t.unwrap_or(-1),
+            Err(e) => return error(h, response::SYSTEM_ERROR, e.to_string()),
+        },
+        None => -1,
+    };
+    let mut header = success(h);
+    GetEarliestMsgStoretimeResponseHeader { timestamp }.encode(&mut header.ext_fields);
+    Response::new(header)
 }

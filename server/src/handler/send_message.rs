@@ -353,6 +353,11 @@ fn map_store_error(h: &Header, e: &StoreError) -> Response {
         // reference answers SERVICE_NOT_AVAILABLE when its store is not writeable.
         StoreError::Poisoned { .. } => response::SERVICE_NOT_AVAILABLE,
         StoreError::MessageTooLarge { .. } => response::MESSAGE_ILLEGAL,
+        // Disk use past the warning ratio, or the store set read-only: refuse writes
+        // rather than corrupt anything, as the reference's "not writeable" store does.
+        StoreError::DiskFull { .. } | StoreError::NotWritable { .. } => {
+            response::SERVICE_NOT_AVAILABLE
+        }
         _ => response::SYSTEM_ERROR,
     };
     error(h, code, e.to_string())

@@ -227,7 +227,7 @@ fn runtime_table(
     };
     let secs = f.uptime_seconds as u64;
     let boot = crate::util::now_ms().saturating_sub(secs * 1000);
-    let avg = if put == 0 { 0 } else { put_bytes / put };
+    let avg = put_bytes.checked_div(put).unwrap_or(0);
     let pairs: Vec<(&str, String)> = vec![
         ("brokerVersionDesc", format!("ramjet {}", env!("CARGO_PKG_VERSION"))),
         ("putTps", tps(rates.put)),

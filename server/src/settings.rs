@@ -7,8 +7,9 @@
 //! only: to keep one across restarts, put it in `broker.conf` too.
 //!
 //! Live keys (RocketMQ names): `autoCreateTopicEnable`, `maxMessageSize`,
-//! `diskMaxUsedSpaceRatio` (percent; past it the broker warns), `brokerPermission` (read
-//! back by GET_BROKER_CONFIG only). Every other key is refused with the reason, instead
+//! `diskMaxUsedSpaceRatio` (percent; starts from broker.conf's; a live change moves the
+//! broker's disk warning and the `ramjet_disk_ratio_max` gauge, while retention keeps the
+//! value it started with), `brokerPermission` (read back by GET_BROKER_CONFIG only). Every other key is refused with the reason, instead
 //! of being accepted and silently ignored.
 
 use std::collections::BTreeMap;
@@ -37,7 +38,8 @@ impl LiveSettings {
         LiveSettings {
             auto_create_topic_enable: c.auto_create_topic_enable,
             max_message_size_bytes: c.max_message_size_bytes,
-            disk_max_used_space_ratio: DISK_MAX_USED_SPACE_RATIO_DEFAULT,
+            disk_max_used_space_ratio: (c.retention.disk_max_used_space_ratio * 100.0).round()
+                as i32,
             broker_permission: 6,
         }
     }
@@ -140,6 +142,7 @@ mod tests {
     #[test]
     fn live_keys_change_and_others_are_refused() {
         let s = LiveSettings::from_config(&BrokerConfig::default());
+        assert_eq!(s.disk_max_used_space_ratio, DISK_MAX_USED_SPACE_RATIO_DEFAULT);
         let mut p = BTreeMap::new();
         p.insert("autoCreateTopicEnable".to_string(), "false".to_string());
         p.insert("maxMessageSize".to_string(), "1024".to_string());

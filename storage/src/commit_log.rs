@@ -203,22 +203,80 @@ impl CommitLog {
     pub(crate) fn place(&mut self, len: u64) -> u64 {
         assert!(len > 0 && len <= self.batch_size_bytes_max());
         if self.dirty + len + BLANK_SIZE_BYTES > self.active_end {
-            let remaining = self.active_end - self.dirty;
-            assert!(remaining >= BLANK_SIZE_BYTES, "a filler always fits (RocketMQ rule)");
-            let mut blank = BytesMut::with_capacity(BLANK_SIZE_BYTES as usize);
-            blank.put_i32(remaining as i32);
-            blank.put_i32(BLANK_MAGIC);
-            self.cached_bytes += BLANK_SIZE_BYTES;
-            self.chunks.push_back(Chunk {
-                position: self.dirty,
-                span: remaining,
-                bytes: blank.freeze(),
-            });
-            self.dirty = self.active_end;
-            self.active_start = self.active_end;
-            self.active_end = self.active_start + self.segment_size_bytes;
+            self.roll();
         }
         self.dirty
+    }
+
+    /// Ends the active segment with a blank filler at `dirty` and moves to the next one.
+    pub(crate) fn roll(&mut self) {
+        let remaining = self.active_end - self.dirty;
+        assert!(remaining >= BLANK_SIZE_BYTES, "a filler always fits (RocketMQ rule)");
+        let mut blank = BytesMut::with_capacity(BLANK_SIZE_BYTES as usize);
+        blank.put_i32(remaining as i32);
+        blank.put_i32(BLANK_MAGIC);
+        self.cached_bytes += BLANK_SIZE_BYTES;
+        self.chunks.push_back(Chunk {
+            position: self.dirty,
+            span: remaining,
+            bytes: blank.freeze(),
+        });
+        self.dirty = self.active_end;
+        self.active_start = self.active_end;
+        self.active_end = self.active_start + self.segment_size_bytes;
+    }
+
+    /// One past the last byte of the segment `dirty` is in.
+    pub(crate) fn active_end(&self) -> u64 {
+        self.active_end
+    }
+
+    /// Moves an empty log's start to `position` (a segment boundary of the master's log):
+    /// a new slave copies a master whose oldest segments are gone (`replica.rs`).
+    pub(crate) fn start_empty_at(&mut self, position: u64) {
+        assert!(self.dirty == 0 && self.segments.is_empty() && self.chunks.is_empty());
+        self.dirty = position;
+        self.written = position;
+        self.flushed = position;
+        self.active_start = position;
+        self.active_end = position + self.segment_size_bytes;
+        self.tail_block.clear();
+        self.assert_invariants();
+    }
+
+    /// Cached bytes from `position` (a record boundary below `limit`, itself a chunk
+    /// boundary) as zero-copy slices of whole chunks: at least one chunk, then more while
+    /// fewer than `max_bytes` are taken, stopping after a blank filler. Returns the slices
+    /// and the log position after them (a filler ends at its segment's end); `None` when
+    /// `position` is not cached.
+    pub(crate) fn cached_span(
+        &self,
+        position: u64,
+        limit: u64,
+        max_bytes: u64,
+    ) -> Option<(Vec<Bytes>, u64)> {
+        let index = self.chunks.partition_point(|chunk| chunk.end() <= position);
+        let first = self.chunks.get(index)?;
+        if first.position > position || position >= first.position + first.bytes.len() as u64 {
+            return None;
+        }
+        let mut pieces = Vec::new();
+        let mut end = position;
+        let mut taken = 0u64;
+        for chunk in self.chunks.range(index..) {
+            if chunk.end() > limit || (!pieces.is_empty() && taken >= max_bytes) {
+                break;
+            }
+            let from = (end - chunk.position) as usize;
+            let piece = chunk.bytes.slice(from..);
+            taken += piece.len() as u64;
+            pieces.push(piece);
+            end = chunk.end();
+            if chunk.span != chunk.bytes.len() as u64 {
+                break; // A blank filler: the rest of the segment is implied zeros.
+            }
+        }
+        (!pieces.is_empty()).then_some((pieces, end))
     }
 
     /// Notes that a record stored at `store_ms` was placed in the active segment.

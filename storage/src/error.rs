@@ -86,6 +86,16 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// A replicated range does not continue this log (`replica.rs`): it starts elsewhere
+    /// than the log's end, or its records do not check out.
+    ReplicaMismatch {
+        /// The log.
+        log_id: u32,
+        /// Log position of the disagreement.
+        position: u64,
+        /// What disagrees.
+        reason: String,
+    },
 }
 
 impl StoreError {
@@ -137,6 +147,12 @@ impl fmt::Display for StoreError {
             ),
             StoreError::NotWritable => write!(f, "store switched to not writable"),
             StoreError::InvalidConfig { reason } => write!(f, "invalid store config: {reason}"),
+            StoreError::ReplicaMismatch { log_id, position, reason } => {
+                write!(
+                    f,
+                    "commit log {log_id:03} replica mismatch at position {position}: {reason}"
+                )
+            }
         }
     }
 }

@@ -7,7 +7,8 @@
 //! Reading order: [`log_store`] (the API), [`query`] (key, unique-id and time lookups),
 //! [`commit_log`] and [`log_writer`] (write path, group commit), [`segment`] (files),
 //! [`consume_queue`], [`index`], [`checkpoint`], [`recovery`] (the decision table),
-//! `replay` (derived data at open), [`io`] (the I/O seam).
+//! `replay` (derived data at open), [`replica`] (master/slave replication), [`io`] (the
+//! I/O seam).
 //!
 //! ```text
 //! {root}/store.meta                                   log count (store_meta.rs)
@@ -38,6 +39,7 @@ pub mod placement;
 pub mod query;
 pub mod recovery;
 mod replay;
+pub mod replica;
 pub mod retention;
 pub mod segment;
 pub mod store_meta;
@@ -53,5 +55,6 @@ pub use log_store::{AppendBatch, AppendResult, GetRequest, GetResult, GetStatus,
 pub use placement::log_for;
 pub use query::KeyQuery;
 pub use recovery::RecoveryReport;
+pub use replica::{RawSpan, ReplicaPlaced, ReplicaPosition};
 pub use retention::{disk_used_ratio, RetentionConfig, RetentionReport};
 pub use store_meta::open_or_create_meta;

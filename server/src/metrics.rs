@@ -1104,6 +1104,9 @@ pub fn disk_facts(store: &std::path::Path) -> (u64, u64, u64, u64) {
     (total, free, bytes, segments)
 }
 
+/// (capacity, free) bytes. Free counts blocks reserved for root too (`f_bfree`), as the
+/// reference's `File.getFreeSpace()` and storage's retention ratio do, so the gauge and
+/// the cleaning thresholds agree.
 fn statvfs(path: &std::path::Path) -> Option<(u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
@@ -1115,7 +1118,7 @@ fn statvfs(path: &std::path::Path) -> Option<(u64, u64)> {
             return None;
         }
         let frsize = st.f_frsize as u64;
-        Some((st.f_blocks as u64 * frsize, st.f_bavail as u64 * frsize))
+        Some((st.f_blocks as u64 * frsize, st.f_bfree as u64 * frsize))
     }
 }
 

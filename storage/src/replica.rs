@@ -30,13 +30,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use ramjet_proto::message::{decode_record, BLANK_MAGIC, MAGIC_V1, MAGIC_V2};
 
-use crate::commit_log::{ReadSource, BLANK_SIZE_BYTES};
+use crate::checkpoint::{write_checkpoint, Checkpoint};
+use crate::commit_log::{CommitLog, ReadSource, BLANK_SIZE_BYTES};
 use crate::config::{FlushMode, PENDING_BYTES_MAX, RECORD_SIZE_BYTES_MAX, RECORD_SIZE_BYTES_MIN};
 use crate::consume_queue::{ConsumeQueue, ConsumeQueueEntry};
 use crate::error::StoreError;
 use crate::index::record_keys;
 use crate::log_offset::log_offset_of;
 use crate::log_store::{enters_consume_queue, is_indexed, LogStore};
+use crate::replay::recover_store;
+use crate::store_meta::read_meta;
 
 /// Largest replicated range one `place_replicated` accepts (two largest batches).
 pub const REPLICA_BYTES_MAX: usize = 16 * 1024 * 1024;
@@ -441,6 +444,76 @@ impl LogStore {
         drop(log);
         shared.writer_wake.raise();
         placed
+    }
+
+    /// Slave side: cuts the log back to `position`, below its end: the master lost the
+    /// tail the slave holds (an async master restarted without it). Drains pending
+    /// writes, zeroes the segment from `position` on and removes later segments, then
+    /// rebuilds the consume queues and the index from the log as recovery does (a
+    /// checkpoint that matches nothing forces the rebuild), and continues at `position`.
+    /// Slow (the whole log is replayed), and rare. Returns the new end.
+    ///
+    /// # Errors
+    /// `ReplicaMismatch` when `position` is past the end; `Io`, `Corrupt` from the replay;
+    /// `Poisoned`.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe: once files are cut, the in-memory state must be rebuilt.
+    pub async fn truncate_replica(&self, position: u64) -> Result<u64, StoreError> {
+        let shared = &self.shared;
+        let dirty = shared.log.borrow().dirty;
+        if position > dirty {
+            return Err(self.mismatch(position, format!("cannot truncate past the end {dirty}")));
+        }
+        if position == dirty {
+            return Ok(dirty);
+        }
+        shared.written.wait_for(dirty).await?;
+        shared.flushed.wait_for(dirty).await?;
+        let Ok(_permit) = shared.checkpoint_lock.acquire_permit(1).await else {
+            return Err(StoreError::Closed); // The semaphore is never closed.
+        };
+        let segments: Vec<_> = shared.log.borrow().segments.values().cloned().collect();
+        let io = shared.io.as_ref();
+        let dir = shared.config.log_dir(shared.log_id);
+        let first_start = segments.first().map_or(0, |segment| segment.start);
+        for segment in &segments {
+            if segment.start >= position && segment.start > first_start {
+                let path = segment.path();
+                io.remove(path.clone()).await.map_err(|e| StoreError::io("remove", &path, &e))?;
+            } else if position < segment.end() {
+                segment.truncate_at(position.max(segment.start)).await?;
+            }
+        }
+        io.sync_dir(dir.clone()).await.map_err(|e| StoreError::io("sync_dir", &dir, &e))?;
+        // Entry count and index end that no store has: both are rebuilt from the log.
+        let previous = shared.checkpoint.get();
+        let forced = Checkpoint {
+            sequence: previous.sequence + 1,
+            position: 0,
+            entry_count: u64::MAX,
+            written_at_ms: previous.written_at_ms,
+            index_end: u64::MAX,
+        };
+        let path = shared.config.checkpoint_path(shared.log_id);
+        write_checkpoint(io, &path, &forced).await?;
+        let log_count = read_meta(&shared.config.root)?;
+        let recovered = recover_store(&shared.config, io, shared.log_id, log_count, false).await?;
+        let end = recovered.state.end;
+        *shared.log.borrow_mut() = CommitLog::new(
+            dir,
+            shared.config.segment_size_bytes,
+            shared.config.tail_cache_bytes as u64,
+            recovered.state,
+        );
+        *shared.queues.borrow_mut() = recovered.queues;
+        *shared.index.borrow_mut() = recovered.index;
+        shared.checkpoint.set(recovered.checkpoint);
+        shared.written.reset(end);
+        shared.flushed.reset(end);
+        shared.checkpointer_wake.raise();
+        tracing::warn!(log_id = shared.log_id, from = dirty, to = end, "replica log truncated");
+        Ok(end)
     }
 
     /// Slave side: resolves once the log is durable up to `end` under its flush mode

@@ -75,6 +75,13 @@ impl PositionWatch {
         self.wake_all();
     }
 
+    /// Moves the position back (a replica log cut to its master's end, `replica.rs`);
+    /// waiters re-check.
+    pub(crate) fn reset(&self, position: u64) {
+        self.position.set(position);
+        self.wake_all();
+    }
+
     /// Fails every current and future waiter with `error`.
     pub(crate) fn fail(&self, error: StoreError) {
         *self.failure.borrow_mut() = Some(error);

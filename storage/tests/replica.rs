@@ -155,3 +155,42 @@ fn ranges_that_do_not_continue_the_log_are_refused() {
         slave.close().await.unwrap();
     });
 }
+
+// Goal: a slave whose log ran past its master's cuts it back to the master's end, keeps
+// serving what is below it, and then continues byte-identical with the master.
+// Method: copy 1,500 records (several segments); remember the end after 1,000 records;
+// truncate the slave there; every queue's max offset drops to the records below the cut;
+// copy again from the master: the logs agree again, also after a reopen.
+#[test]
+fn a_slave_log_past_the_master_is_truncated_and_continues() {
+    let (master_dir, slave_dir) = (store_dir(), store_dir());
+    run(|| async {
+        let master = open(&config(master_dir.path(), FlushMode::Async)).await;
+        fill(&master, 0, 1_000).await;
+        let cut = master.replica_position().end;
+        fill(&master, 1_000, 500).await;
+        let slave_config = config(slave_dir.path(), FlushMode::Async);
+        let slave = open(&slave_config).await;
+        copy(&master, &slave, 256 * 1024).await;
+        assert_eq!(slave.truncate_replica(cut).await.unwrap(), cut);
+        assert_eq!(slave.replica_position().end, cut);
+        let below: i64 = (0..QUEUES).map(|q| slave.max_offset("R", q)).sum();
+        assert_eq!(below, 1_000);
+        for queue_id in 0..QUEUES {
+            let got = whole_queue(&slave, queue_id).await;
+            assert_eq!(got.len() as i64, slave.max_offset("R", queue_id));
+        }
+        copy(&master, &slave, 256 * 1024).await;
+        for queue_id in 0..QUEUES {
+            assert_eq!(whole_queue(&master, queue_id).await, whole_queue(&slave, queue_id).await);
+        }
+        slave.close().await.unwrap();
+        let slave = open(&slave_config).await;
+        assert_eq!(slave.replica_position().end, master.replica_position().end);
+        for queue_id in 0..QUEUES {
+            assert_eq!(whole_queue(&master, queue_id).await, whole_queue(&slave, queue_id).await);
+        }
+        master.close().await.unwrap();
+        slave.close().await.unwrap();
+    });
+}

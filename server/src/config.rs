@@ -73,6 +73,23 @@ pub struct BrokerConfig {
     /// CPU for latency: a sleeping executor costs a context switch and a process-wide
     /// memory barrier (IPIs) per wake-up.
     pub spin_before_park_us: u64,
+    /// Master HA address a slave replicates from (`haMasterAddress`); `None`: the one
+    /// the NameServer returns on registration.
+    pub ha_master_address: Option<String>,
+    /// HA port (`haListenPort`); `None`: listen port + 1.
+    pub ha_listen_port: Option<u16>,
+    /// SYNC_MASTER: how long a send waits for a slave (`syncFlushTimeout`).
+    pub sync_flush_timeout_ms: u64,
+    /// SYNC_MASTER: a slave further behind than this is not in sync
+    /// (`haMaxGapNotInSync`): sends answer SLAVE_NOT_AVAILABLE at once.
+    pub ha_max_gap_not_in_sync_bytes: u64,
+    /// A replication peer silent this long is dropped (`haHousekeepingInterval`).
+    pub ha_housekeeping_interval_ms: u64,
+    /// The master suggests a slave to consumers reading far behind (`slaveReadEnable`).
+    pub slave_read_enable: bool,
+    /// "Far behind": more than this percentage of physical memory behind the log's end
+    /// (`accessMessageInMemoryMaxRatio`).
+    pub access_message_in_memory_max_ratio: u32,
     /// Keys of the config file this version does not use.
     pub ignored_keys: Vec<String>,
 }
@@ -105,6 +122,13 @@ impl Default for BrokerConfig {
             transaction_timeout_ms: 6_000,
             transaction_check_max: 15,
             transaction_check_interval_ms: 30_000,
+            ha_master_address: None,
+            ha_listen_port: None,
+            sync_flush_timeout_ms: 5_000,
+            ha_max_gap_not_in_sync_bytes: 256 * 1024 * 1024,
+            ha_housekeeping_interval_ms: 20_000,
+            slave_read_enable: false,
+            access_message_in_memory_max_ratio: 40,
             ignored_keys: Vec::new(),
         }
     }
@@ -222,6 +246,26 @@ pub fn parse_namesrv_addrs(value: &str) -> Vec<String> {
 }
 
 impl BrokerConfig {
+    /// Checks the role against the broker id, as the reference does at start: a slave's
+    /// id is above 0, a master's is 0.
+    ///
+    /// # Errors
+    /// A slave with id 0 or below, or a master with another id.
+    pub fn check_role(&self) -> Result<(), String> {
+        match self.broker_role {
+            BrokerRole::Slave if self.broker_id <= 0 => {
+                Err(format!("a SLAVE needs brokerId > 0, not {}", self.broker_id))
+            }
+            BrokerRole::AsyncMaster | BrokerRole::SyncMaster if self.broker_id != 0 => {
+                Err(format!(
+                    "a master has brokerId 0, not {} (use --broker-role SLAVE for a slave)",
+                    self.broker_id
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Applies a `broker.conf` file.
     ///
     /// # Errors
@@ -282,6 +326,17 @@ impl BrokerConfig {
                 "cleanResourceInterval" => self.retention_interval_ms = parse(k, v)?,
                 "transactionCheckMax" => self.transaction_check_max = parse(k, v)?,
                 "transactionCheckInterval" => self.transaction_check_interval_ms = parse(k, v)?,
+                "haMasterAddress" => {
+                    self.ha_master_address = Some(v.clone()).filter(|a| !a.is_empty())
+                }
+                "haListenPort" => self.ha_listen_port = Some(parse(k, v)?),
+                "syncFlushTimeout" => self.sync_flush_timeout_ms = parse(k, v)?,
+                "haMaxGapNotInSync" => self.ha_max_gap_not_in_sync_bytes = parse(k, v)?,
+                "haHousekeepingInterval" => self.ha_housekeeping_interval_ms = parse(k, v)?,
+                "slaveReadEnable" => self.slave_read_enable = parse_bool(k, v)?,
+                "accessMessageInMemoryMaxRatio" => {
+                    self.access_message_in_memory_max_ratio = parse(k, v)?
+                }
                 _ => self.ignored_keys.push(k.clone()),
             }
         }

@@ -5,6 +5,7 @@
 //! - [`handler`] holds the request handlers, one file per request-code family.
 //! - [`namesrv`] is the NameServer (route registry) and its handlers.
 //! - [`net`] is the connection driver shared by both daemons.
+//! - [`replication`] is master/slave replication on its own shard.
 
 #![warn(missing_docs)]
 
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod namesrv;
 pub mod net;
 pub mod register;
+pub mod replication;
 pub mod runtime;
 pub mod schedule;
 pub mod settings;

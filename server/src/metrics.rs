@@ -492,6 +492,8 @@ pub struct ShardSnapshot {
     pub topic_offsets: Vec<(String, i64)>,
     /// Rate windows.
     pub rates: Rates,
+    /// Master: (slave address, bytes of this shard's logs the slave does not hold yet).
+    pub replication_lag: Vec<(String, u64)>,
 }
 
 /// Takes this shard's snapshot.
@@ -534,6 +536,7 @@ pub fn snapshot(shard: &Shard) -> ShardSnapshot {
         lags: lags(shard),
         topic_offsets: topic_offsets(shard),
         rates: m.rates(),
+        replication_lag: shard.replica.lag_bytes(shard),
     }
 }
 
@@ -775,6 +778,19 @@ impl Page {
 
     fn encode_storage(&self, e: &mut Enc<'_>) -> Result<(), std::fmt::Error> {
         let f = &self.facts;
+        let mut lag: Vec<(L1, f64)> = Vec::new();
+        for (slave, bytes) in self.shards.iter().flat_map(|s| s.replication_lag.iter()) {
+            match lag.iter_mut().find(|(l, _)| l[0].1 == *slave) {
+                Some((_, total)) => *total += *bytes as f64,
+                None => lag.push(([("slave", slave.clone())], *bytes as f64)),
+            }
+        }
+        gauge(
+            e,
+            "ramjet_replication_lag_bytes",
+            "Master: log bytes a connected slave does not hold yet, summed over the logs.",
+            &lag,
+        )?;
         let batch: Vec<(L1, &HistogramSnapshot)> =
             self.shards.iter().map(|s| (shard_label(s), &s.append_records)).collect();
         histogram(e, "ramjet_append_batch_records", "Records per append, per shard.", &batch)?;

@@ -16,7 +16,8 @@ use ramjet_proto::body::{self, RegisterBrokerBody};
 use ramjet_proto::codes::{request, response};
 use ramjet_proto::frame::{decode_frame, encode_frame, FRAME_SIZE_BYTES_MAX};
 use ramjet_proto::header::{
-    CommandHeader, RegisterBrokerRequestHeader, UnRegisterBrokerRequestHeader,
+    CommandHeader, RegisterBrokerRequestHeader, RegisterBrokerResponseHeader,
+    UnRegisterBrokerRequestHeader,
 };
 use ramjet_proto::{Frame, Header, SerializeType};
 use tracing::{debug, info, warn};
@@ -25,23 +26,26 @@ use crate::shard::Shard;
 
 /// Time allowed for one registration round trip.
 pub const REGISTER_TIMEOUT_MS: u64 = 5_000;
+/// Re-registration period of a slave that has not learnt its master's address yet.
+pub const SLAVE_REGISTER_RETRY_MS: u64 = 2_000;
 
-/// A simple request/response connection to one NameServer.
-struct Outbound {
+/// A simple request/response connection to one NameServer (or, for a slave's metadata
+/// sync, to its master).
+pub(crate) struct Outbound {
     stream: TcpStream,
     read_buf: BytesMut,
     next_opaque: i32,
 }
 
 impl Outbound {
-    async fn connect(addr: &str) -> std::io::Result<Outbound> {
+    pub(crate) async fn connect(addr: &str) -> std::io::Result<Outbound> {
         let stream =
             TcpStream::connect(addr).await.map_err(|e| std::io::Error::other(e.to_string()))?;
         let _ = stream.set_nodelay(true);
         Ok(Outbound { stream, read_buf: BytesMut::with_capacity(16 * 1024), next_opaque: 1 })
     }
 
-    async fn call(&mut self, mut header: Header, body: &[u8]) -> std::io::Result<Frame> {
+    pub(crate) async fn call(&mut self, mut header: Header, body: &[u8]) -> std::io::Result<Frame> {
         self.next_opaque = self.next_opaque.wrapping_add(1);
         header.opaque = self.next_opaque;
         let mut out = BytesMut::new();
@@ -73,7 +77,14 @@ pub async fn registration_loop(shard: Rc<Shard>, namesrv_addrs: Vec<String>) {
     loop {
         let kicked = shard.register_kick.wait();
         register_all(&shard, &namesrv_addrs, &mut conns).await;
-        futures_lite::future::or(kicked, glommio::timer::sleep(interval)).await;
+        // A slave that does not know its master yet asks again soon.
+        let slave = shard.config.broker_role == crate::config::BrokerRole::Slave;
+        let wait = if slave && shard.replica.master_addr.borrow().is_none() {
+            interval.min(Duration::from_millis(SLAVE_REGISTER_RETRY_MS))
+        } else {
+            interval
+        };
+        futures_lite::future::or(kicked, glommio::timer::sleep(wait)).await;
     }
 }
 
@@ -90,7 +101,11 @@ async fn register_all(shard: &Shard, addrs: &[String], conns: &mut HashMap<Strin
         broker_name: c.broker_name.clone(),
         broker_addr: broker_addr.clone(),
         cluster_name: c.cluster.clone(),
-        ha_server_addr: format!("{}:{}", c.broker_ip, shard.store_host.port().wrapping_add(1)),
+        ha_server_addr: format!(
+            "{}:{}",
+            c.broker_ip,
+            c.ha_listen_port.unwrap_or(shard.store_host.port().wrapping_add(1))
+        ),
         broker_id: c.broker_id,
         heartbeat_timeout_millis: None,
         compressed: Some(false),
@@ -103,12 +118,34 @@ async fn register_all(shard: &Shard, addrs: &[String], conns: &mut HashMap<Strin
         match outcome {
             Ok(f) if f.header.code == response::SUCCESS => {
                 debug!(namesrv = %addr, "registered");
+                learn_master(shard, &f);
             }
             Ok(f) => {
                 warn!(namesrv = %addr, code = f.header.code, remark = ?f.header.remark, "registration refused")
             }
             Err(e) => warn!(namesrv = %addr, error = %e, "registration failed; will retry"),
         }
+    }
+}
+
+/// A slave learns its master's broker and HA addresses from the registration reply
+/// (`masterAddr`, `haServerAddr`) and hands the HA address to the replication shard.
+fn learn_master(shard: &Shard, reply: &Frame) {
+    if shard.config.broker_role != crate::config::BrokerRole::Slave {
+        return;
+    }
+    let Ok(h) = RegisterBrokerResponseHeader::decode(&reply.header.ext_fields) else { return };
+    if let Some(master) = h.master_addr.filter(|a| !a.is_empty()) {
+        let mut known = shard.replica.master_addr.borrow_mut();
+        if known.as_deref() != Some(master.as_str()) && shard.config.ha_master_address.is_none() {
+            info!(%master, "master broker address from the NameServer");
+            *known = Some(master);
+        }
+    }
+    if let (Some(ha), Some(tx)) =
+        (h.ha_server_addr.filter(|a| !a.is_empty()), &shard.replica.ha_addr_tx)
+    {
+        let _ = tx.try_send(ha);
     }
 }
 

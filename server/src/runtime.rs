@@ -18,7 +18,7 @@ use ramjet_storage::{LogStore, StoreConfig};
 use tracing::{error, info, warn};
 
 use crate::client_registry::ClientRegistry;
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, BrokerRole};
 use crate::consumer_offset::{ConsumerOffsets, PERSIST_INTERVAL_MS};
 use crate::handler::{execute, BrokerService, RequestContext};
 use crate::long_poll::LongPollTable;
@@ -44,8 +44,11 @@ pub struct RunningBroker {
     shards: Vec<flume::Sender<ShardMsg>>,
     joins: Vec<glommio::ExecutorJoinHandle<()>>,
     namesrv_stop: Option<flume::Sender<()>>,
+    replication_stop: Option<flume::Sender<()>>,
     /// Address of the `--metrics-port` endpoint, when enabled.
     pub metrics_addr: Option<SocketAddr>,
+    /// Address of the HA listener (masters).
+    pub ha_addr: Option<SocketAddr>,
 }
 
 /// The topics every broker has from the start.
@@ -93,7 +96,7 @@ struct ShardStart {
 ///
 /// # Errors
 /// Store, configuration or port problems, as one message.
-pub fn start(config: BrokerConfig) -> Result<RunningBroker, String> {
+pub fn start(mut config: BrokerConfig) -> Result<RunningBroker, String> {
     raise_memlock_limit();
     let root = config.store_path.clone();
     std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
@@ -110,6 +113,10 @@ pub fn start(config: BrokerConfig) -> Result<RunningBroker, String> {
             Vec::new()
         }
     };
+    let ha_listener = bind_ha(&config, port)?;
+    if let Some(l) = &ha_listener {
+        config.ha_listen_port = Some(l.local_addr().map_err(|e| e.to_string())?.port());
+    }
     let (namesrv_listener, namesrv_addrs) = if config.namesrv_addrs.is_empty() {
         let l = bind_group(config.bind_ip, config.namesrv_port, 1).map_err(|e| {
             format!("cannot listen on NameServer port {}: {e}", config.namesrv_port)
@@ -146,6 +153,11 @@ pub fn start(config: BrokerConfig) -> Result<RunningBroker, String> {
         });
     }
     let broker_addr = SocketAddr::new(config.broker_ip, port);
+    let ha_addr = config
+        .ha_listen_port
+        .filter(|_| ha_listener.is_some())
+        .map(|p| SocketAddr::new(config.broker_ip, p));
+    let (ha_addr_tx, ha_addr_rx) = flume::unbounded::<String>();
     let config = Arc::new(config);
     let (senders, receivers): (Vec<_>, Vec<_>) =
         (0..shard_count).map(|_| flume::bounded::<ShardMsg>(SHARD_CHANNEL_DEPTH)).unzip();
@@ -154,6 +166,7 @@ pub fn start(config: BrokerConfig) -> Result<RunningBroker, String> {
     let mut joins = Vec::new();
     for (start, rx) in starts.into_iter().zip(receivers) {
         let ops = if start.id == 0 { ops_start.take() } else { None };
+        let shard_ha_addr_tx = (start.id == 0).then(|| ha_addr_tx.clone());
         let ctx = ShardContext {
             ops,
             start,
@@ -166,6 +179,7 @@ pub fn start(config: BrokerConfig) -> Result<RunningBroker, String> {
             broker_addr,
             namesrv_addrs: namesrv_addrs.clone(),
             ready: ready_tx.clone(),
+            ha_addr_tx: shard_ha_addr_tx,
         };
         let id = ctx.start.id;
         let placement =
@@ -181,6 +195,15 @@ pub fn start(config: BrokerConfig) -> Result<RunningBroker, String> {
             .map_err(|e| format!("cannot start shard {id}: {e}"))?;
         joins.push(join);
     }
+    let replication = ReplicationStart {
+        config: config.clone(),
+        listener: ha_listener,
+        peers: senders.clone(),
+        broker_addr,
+        ha_addr_rx,
+    };
+    let (replication_stop, replication_join) = start_replication(replication)?;
+    joins.extend(replication_join);
     let namesrv_stop = match namesrv_listener {
         Some(l) => {
             let (stop_tx, stop_rx) = flume::bounded::<()>(1);
@@ -218,8 +241,82 @@ pub fn start(config: BrokerConfig) -> Result<RunningBroker, String> {
         shards: senders,
         joins,
         namesrv_stop,
+        replication_stop,
         metrics_addr,
+        ha_addr,
     })
+}
+
+/// Binds the HA listener of a master: `haListenPort`, else the listen port + 1; with an
+/// ephemeral listen port and that port taken, any free port (the registered HA address
+/// says which). Slaves have none.
+fn bind_ha(config: &BrokerConfig, port: u16) -> Result<Option<StdListener>, String> {
+    if config.broker_role == BrokerRole::Slave {
+        return Ok(None);
+    }
+    let want = config.ha_listen_port.unwrap_or(port.wrapping_add(1));
+    match bind_group(config.bind_ip, want, 1) {
+        Ok(mut l) => Ok(l.pop()),
+        Err(_) if config.listen_port == 0 && config.ha_listen_port.is_none() => {
+            let mut l = bind_group(config.bind_ip, 0, 1)
+                .map_err(|e| format!("cannot listen on an HA port: {e}"))?;
+            Ok(l.pop())
+        }
+        Err(e) => Err(format!("cannot listen on HA port {want}: {e}")),
+    }
+}
+
+struct ReplicationStart {
+    config: Arc<BrokerConfig>,
+    listener: Option<StdListener>,
+    peers: Vec<flume::Sender<ShardMsg>>,
+    broker_addr: SocketAddr,
+    ha_addr_rx: flume::Receiver<String>,
+}
+
+type ReplicationHandles = (Option<flume::Sender<()>>, Option<glommio::ExecutorJoinHandle<()>>);
+
+/// Starts the replication shard: the HA listener of a master, or a slave's follower.
+fn start_replication(start: ReplicationStart) -> Result<ReplicationHandles, String> {
+    let ReplicationStart { config, listener, peers, broker_addr, ha_addr_rx } = start;
+    let housekeeping_ms = config.ha_housekeeping_interval_ms;
+    let segment_size_bytes = config.segment_size_bytes;
+    let work: Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> + Send> =
+        match (config.broker_role, listener) {
+            (BrokerRole::Slave, _) => {
+                let slave = crate::replication::slave::SlaveStart {
+                    peers,
+                    segment_size_bytes,
+                    broker_addr: broker_addr.to_string(),
+                    ha_master_address: config.ha_master_address.clone(),
+                    ha_addr_rx,
+                    housekeeping_ms,
+                };
+                Box::new(move || Box::pin(crate::replication::slave::run(slave)))
+            }
+            (_, Some(listener)) => {
+                let master = crate::replication::master::MasterStart {
+                    listener,
+                    peers,
+                    segment_size_bytes,
+                    housekeeping_ms,
+                };
+                Box::new(move || Box::pin(crate::replication::master::run(master)))
+            }
+            (_, None) => return Ok((None, None)),
+        };
+    let (stop_tx, stop_rx) = flume::bounded::<()>(1);
+    let join = LocalExecutorBuilder::new(Placement::Unbound)
+        .name("replication")
+        .io_memory(IO_MEMORY_BYTES)
+        .spawn(move || async move {
+            let stop = async move {
+                let _ = stop_rx.recv_async().await;
+            };
+            futures_lite::future::or(work(), stop).await;
+        })
+        .map_err(|e| format!("cannot start the replication shard: {e}"))?;
+    Ok((Some(stop_tx), Some(join)))
 }
 
 impl RunningBroker {
@@ -236,6 +333,9 @@ impl RunningBroker {
             let _ = ack.recv_timeout(Duration::from_secs(30));
         }
         if let Some(stop) = self.namesrv_stop {
+            let _ = stop.send(());
+        }
+        if let Some(stop) = self.replication_stop {
             let _ = stop.send(());
         }
         for j in self.joins {
@@ -256,6 +356,7 @@ struct ShardContext {
     namesrv_addrs: Vec<String>,
     ready: std::sync::mpsc::Sender<Result<usize, String>>,
     ops: Option<crate::shard_ops::OpsStart>,
+    ha_addr_tx: Option<flume::Sender<String>>,
 }
 
 async fn run_shard(ctx: ShardContext) {
@@ -269,6 +370,9 @@ async fn run_shard(ctx: ShardContext) {
     for &log in &ctx.start.logs {
         match LogStore::open(&store_config, log).await {
             Ok(s) => {
+                // A slave's logs change only by replication (byte-identical to the
+                // master's); every local append is refused.
+                s.set_writable(ctx.config.broker_role != BrokerRole::Slave);
                 logs.insert(log, s);
             }
             Err(e) => {
@@ -305,7 +409,9 @@ async fn run_shard(ctx: ShardContext) {
         transactions: std::cell::RefCell::new(Default::default()),
         transaction_lock: glommio::sync::Semaphore::new(1),
         locks: std::cell::RefCell::new(crate::lock_manager::LockManager::default()),
+        replica: crate::replication::ShardReplica::new(ctx.config.broker_role, ctx.ha_addr_tx),
     });
+    let slave = ctx.config.broker_role == BrokerRole::Slave;
     let mut tasks = Vec::new();
     for l in ctx.start.listeners {
         // SAFETY: the fd comes from a listening std socket we own and give up here.
@@ -319,11 +425,12 @@ async fn run_shard(ctx: ShardContext) {
         let render = crate::metrics::http_render(shard.clone());
         tasks.push(glommio::spawn_local(crate::http::serve(l, render)));
     }
-    if shard.shard_for(TRANS_HALF_TOPIC, 0) == id {
+    // A slave re-puts nothing: the master's delivery and checks reach it as log bytes.
+    if shard.shard_for(TRANS_HALF_TOPIC, 0) == id && !slave {
         tasks.push(glommio::spawn_local(crate::transaction::check_loop(shard.clone())));
     }
     for level in 1..=crate::schedule::max_level() {
-        if shard.shard_for(SCHEDULE_TOPIC, level - 1) == id {
+        if shard.shard_for(SCHEDULE_TOPIC, level - 1) == id && !slave {
             tasks.push(glommio::spawn_local(crate::schedule::delivery_loop(shard.clone(), level)));
         }
     }
@@ -333,6 +440,14 @@ async fn run_shard(ctx: ShardContext) {
             ctx.namesrv_addrs.clone(),
         )));
         tasks.push(glommio::spawn_local(client_expiry_loop(shard.clone())));
+        if slave {
+            if let Some(ha) = &ctx.config.ha_master_address {
+                *shard.replica.master_addr.borrow_mut() =
+                    crate::replication::metadata::broker_addr_of_ha(ha);
+            }
+            tasks
+                .push(glommio::spawn_local(crate::replication::metadata::sync_loop(shard.clone())));
+        }
     }
     let _ = ctx.ready.send(Ok(id));
     let done = inbox(shard.clone(), ctx.rx).await;
@@ -397,6 +512,16 @@ async fn inbox(shard: Rc<Shard>, rx: flume::Receiver<ShardMsg>) -> Option<flume:
                     let _ = reply.send(crate::shard_ops::answer(&shard, query).await);
                 })
                 .detach();
+            }
+            ShardMsg::Replica(request) => crate::replication::on_shard(&shard, request),
+            ShardMsg::InstallOffsets { offsets } => {
+                let mut table = shard.offsets.borrow_mut();
+                for (topic, group, queue_id, offset) in offsets {
+                    let log = shard.log_for(&topic, queue_id);
+                    if shard.logs.contains_key(&log) {
+                        table.set(log, &group, &topic, queue_id, offset);
+                    }
+                }
             }
             ShardMsg::Shutdown { done } => return Some(done),
         }

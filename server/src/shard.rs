@@ -100,6 +100,14 @@ pub enum ShardMsg {
         /// Where the answer goes.
         reply: flume::Sender<crate::shard_ops::OpsReply>,
     },
+    /// Replication work on this shard's logs (`replication/mod.rs`).
+    Replica(crate::replication::ReplicaRequest),
+    /// Install consumer offsets copied from the master (a slave's metadata sync):
+    /// (topic, group, queue id, offset) of queues this shard owns.
+    InstallOffsets {
+        /// The offsets.
+        offsets: Vec<(String, String, i32, i64)>,
+    },
     /// Stop serving, close the logs cleanly, then ack.
     Shutdown {
         /// Acknowledgement.
@@ -171,6 +179,8 @@ pub struct Shard {
     pub locks: RefCell<crate::lock_manager::LockManager>,
     /// Consumer subscriptions by group, published by shard 0 from heartbeats.
     pub subscriptions: RefCell<Arc<crate::handler::client::SubscriptionTable>>,
+    /// Replication state: slaves' positions of owned logs, the master's address.
+    pub replica: crate::replication::ShardReplica,
 }
 
 impl Shard {

@@ -132,6 +132,16 @@ impl TopicManager {
         Some(self.publish(next))
     }
 
+    /// Replaces the whole table with a master's (a slave's metadata sync), keeping the
+    /// master's data version; `None` when the topics are the same.
+    pub fn replace(&mut self, table: TopicTable) -> Option<(Arc<TopicTable>, Vec<u8>)> {
+        if self.table.topics == table.topics {
+            return None;
+        }
+        self.table = Arc::new(table);
+        Some((self.table.clone(), body::to_json(&self.table.to_wrapper())))
+    }
+
     /// Removes a topic; `None` when it did not exist.
     pub fn remove(&mut self, topic: &str) -> Option<(Arc<TopicTable>, Vec<u8>)> {
         if !self.table.topics.contains_key(topic) {

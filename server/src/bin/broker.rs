@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
-use ramjet_server::config::{parse_flush, parse_namesrv_addrs, BrokerConfig};
+use ramjet_server::config::{parse_flush, parse_namesrv_addrs, parse_role, BrokerConfig};
 use ramjet_server::{runtime, signal};
 
 /// A RocketMQ-compatible broker. Flags override the `-c` file.
@@ -56,6 +56,13 @@ struct Args {
     /// Microseconds an idle shard spins before sleeping (default 50; 0 = never spin).
     #[arg(long = "spin-before-park-us")]
     spin_before_park_us: Option<u64>,
+    /// ASYNC_MASTER (default), SYNC_MASTER or SLAVE (RocketMQ's brokerRole).
+    #[arg(long = "broker-role")]
+    broker_role: Option<String>,
+    /// Master HA address `host:port` a slave replicates from (default: the one the
+    /// NameServer returns).
+    #[arg(long = "ha-master-address")]
+    ha_master_address: Option<String>,
 }
 
 fn build_config(args: Args) -> Result<BrokerConfig, String> {
@@ -82,6 +89,11 @@ fn build_config(args: Args) -> Result<BrokerConfig, String> {
     c.segment_size_bytes = args.segment_size.unwrap_or(c.segment_size_bytes);
     c.metrics_port = args.metrics_port.or(c.metrics_port);
     c.spin_before_park_us = args.spin_before_park_us.unwrap_or(c.spin_before_park_us);
+    if let Some(r) = args.broker_role {
+        c.broker_role = parse_role(&r).map_err(|e| e.to_string())?;
+    }
+    c.ha_master_address = args.ha_master_address.or(c.ha_master_address);
+    c.check_role()?;
     Ok(c)
 }
 
@@ -112,8 +124,9 @@ fn main() {
         }
     };
     let metrics = broker.metrics_addr.map(|a| format!(" metrics {a}")).unwrap_or_default();
+    let ha = broker.ha_addr.map(|a| format!(" ha {a}")).unwrap_or_default();
     eprintln!(
-        "ramjet-broker ready: broker {} namesrv {}{metrics}",
+        "ramjet-broker ready: broker {} namesrv {}{metrics}{ha}",
         broker.broker_addr,
         broker.namesrv_addrs.join(";")
     );

@@ -104,7 +104,7 @@ pub fn all_topic_config(shard: &Shard, h: &Header) -> Response {
 }
 
 /// Persists the table, installs it on every shard, and kicks the registration task.
-async fn publish(
+pub(crate) async fn publish(
     shard: &Rc<Shard>,
     table: std::sync::Arc<TopicTable>,
     json: Vec<u8>,

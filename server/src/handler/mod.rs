@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod client;
 pub mod consumer_offset;
+pub mod delay_offset;
 pub mod offset;
 pub mod pull_message;
 pub mod send_back;
@@ -186,6 +187,7 @@ pub async fn execute(shard: &Rc<Shard>, frame: Frame, ctx: RequestContext) -> Op
         request::UNLOCK_BATCH_MQ => client::unlock_batch(shard, &frame),
         request::UNREGISTER_CLIENT => client::unregister(shard, h),
         request::GET_CONSUMER_LIST_BY_GROUP => client::consumer_list(shard, h),
+        request::GET_ALL_DELAY_OFFSET => delay_offset::all_delay_offsets(shard, h).await,
         code if stats::handles(code) => stats::execute(shard, &frame, ctx).await,
         code => error(
             h,

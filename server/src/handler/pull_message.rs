@@ -99,7 +99,7 @@ pub async fn execute(shard: &Rc<Shard>, frame: &Frame) -> Response {
         // queue's end, or at offset 0 of a queue that has nothing yet.
         if response_code(&req, &result).0 == response::PULL_NOT_FOUND && now < deadline {
             let Some(waiter) = shard.long_poll.borrow_mut().park(&req.topic, req.queue_id) else {
-                return respond(h, &req, result);
+                return respond(h, &req, result, 0);
             };
             shard.metrics.long_poll_parked();
             // An append may have landed while the read was in flight: look again before
@@ -113,7 +113,8 @@ pub async fn execute(shard: &Rc<Shard>, frame: &Frame) -> Response {
             futures_lite::future::or(waiter, timer).await;
             continue;
         }
-        return respond(h, &req, result);
+        let suggest = crate::replication::suggest_broker_id(shard, &store, &result.messages);
+        return respond(h, &req, result, suggest);
     }
 }
 
@@ -166,11 +167,11 @@ fn response_code(req: &PullMessageRequestHeader, r: &GetResult) -> (i32, i64) {
     }
 }
 
-fn respond(h: &Header, req: &PullMessageRequestHeader, r: GetResult) -> Response {
+fn respond(h: &Header, req: &PullMessageRequestHeader, r: GetResult, suggest: i64) -> Response {
     let (code, next) = response_code(req, &r);
     let mut header = Header::response_to(h, code).with_remark(format!("{:?}", r.status));
     PullMessageResponseHeader {
-        suggest_which_broker_id: 0,
+        suggest_which_broker_id: suggest,
         next_begin_offset: next,
         min_offset: r.min_offset,
         max_offset: r.max_offset,

@@ -40,6 +40,10 @@ fn is_v2(code: i32) -> bool {
 /// May rewrite the frame's queue id (then the owner sees the chosen queue).
 pub async fn route(shard: &Rc<Shard>, frame: &mut Frame) -> Result<usize, Response> {
     let h = &frame.header;
+    if shard.replica.role() == crate::config::BrokerRole::Slave {
+        // As the reference's store: a slave's logs change only by replication.
+        return Err(error(h, response::SERVICE_NOT_AVAILABLE, "message store is slave mode"));
+    }
     let req = SendMessageRequestHeader::decode_for_code(h.code, &h.ext_fields)
         .map_err(|e| field_error(h, &e))?;
     validate_topic_name(&req.topic).map_err(|r| error(h, response::SYSTEM_ERROR, r))?;
@@ -202,11 +206,20 @@ pub async fn execute(shard: &Rc<Shard>, frame: &Frame, peer: SocketAddr) -> Resp
     };
     let queue_id = req.queue_id;
     let (stored_topic, stored_queue) = (append.topic.clone(), append.queue_id);
+    let records_len = append.records.len() as u64;
     let result = match store.append(append).await {
         Ok(r) => r,
         Err(e) => return map_store_error(h, &e),
     };
     shard.long_poll.borrow_mut().notify(&stored_topic, stored_queue);
+    // SYNC_MASTER: answered once a slave holds the records; SLAVE_NOT_AVAILABLE or
+    // FLUSH_SLAVE_TIMEOUT (stored either way) otherwise (replication/mod.rs).
+    let code = match ramjet_storage::split_log_offset(result.first_log_offset) {
+        Some((log, position)) => {
+            crate::replication::slave_ack_code(shard, log, position + records_len).await
+        }
+        None => response::SUCCESS,
+    };
     let msg_id = result
         .record_offsets
         .iter()
@@ -214,6 +227,7 @@ pub async fn execute(shard: &Rc<Shard>, frame: &Frame, peer: SocketAddr) -> Resp
         .collect::<Vec<_>>()
         .join(",");
     let mut header = success(h);
+    header.code = code;
     SendMessageResponseHeader {
         msg_id,
         queue_id,

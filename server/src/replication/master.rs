@@ -1,0 +1,347 @@
+//! The master side of replication: the HA listener and one session per slave.
+//!
+//! Lives on: the replication shard of a master (ASYNC_MASTER or SYNC_MASTER).
+//!
+//! A session:
+//! 1. Read HELLO (within the housekeeping interval). Refuse (ERROR, close) a slave whose
+//!    log count or segment size differs: positions would not line up.
+//! 2. Ask every shard where its logs stand and [`decide`] per log where streaming starts;
+//!    write WELCOME. The slave's durable positions count as acknowledged.
+//! 3. One pump per log: ask the owner shard for raw bytes from the position (1 MiB at a
+//!    time, waiting up to 500 ms at the end), queue them as a DATA frame; a bounded queue
+//!    (and TCP) hold the pumps back when the slave is slow. A writer task drains the
+//!    queue, writing large payloads as the owner's `Bytes` without copying; it sends a
+//!    HEARTBEAT with the written positions every second.
+//! 4. Read ACKs; hand each log's new position to its owner (`Progress`), where SYNC_MASTER
+//!    sends wait. No frame from the slave for `haHousekeepingInterval`, a read error or a
+//!    pump error ends the session; every log's owner then forgets the slave.
+
+use std::collections::HashMap;
+use std::net::TcpListener as StdListener;
+use std::os::fd::IntoRawFd;
+use std::os::unix::io::FromRawFd;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use glommio::net::{TcpListener, TcpStream};
+use ramjet_storage::ReplicaPosition;
+use tracing::{info, warn};
+
+use super::io::{split, within, FrameReader, FrameWriter};
+use super::wire::{Action, LogState, Message};
+use super::{positions, to_owner, ReplicaRequest};
+use crate::shard::ShardMsg;
+
+/// Bytes one DATA frame carries at most (beyond one whole chunk of the tail cache).
+pub const DATA_FRAME_BYTES: usize = 1024 * 1024;
+/// How long a pump's read waits at the end of a log for more.
+pub const READ_WAIT_MS: u64 = 500;
+/// Frames queued for the writer per session; pumps wait when it is full.
+pub const QUEUED_FRAMES_MAX: usize = 16;
+/// Interval of HEARTBEAT frames.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What the master's replication shard needs.
+pub struct MasterStart {
+    /// The HA listener, bound before the executors start.
+    pub listener: StdListener,
+    /// Every broker shard.
+    pub peers: Vec<flume::Sender<ShardMsg>>,
+    /// Segment size of the store.
+    pub segment_size_bytes: u64,
+    /// `haHousekeepingInterval`: a silent slave is dropped after this long.
+    pub housekeeping_ms: u64,
+}
+
+struct Master {
+    peers: Vec<flume::Sender<ShardMsg>>,
+    segment_size_bytes: u64,
+    housekeeping: Duration,
+}
+
+/// Accepts slaves until the executor stops.
+pub async fn run(start: MasterStart) {
+    // SAFETY: the fd comes from a listening std socket we own and give up here.
+    let listener = unsafe { TcpListener::from_raw_fd(start.listener.into_raw_fd()) };
+    let master = Rc::new(Master {
+        peers: start.peers,
+        segment_size_bytes: start.segment_size_bytes,
+        housekeeping: Duration::from_millis(start.housekeeping_ms),
+    });
+    let mut next_id = 0u64;
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                next_id += 1;
+                let (master, id) = (master.clone(), next_id);
+                glommio::spawn_local(async move {
+                    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+                    if let Err(reason) = session(&master, stream, id).await {
+                        warn!(slave = %peer, %reason, "replication session ended");
+                    }
+                })
+                .detach();
+            }
+            Err(e) => {
+                warn!(error = %e, "HA accept failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Where each log streams from, given where the master's and the slave's logs stand.
+///
+/// | slave log | decision |
+/// |---|---|
+/// | empty, master starts at 0 | stream from 0 |
+/// | empty, master's oldest segment at S > 0 | start the slave's log at S |
+/// | ends past the master's end E | truncate the slave's log to E (an async master lost its tail) |
+/// | ends before the master's oldest segment | refused: the bytes in between are gone |
+/// | otherwise, ends at P | stream from P |
+pub fn decide(master: &[ReplicaPosition], slave: &[LogState]) -> Vec<Action> {
+    master
+        .iter()
+        .zip(slave)
+        .map(|(m, s)| {
+            if s.start == 0 && s.end == 0 {
+                if m.start == 0 {
+                    Action::Stream(0)
+                } else {
+                    Action::StartAt(m.start)
+                }
+            } else if s.end > m.end {
+                Action::TruncateTo(m.end)
+            } else if s.end < m.start {
+                Action::Refused
+            } else {
+                Action::Stream(s.end)
+            }
+        })
+        .collect()
+}
+
+/// Outgoing frames of a session.
+enum Out {
+    Data { log: u32, position: u64, pieces: Vec<Bytes> },
+    Control(Message),
+}
+
+async fn session(master: &Rc<Master>, stream: TcpStream, id: u64) -> Result<(), String> {
+    let (read_half, write_half) = split(stream);
+    let mut reader = FrameReader::new(read_half);
+    let mut writer = FrameWriter::new(write_half);
+    let hello = within(master.housekeeping, reader.next()).await.ok_or("no HELLO in time")??;
+    let Message::Hello { segment_size_bytes, logs, broker_addr } = hello else {
+        return Err("first frame is not HELLO".into());
+    };
+    let ours = positions(&master.peers).await?;
+    let refusal = if logs.len() != ours.len() {
+        Some(format!("slave store has {} commit logs, the master {}", logs.len(), ours.len()))
+    } else if segment_size_bytes != master.segment_size_bytes {
+        Some(format!(
+            "slave segment size {segment_size_bytes}, the master's {}",
+            master.segment_size_bytes
+        ))
+    } else {
+        None
+    };
+    if let Some(reason) = refusal {
+        writer.stage(&Message::Error { reason: reason.clone() });
+        writer.flush().await?;
+        return Err(reason);
+    }
+    let actions = decide(&ours, &logs);
+    for (log, action) in actions.iter().enumerate() {
+        match action {
+            Action::Refused => warn!(
+                slave = %broker_addr, log, slave_end = logs[log].end, master_start = ours[log].start,
+                "slave log ends before the master's oldest segment; not replicated"
+            ),
+            Action::TruncateTo(p) => warn!(
+                slave = %broker_addr, log, slave_end = logs[log].end, master_end = p,
+                "slave log runs past the master's; the slave truncates"
+            ),
+            _ => {}
+        }
+    }
+    writer.stage(&Message::Welcome { segment_size_bytes, actions: actions.clone() });
+    writer.flush().await?;
+    info!(slave = %broker_addr, "slave connected");
+    let result = stream_to_slave(master, id, &broker_addr, &logs, &actions, reader, writer).await;
+    for log in 0..actions.len() as u32 {
+        let progress = ReplicaRequest::Progress {
+            log,
+            slave: id,
+            slave_addr: broker_addr.clone(),
+            acked: None,
+        };
+        let _ = to_owner(&master.peers, log, progress).await;
+    }
+    info!(slave = %broker_addr, "slave disconnected");
+    result
+}
+
+async fn stream_to_slave(
+    master: &Rc<Master>,
+    id: u64,
+    broker_addr: &str,
+    logs: &[LogState],
+    actions: &[Action],
+    mut reader: FrameReader,
+    writer: FrameWriter,
+) -> Result<(), String> {
+    let (tx, rx) = flume::bounded::<Out>(QUEUED_FRAMES_MAX);
+    let mut tasks = Vec::new();
+    for (log, action) in actions.iter().enumerate() {
+        let (begin, acked) = match *action {
+            Action::Stream(p) => (p, logs[log].durable.min(p)),
+            Action::StartAt(p) | Action::TruncateTo(p) => (p, p),
+            Action::Refused => continue,
+        };
+        let log = log as u32;
+        let progress = ReplicaRequest::Progress {
+            log,
+            slave: id,
+            slave_addr: broker_addr.to_string(),
+            acked: Some(acked),
+        };
+        to_owner(&master.peers, log, progress).await?;
+        tasks.push(glommio::spawn_local(pump(master.clone(), log, begin, tx.clone())));
+    }
+    drop(tx);
+    let writing = write_frames(master.clone(), rx, writer);
+    let reading = async {
+        let mut last: HashMap<u32, u64> = HashMap::new();
+        loop {
+            let frame = within(master.housekeeping, reader.next())
+                .await
+                .ok_or("no frame from the slave within the housekeeping interval")??;
+            match frame {
+                Message::Ack { positions } => {
+                    for (log, position) in positions {
+                        if log as usize >= actions.len() || last.get(&log) == Some(&position) {
+                            continue;
+                        }
+                        last.insert(log, position);
+                        let progress = ReplicaRequest::Progress {
+                            log,
+                            slave: id,
+                            slave_addr: broker_addr.to_string(),
+                            acked: Some(position),
+                        };
+                        to_owner(&master.peers, log, progress).await?;
+                    }
+                }
+                Message::Error { reason } => return Err(format!("slave: {reason}")),
+                other => return Err(format!("unexpected frame from the slave: {other:?}")),
+            }
+        }
+    };
+    let result = futures_lite::future::or(reading, writing).await;
+    drop(tasks);
+    result
+}
+
+/// Streams one log from `position` into the session's queue.
+async fn pump(master: Rc<Master>, log: u32, mut position: u64, out: flume::Sender<Out>) {
+    loop {
+        let (tx, rx) = flume::bounded(1);
+        let read = ReplicaRequest::Read {
+            log,
+            position,
+            max_bytes: DATA_FRAME_BYTES,
+            wait_ms: READ_WAIT_MS,
+            reply: tx,
+        };
+        if to_owner(&master.peers, log, read).await.is_err() {
+            return;
+        }
+        let span = match rx.recv_async().await {
+            Ok(Ok(span)) => span,
+            Ok(Err(reason)) => {
+                warn!(log, position, %reason, "replication read failed; closing the session");
+                let reason = format!("master cannot read log {log} at {position}: {reason}");
+                let _ = out.send_async(Out::Control(Message::Error { reason })).await;
+                return;
+            }
+            Err(_) => return,
+        };
+        if span.is_empty() {
+            continue;
+        }
+        position = span.end;
+        let frame = Out::Data { log, position: span.position, pieces: span.pieces };
+        if out.send_async(frame).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Writes queued frames, and a HEARTBEAT whenever a second passes without one.
+async fn write_frames(
+    master: Rc<Master>,
+    rx: flume::Receiver<Out>,
+    mut writer: FrameWriter,
+) -> Result<(), String> {
+    loop {
+        let next = within(HEARTBEAT_INTERVAL, rx.recv_async()).await;
+        let frame = match next {
+            None => {
+                let written = positions(&master.peers).await?.iter().map(|p| p.written).collect();
+                writer.stage(&Message::Heartbeat { written });
+                writer.flush().await?;
+                continue;
+            }
+            Some(Err(_)) => return Err("every pump stopped".into()),
+            Some(Ok(frame)) => frame,
+        };
+        let mut frame = Some(frame);
+        while let Some(f) = frame.take() {
+            match f {
+                Out::Data { log, position, pieces } => writer.data(log, position, &pieces).await?,
+                Out::Control(message) => {
+                    let error = matches!(message, Message::Error { .. });
+                    writer.stage(&message);
+                    if error {
+                        writer.flush().await?;
+                        return Err("a pump failed".into());
+                    }
+                }
+            }
+            frame = rx.try_recv().ok();
+        }
+        writer.flush().await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(start: u64, end: u64) -> ReplicaPosition {
+        ReplicaPosition { start, end, durable: end, written: end }
+    }
+
+    fn slave(start: u64, end: u64) -> LogState {
+        LogState { start, end, durable: end }
+    }
+
+    #[test]
+    fn every_row_of_the_decision_table() {
+        let master =
+            [at(0, 100), at(1 << 20, 3 << 20), at(0, 100), at(1 << 20, 3 << 20), at(0, 100)];
+        let slaves = [slave(0, 0), slave(0, 0), slave(0, 150), slave(0, 500), slave(0, 60)];
+        assert_eq!(
+            decide(&master, &slaves),
+            vec![
+                Action::Stream(0),
+                Action::StartAt(1 << 20),
+                Action::TruncateTo(100),
+                Action::Refused,
+                Action::Stream(60),
+            ]
+        );
+    }
+}

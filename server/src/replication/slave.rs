@@ -1,0 +1,207 @@
+//! The slave side of replication: connect to the master's HA port, apply its WELCOME,
+//! hand every DATA range to the owner shard of its log, ACK durable positions.
+//!
+//! Lives on: the replication shard of a SLAVE.
+//!
+//! The master's HA address is `haMasterAddress` when configured, else the last one the
+//! NameServer returned on registration (shard 0 forwards it here). A session ends on any
+//! error (a gap or mismatch found by the owner shard, a bad frame, silence from the
+//! master for the housekeeping interval, a closed socket); the slave then reconnects
+//! every [`RECONNECT_INTERVAL`], so a restarted master is followed from the slave's own
+//! end, with no gap and no duplicate bytes.
+//!
+//! Flow control: at most [`INFLIGHT_BYTES_MAX`] bytes handed to owner shards and not yet
+//! durable; past that the reader stops reading (and TCP holds the master back).
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use super::io::{connect, split, within, FrameReader, FrameWriter};
+use super::wire::{Action, LogState, Message};
+use super::{positions, to_owner, ReplicaRequest};
+use crate::shard::ShardMsg;
+use crate::util::Notify;
+
+/// Pause between connection attempts.
+pub const RECONNECT_INTERVAL: Duration = Duration::from_secs(1);
+/// Deadline of one connection attempt.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Bytes handed to owner shards and not yet durable, at most (below the storage's 64 MiB
+/// pending limit, so a replicated range is never refused as busy).
+pub const INFLIGHT_BYTES_MAX: u64 = 32 * 1024 * 1024;
+/// Interval of ACK frames when nothing new became durable (the master's liveness check).
+pub const ACK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What the slave's replication shard needs.
+pub struct SlaveStart {
+    /// Every broker shard.
+    pub peers: Vec<flume::Sender<ShardMsg>>,
+    /// Segment size of the store.
+    pub segment_size_bytes: u64,
+    /// This broker's address, sent in HELLO.
+    pub broker_addr: String,
+    /// `haMasterAddress`, when configured.
+    pub ha_master_address: Option<String>,
+    /// Master HA addresses learnt from registration (shard 0).
+    pub ha_addr_rx: flume::Receiver<String>,
+    /// `haHousekeepingInterval`.
+    pub housekeeping_ms: u64,
+}
+
+/// Follows the master until the executor stops.
+pub async fn run(start: SlaveStart) {
+    let mut master = start.ha_master_address.clone();
+    let mut last_error: Option<String> = None;
+    loop {
+        while let Ok(addr) = start.ha_addr_rx.try_recv() {
+            if start.ha_master_address.is_none() && master.as_deref() != Some(addr.as_str()) {
+                info!(master = %addr, "master HA address from the NameServer");
+                master = Some(addr);
+            }
+        }
+        let Some(addr) = master.clone() else {
+            if let Some(Ok(addr)) = within(RECONNECT_INTERVAL, start.ha_addr_rx.recv_async()).await
+            {
+                info!(master = %addr, "master HA address from the NameServer");
+                master = Some(addr);
+            }
+            continue;
+        };
+        match session(&start, &addr).await {
+            Ok(()) => {}
+            Err(reason) => {
+                // One line per distinct failure, not one per retry.
+                if last_error.as_deref() != Some(reason.as_str()) {
+                    warn!(master = %addr, %reason, "replication from the master stopped; retrying");
+                    last_error = Some(reason);
+                }
+            }
+        }
+        glommio::timer::sleep(RECONNECT_INTERVAL).await;
+    }
+}
+
+async fn session(start: &SlaveStart, addr: &str) -> Result<(), String> {
+    let stream = connect(addr, CONNECT_TIMEOUT).await?;
+    let (read_half, write_half) = split(stream);
+    let mut reader = FrameReader::new(read_half);
+    let mut writer = FrameWriter::new(write_half);
+    let ours = positions(&start.peers).await?;
+    let logs: Vec<LogState> =
+        ours.iter().map(|p| LogState { start: p.start, end: p.end, durable: p.durable }).collect();
+    writer.stage(&Message::Hello {
+        segment_size_bytes: start.segment_size_bytes,
+        logs: logs.clone(),
+        broker_addr: start.broker_addr.clone(),
+    });
+    writer.flush().await?;
+    let housekeeping = Duration::from_millis(start.housekeeping_ms);
+    let welcome = within(housekeeping, reader.next()).await.ok_or("no WELCOME in time")??;
+    let actions = match welcome {
+        Message::Welcome { actions, .. } if actions.len() == logs.len() => actions,
+        Message::Error { reason } => return Err(format!("master refused: {reason}")),
+        other => return Err(format!("expected WELCOME, got {other:?}")),
+    };
+    for (log, action) in actions.iter().enumerate() {
+        apply_action(start, log as u32, logs[log], *action).await?;
+    }
+    info!(master = %addr, "replicating from the master");
+    let inflight = Rc::new(Cell::new(0u64));
+    let drained = Notify::new();
+    let (acks_tx, acks_rx) = flume::unbounded();
+    let acking = ack_loop(acks_rx, writer, inflight.clone(), drained.clone());
+    let reading = async {
+        loop {
+            let frame = within(housekeeping, reader.next())
+                .await
+                .ok_or("no frame from the master within the housekeeping interval")??;
+            match frame {
+                Message::Data { log, position, bytes } => {
+                    let len = bytes.len() as u64;
+                    while inflight.get() > 0 && inflight.get() + len > INFLIGHT_BYTES_MAX {
+                        drained.wait().await;
+                    }
+                    inflight.set(inflight.get() + len);
+                    let append =
+                        ReplicaRequest::Append { log, position, bytes, reply: acks_tx.clone() };
+                    to_owner(&start.peers, log, append).await?;
+                }
+                Message::Heartbeat { .. } => {}
+                Message::Error { reason } => return Err(format!("master: {reason}")),
+                other => return Err(format!("unexpected frame from the master: {other:?}")),
+            }
+        }
+    };
+    futures_lite::future::or(reading, acking).await
+}
+
+/// Prepares one log as the master's WELCOME says.
+async fn apply_action(
+    start: &SlaveStart,
+    log: u32,
+    ours: LogState,
+    action: Action,
+) -> Result<(), String> {
+    match action {
+        Action::Stream(p) if p == ours.end => Ok(()),
+        Action::Stream(p) => {
+            Err(format!("master streams log {log} from {p}, ours ends at {}", ours.end))
+        }
+        Action::StartAt(p) => {
+            info!(log, position = p, "empty log starts at the master's oldest segment");
+            let (tx, rx) = flume::bounded(1);
+            to_owner(&start.peers, log, ReplicaRequest::StartAt { log, position: p, reply: tx })
+                .await?;
+            rx.recv_async().await.map_err(|_| "shard gone".to_string())?
+        }
+        Action::TruncateTo(p) => {
+            warn!(
+                log,
+                ours = ours.end,
+                master = p,
+                "slave log runs past the master's end (the master lost its tail); truncating"
+            );
+            let (tx, rx) = flume::bounded(1);
+            to_owner(&start.peers, log, ReplicaRequest::Truncate { log, position: p, reply: tx })
+                .await?;
+            rx.recv_async().await.map_err(|_| "shard gone".to_string())?
+        }
+        Action::Refused => {
+            warn!(log, end = ours.end, "master does not replicate this log (see its log)");
+            Ok(())
+        }
+    }
+}
+
+/// Collects durable positions from the owner shards and ACKs them: at once when some
+/// arrive, and every [`ACK_INTERVAL`] anyway.
+async fn ack_loop(
+    acks: flume::Receiver<Result<(u32, u64, usize), String>>,
+    mut writer: FrameWriter,
+    inflight: Rc<Cell<u64>>,
+    drained: Notify,
+) -> Result<(), String> {
+    let mut durable: HashMap<u32, u64> = HashMap::new();
+    loop {
+        let first = within(ACK_INTERVAL, acks.recv_async()).await;
+        let mut replies = Vec::new();
+        if let Some(reply) = first {
+            replies.push(reply.map_err(|_| "ack channel closed".to_string())?);
+            replies.extend(acks.try_iter());
+        }
+        for reply in replies {
+            let (log, end, len) = reply.map_err(|reason| format!("cannot apply: {reason}"))?;
+            let slot = durable.entry(log).or_insert(end);
+            *slot = (*slot).max(end);
+            inflight.set(inflight.get().saturating_sub(len as u64));
+        }
+        drained.notify();
+        let positions = durable.iter().map(|(&log, &end)| (log, end)).collect();
+        writer.stage(&Message::Ack { positions });
+        writer.flush().await?;
+    }
+}

@@ -1,0 +1,427 @@
+//! The replication protocol's frames: a pure codec, no I/O.
+//!
+//! Lives on: the replication shard (master and slave sides).
+//!
+//! Every frame, both directions, big-endian:
+//!
+//! ```text
+//! 0        4         8      9
+//! +--------+---------+------+---------------------------------------------+
+//! | length | crc32c  | kind | body (length - 5 bytes)                     |
+//! +--------+---------+------+---------------------------------------------+
+//!   u32      u32       u8
+//!   length = 4 (crc) + 1 (kind) + body; at most FRAME_BYTES_MAX
+//!   crc32c covers kind and body
+//! ```
+//!
+//! | kind | name | direction | body |
+//! |---|---|---|---|
+//! | 1 | HELLO | slave → master | magic u32 `RJHA`, version u16, log count u32, segment size u64, per log: start u64, end u64, durable u64; then the slave's broker address (UTF-8) |
+//! | 2 | WELCOME | master → slave | log count u32, segment size u64, per log: action u8, position u64 |
+//! | 3 | DATA | master → slave | log u32, position u64, raw log bytes (whole records, at most one filler, last) |
+//! | 4 | HEARTBEAT | master → slave | per log: the master's written position u64 |
+//! | 5 | ACK | slave → master | count u32, then count × (log u32, durable position u64) |
+//! | 6 | ERROR | either | UTF-8 reason; the sender closes the connection |
+//!
+//! WELCOME actions: 0 stream from `position` (the slave's end), 1 start the empty log at
+//! `position` (the master's oldest segment), 2 truncate the slave's log to `position`
+//! (the master's end: the slave ran past it), 3 not replicated (the reason is logged).
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+/// Bytes of the length, crc and kind fields.
+pub const HEADER_BYTES: usize = 9;
+/// Largest `length` field accepted: a 16 MiB range plus headers.
+pub const FRAME_BYTES_MAX: usize = 17 * 1024 * 1024;
+/// `RJHA`.
+pub const MAGIC: u32 = 0x524A_4841;
+/// Protocol version.
+pub const VERSION: u16 = 1;
+/// Largest log count a HELLO or WELCOME may carry (the storage's log id limit).
+pub const LOG_COUNT_MAX: u32 = 128;
+
+/// Frame kinds.
+pub mod kind {
+    /// Slave → master: who I am and where my logs end.
+    pub const HELLO: u8 = 1;
+    /// Master → slave: where each log streams from.
+    pub const WELCOME: u8 = 2;
+    /// Master → slave: raw log bytes.
+    pub const DATA: u8 = 3;
+    /// Master → slave: the master's written positions, when idle.
+    pub const HEARTBEAT: u8 = 4;
+    /// Slave → master: durable positions.
+    pub const ACK: u8 = 5;
+    /// Either: a reason, then close.
+    pub const ERROR: u8 = 6;
+}
+
+/// What the master tells the slave to do with one log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Stream from this position (the slave's end).
+    Stream(u64),
+    /// The slave's log is empty: start it here (the master's oldest segment).
+    StartAt(u64),
+    /// The slave's log runs past the master's: truncate it here.
+    TruncateTo(u64),
+    /// Not replicated (the master logs why).
+    Refused,
+}
+
+/// Where one slave log stands (HELLO).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogState {
+    /// Oldest segment start.
+    pub start: u64,
+    /// Next position to write.
+    pub end: u64,
+    /// Durable position.
+    pub durable: u64,
+}
+
+/// A decoded frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// See [`kind::HELLO`].
+    Hello {
+        /// Segment size of the slave's store.
+        segment_size_bytes: u64,
+        /// One per log.
+        logs: Vec<LogState>,
+        /// The slave's broker address (`ip:port`), for logs and metrics.
+        broker_addr: String,
+    },
+    /// See [`kind::WELCOME`].
+    Welcome {
+        /// Segment size of the master's store.
+        segment_size_bytes: u64,
+        /// One per log.
+        actions: Vec<Action>,
+    },
+    /// See [`kind::DATA`].
+    Data {
+        /// Log id.
+        log: u32,
+        /// Log position of the first byte.
+        position: u64,
+        /// The bytes.
+        bytes: Bytes,
+    },
+    /// See [`kind::HEARTBEAT`].
+    Heartbeat {
+        /// The master's written position of each log.
+        written: Vec<u64>,
+    },
+    /// See [`kind::ACK`].
+    Ack {
+        /// (log, durable position).
+        positions: Vec<(u32, u64)>,
+    },
+    /// See [`kind::ERROR`].
+    Error {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Why a frame was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WireError {
+    /// `length` is below the header or above [`FRAME_BYTES_MAX`].
+    BadLength {
+        /// The field.
+        length: usize,
+    },
+    /// The checksum does not match.
+    BadCrc {
+        /// Stored.
+        stored: u32,
+        /// Computed.
+        computed: u32,
+    },
+    /// Unknown kind.
+    BadKind {
+        /// The byte.
+        kind: u8,
+    },
+    /// A body too short or inconsistent for its kind.
+    BadBody {
+        /// Kind.
+        kind: u8,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+impl std::fmt::Display for WireError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WireError::BadLength { length } => write!(f, "frame length {length} out of range"),
+            WireError::BadCrc { stored, computed } => {
+                write!(f, "frame crc32c {stored:#010x}, computed {computed:#010x}")
+            }
+            WireError::BadKind { kind } => write!(f, "unknown frame kind {kind}"),
+            WireError::BadBody { kind, reason } => write!(f, "frame kind {kind}: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for WireError {}
+
+fn crc_of(kind: u8, pieces: &[&[u8]]) -> u32 {
+    let mut crc = crc32c::crc32c(&[kind]);
+    for piece in pieces {
+        crc = crc32c::crc32c_append(crc, piece);
+    }
+    crc
+}
+
+/// The header of a frame whose body is `pieces`, back to back (for DATA frames written
+/// without copying the log bytes).
+pub fn header(kind: u8, pieces: &[&[u8]]) -> [u8; HEADER_BYTES] {
+    let body_len: usize = pieces.iter().map(|p| p.len()).sum();
+    let mut out = [0u8; HEADER_BYTES];
+    out[..4].copy_from_slice(&((body_len + 5) as u32).to_be_bytes());
+    out[4..8].copy_from_slice(&crc_of(kind, pieces).to_be_bytes());
+    out[8] = kind;
+    out
+}
+
+/// The body prefix of a DATA frame (log and position); the log bytes follow.
+pub fn data_prefix(log: u32, position: u64) -> [u8; 12] {
+    let mut out = [0u8; 12];
+    out[..4].copy_from_slice(&log.to_be_bytes());
+    out[4..].copy_from_slice(&position.to_be_bytes());
+    out
+}
+
+/// Encodes a whole frame (every kind; DATA copies its bytes, see [`header`] to avoid it).
+pub fn encode(message: &Message) -> BytesMut {
+    let mut body = BytesMut::new();
+    let kind = match message {
+        Message::Hello { segment_size_bytes, logs, broker_addr } => {
+            body.put_u32(MAGIC);
+            body.put_u16(VERSION);
+            body.put_u32(logs.len() as u32);
+            body.put_u64(*segment_size_bytes);
+            for log in logs {
+                body.put_u64(log.start);
+                body.put_u64(log.end);
+                body.put_u64(log.durable);
+            }
+            body.put_slice(broker_addr.as_bytes());
+            kind::HELLO
+        }
+        Message::Welcome { segment_size_bytes, actions } => {
+            body.put_u32(actions.len() as u32);
+            body.put_u64(*segment_size_bytes);
+            for action in actions {
+                let (code, position) = match *action {
+                    Action::Stream(p) => (0, p),
+                    Action::StartAt(p) => (1, p),
+                    Action::TruncateTo(p) => (2, p),
+                    Action::Refused => (3, 0),
+                };
+                body.put_u8(code);
+                body.put_u64(position);
+            }
+            kind::WELCOME
+        }
+        Message::Data { log, position, bytes } => {
+            body.put_slice(&data_prefix(*log, *position));
+            body.put_slice(bytes);
+            kind::DATA
+        }
+        Message::Heartbeat { written } => {
+            for w in written {
+                body.put_u64(*w);
+            }
+            kind::HEARTBEAT
+        }
+        Message::Ack { positions } => {
+            body.put_u32(positions.len() as u32);
+            for (log, position) in positions {
+                body.put_u32(*log);
+                body.put_u64(*position);
+            }
+            kind::ACK
+        }
+        Message::Error { reason } => {
+            body.put_slice(reason.as_bytes());
+            kind::ERROR
+        }
+    };
+    let mut out = BytesMut::with_capacity(HEADER_BYTES + body.len());
+    out.put_slice(&header(kind, &[&body]));
+    out.put_slice(&body);
+    out
+}
+
+/// Splits one frame off the front of `buf`: `Ok(None)` until a whole frame is there.
+/// DATA bytes are a zero-copy slice of `buf`.
+///
+/// # Errors
+/// A bad length (checked before waiting for the body), checksum, kind or body.
+pub fn decode(buf: &mut BytesMut) -> Result<Option<Message>, WireError> {
+    let Some(length) = buf.get(..4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])) else {
+        return Ok(None);
+    };
+    let length = length as usize;
+    if !(5..=FRAME_BYTES_MAX).contains(&length) {
+        return Err(WireError::BadLength { length });
+    }
+    if buf.len() < 4 + length {
+        buf.reserve(4 + length - buf.len());
+        return Ok(None);
+    }
+    let mut frame = buf.split_to(4 + length).freeze();
+    frame.advance(4);
+    let stored = frame.get_u32();
+    let computed = crc32c::crc32c(&frame);
+    if stored != computed {
+        return Err(WireError::BadCrc { stored, computed });
+    }
+    let kind = frame.get_u8();
+    decode_body(kind, frame).map(Some)
+}
+
+fn short(kind: u8) -> WireError {
+    WireError::BadBody { kind, reason: "body too short" }
+}
+
+fn decode_body(kind: u8, mut body: Bytes) -> Result<Message, WireError> {
+    match kind {
+        kind::HELLO => {
+            if body.len() < 18 {
+                return Err(short(kind));
+            }
+            if body.get_u32() != MAGIC || body.get_u16() != VERSION {
+                return Err(WireError::BadBody { kind, reason: "bad magic or version" });
+            }
+            let count = body.get_u32();
+            let segment_size_bytes = body.get_u64();
+            if count > LOG_COUNT_MAX || body.len() < count as usize * 24 {
+                return Err(WireError::BadBody { kind, reason: "log count and body disagree" });
+            }
+            let logs = (0..count)
+                .map(|_| LogState {
+                    start: body.get_u64(),
+                    end: body.get_u64(),
+                    durable: body.get_u64(),
+                })
+                .collect();
+            let broker_addr = String::from_utf8_lossy(&body).into_owned();
+            Ok(Message::Hello { segment_size_bytes, logs, broker_addr })
+        }
+        kind::WELCOME => {
+            if body.len() < 12 {
+                return Err(short(kind));
+            }
+            let count = body.get_u32();
+            let segment_size_bytes = body.get_u64();
+            if count > LOG_COUNT_MAX || body.len() != count as usize * 9 {
+                return Err(WireError::BadBody { kind, reason: "log count and body disagree" });
+            }
+            let mut actions = Vec::with_capacity(count as usize);
+            for _ in 0..count {
+                let code = body.get_u8();
+                let position = body.get_u64();
+                actions.push(match code {
+                    0 => Action::Stream(position),
+                    1 => Action::StartAt(position),
+                    2 => Action::TruncateTo(position),
+                    3 => Action::Refused,
+                    _ => return Err(WireError::BadBody { kind, reason: "unknown action" }),
+                });
+            }
+            Ok(Message::Welcome { segment_size_bytes, actions })
+        }
+        kind::DATA => {
+            if body.len() < 12 {
+                return Err(short(kind));
+            }
+            let log = body.get_u32();
+            let position = body.get_u64();
+            Ok(Message::Data { log, position, bytes: body })
+        }
+        kind::HEARTBEAT => {
+            if body.len() % 8 != 0 || body.len() / 8 > LOG_COUNT_MAX as usize {
+                return Err(WireError::BadBody { kind, reason: "not a list of positions" });
+            }
+            let written = (0..body.len() / 8).map(|_| body.get_u64()).collect();
+            Ok(Message::Heartbeat { written })
+        }
+        kind::ACK => {
+            if body.len() < 4 {
+                return Err(short(kind));
+            }
+            let count = body.get_u32() as usize;
+            if count > LOG_COUNT_MAX as usize || body.len() != count * 12 {
+                return Err(WireError::BadBody { kind, reason: "count and body disagree" });
+            }
+            let positions = (0..count).map(|_| (body.get_u32(), body.get_u64())).collect();
+            Ok(Message::Ack { positions })
+        }
+        kind::ERROR => Ok(Message::Error { reason: String::from_utf8_lossy(&body).into_owned() }),
+        kind => Err(WireError::BadKind { kind }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(message: Message) {
+        let mut buf = encode(&message);
+        buf.extend_from_slice(b"\0\0"); // the start of the next frame stays
+        assert_eq!(decode(&mut buf).expect("decodes"), Some(message));
+        assert_eq!(&buf[..], b"\0\0");
+    }
+
+    #[test]
+    fn every_kind_round_trips() {
+        let logs = vec![LogState { start: 0, end: 10, durable: 9 }, LogState::default()];
+        let broker_addr = "127.0.0.1:10911".to_string();
+        round_trip(Message::Hello { segment_size_bytes: 1 << 30, logs, broker_addr });
+        let actions = vec![
+            Action::Stream(5),
+            Action::StartAt(1 << 30),
+            Action::TruncateTo(7),
+            Action::Refused,
+        ];
+        round_trip(Message::Welcome { segment_size_bytes: 1 << 20, actions });
+        round_trip(Message::Data { log: 3, position: 99, bytes: Bytes::from_static(b"abc") });
+        round_trip(Message::Heartbeat { written: vec![1, 2, 3] });
+        round_trip(Message::Ack { positions: vec![(0, 5), (1, 6)] });
+        round_trip(Message::Error { reason: "no".into() });
+    }
+
+    #[test]
+    fn a_data_frame_from_pieces_equals_the_copied_one() {
+        let bytes = Bytes::from_static(b"record bytes");
+        let prefix = data_prefix(2, 4096);
+        let head = header(kind::DATA, &[&prefix, &bytes[..5], &bytes[5..]]);
+        let mut joined = BytesMut::new();
+        joined.extend_from_slice(&head);
+        joined.extend_from_slice(&prefix);
+        joined.extend_from_slice(&bytes);
+        assert_eq!(joined, encode(&Message::Data { log: 2, position: 4096, bytes }));
+    }
+
+    #[test]
+    fn partial_frames_wait_and_damage_is_refused() {
+        let whole = encode(&Message::Ack { positions: vec![(1, 2)] });
+        for cut in 0..whole.len() {
+            let mut part = BytesMut::from(&whole[..cut]);
+            assert_eq!(decode(&mut part), Ok(None), "cut at {cut}");
+        }
+        for at in 4..whole.len() {
+            let mut bad = whole.clone();
+            bad[at] ^= 0x40;
+            assert!(decode(&mut bad).is_err(), "flip at {at}");
+        }
+        let mut huge = BytesMut::from(&u32::MAX.to_be_bytes()[..]);
+        assert!(matches!(decode(&mut huge), Err(WireError::BadLength { .. })));
+    }
+}

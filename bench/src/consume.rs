@@ -22,8 +22,18 @@ use crate::NetArgs;
 pub enum LatencyFrom {
     /// STORETIMESTAMP: broker append to client receipt.
     Store,
-    /// BORNTIMESTAMP: producer send to client receipt (end to end).
+    /// BORNTIMESTAMP: producer send to client receipt (end to end), ms resolution.
     Born,
+    /// The microsecond send time `ramjet-bench produce` writes into the first 8 bytes of
+    /// each body: end to end at µs resolution (bodies of 8 bytes or more).
+    Body,
+}
+
+/// Wall-clock microseconds since the Unix epoch.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
 }
 
 /// Options of the consume mode.
@@ -201,6 +211,7 @@ impl Puller {
 
     fn record(&self, messages: &[ramjet_proto::message::StoredMessage]) {
         let now_ms = ramjet_client::client::now_ms();
+        let now_us = now_us();
         let mut recorder = self.recorder.borrow_mut();
         for m in messages {
             // A broker bug, not a latency: count it and keep the message out of the stats.
@@ -208,11 +219,18 @@ impl Puller {
                 recorder.error("wrong_queue".into());
                 continue;
             }
-            let from = match self.opts.latency_from {
-                LatencyFrom::Store => m.store_timestamp,
-                LatencyFrom::Born => m.born_timestamp,
+            let latency_us = match self.opts.latency_from {
+                LatencyFrom::Store => (now_ms - m.store_timestamp).max(0) as u64 * 1000,
+                LatencyFrom::Born => (now_ms - m.born_timestamp).max(0) as u64 * 1000,
+                LatencyFrom::Body => match m.body.get(..8) {
+                    Some(b) => {
+                        let mut a = [0u8; 8];
+                        a.copy_from_slice(b);
+                        (now_us - i64::from_be_bytes(a)).max(0) as u64
+                    }
+                    None => 0,
+                },
             };
-            let latency_us = (now_ms - from).max(0) as u64 * 1000;
             recorder.message(m.body.len() as u64, latency_us);
         }
         recorder.maybe_flush();

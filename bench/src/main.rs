@@ -156,7 +156,8 @@ struct ConsumeArgs {
     /// Messages per pull.
     #[arg(long = "max-nums", default_value_t = 32)]
     max_nums: i32,
-    /// Measure latency from the store or the born timestamp.
+    /// Measure latency from the store or born timestamp (ms), or from the µs send time
+    /// that `produce` writes into each body (`body`).
     #[arg(long = "latency-from", value_enum, default_value = "store")]
     latency_from: consume::LatencyFrom,
 }

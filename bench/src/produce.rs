@@ -172,6 +172,19 @@ impl Connection {
     }
 }
 
+/// The message with the current wall-clock microseconds in its first 8 body bytes, so
+/// `consume --latency-from body` measures end to end at µs resolution. One body copy per
+/// send (client side only).
+fn stamped(template: &Message) -> Message {
+    let mut msg = template.clone();
+    if msg.body.len() >= 8 {
+        let mut body = msg.body.to_vec();
+        body[..8].copy_from_slice(&crate::consume::now_us().to_be_bytes());
+        msg.body = body.into();
+    }
+    msg
+}
+
 struct Worker {
     producer: Producer,
     queues: Vec<MessageQueue>,
@@ -208,7 +221,7 @@ impl Worker {
             let result = if batched {
                 self.producer.send_batch_to_queue(queue, msgs).await
             } else {
-                self.producer.send_to_queue(queue, msgs[0].clone()).await
+                self.producer.send_to_queue(queue, stamped(&msgs[0])).await
             };
             match result {
                 Ok(_) => {

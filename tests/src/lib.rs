@@ -455,3 +455,73 @@ impl Daemon {
         Daemon::spawn(cmd, "ramjet-namesrv")
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Replication helpers (tests/tests/replication.rs).
+
+/// The `ha <addr>` of a master's ready line (the HA listener).
+pub fn ha_addr(daemon: &Daemon) -> String {
+    let log = daemon.log_text();
+    let line = log.lines().find(|l| l.contains(" ready: ")).expect("ready line");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words
+        .windows(2)
+        .find(|w| w[0] == "ha")
+        .map(|w| w[1].to_string())
+        .unwrap_or_else(|| panic!("no ha address in {line:?}"))
+}
+
+impl Daemon {
+    /// Sends a signal by name (`STOP`, `CONT`, `TERM`) to the process, if it runs.
+    pub fn signal(&self, name: &str) {
+        if let Some(pid) = self.pid() {
+            let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
+            assert!(status.is_ok_and(|s| s.success()), "kill -{name} {pid}");
+        }
+    }
+}
+
+/// The used part of every commit-log segment of a store, by `log/segment` name: the
+/// bytes up to the end of the last record, or through the blank filler that ends the
+/// segment (the rest of a segment file is preallocated zeros).
+pub fn commit_log_contents(store: &Path) -> Vec<(String, Vec<u8>)> {
+    const BLANK_MAGIC: i32 = 0xCBD4_3194_u32 as i32;
+    let root = store.join("commitlog");
+    let mut out = Vec::new();
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect())
+        .unwrap_or_default();
+    logs.sort();
+    for log in logs {
+        let mut segments: Vec<PathBuf> = std::fs::read_dir(&log)
+            .expect("log dir")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.file_name().is_some_and(|n| n.len() == 20))
+            .collect();
+        segments.sort();
+        for segment in segments {
+            let bytes = std::fs::read(&segment).expect("segment");
+            let mut at = 0usize;
+            while at + 8 <= bytes.len() {
+                let total = i32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+                let magic = i32::from_be_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
+                if total <= 0 {
+                    break;
+                }
+                if magic == BLANK_MAGIC {
+                    at += 8;
+                    break;
+                }
+                at += total as usize;
+            }
+            let name = format!(
+                "{}/{}",
+                log.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                segment.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            );
+            out.push((name, bytes[..at.min(bytes.len())].to_vec()));
+        }
+    }
+    out
+}

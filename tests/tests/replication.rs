@@ -1,0 +1,526 @@
+//! Master/slave replication with real processes: a standalone NameServer, a master and a
+//! slave of broker group `rb`, 2 shards each, 256 KiB segments (so logs roll).
+//!
+//! Every wait is a bounded loop on a condition (a send's status, a slave's offsets, a
+//! metadata listing); nothing asserts how long anything took. Every process is a
+//! `Daemon`, killed when dropped.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ramjet_client::protocol::{self, PullArgs};
+use ramjet_client::{
+    Admin, Client, ClientConfig, ClientError, Message, MessageQueue, Producer, PullConsumer,
+    PullStatus, SendStatus, StoredMessage,
+};
+use ramjet_proto::codes::{request, response};
+use ramjet_proto::{Header, SerializeType};
+use ramjet_tests::{commit_log_contents, ha_addr, run_glommio, store_dir, BrokerOptions, Daemon};
+
+const TOPIC: &str = "repl-orders";
+const QUEUES: i32 = 4;
+const SEGMENT_BYTES: u64 = 256 * 1024;
+const WAIT: Duration = Duration::from_secs(90);
+
+fn client(namesrv: &str) -> Client {
+    Client::new(ClientConfig::new(namesrv).expect("client config"))
+}
+
+fn master_options(dir: &Path, namesrv: &str, role: &str, conf: Option<&Path>) -> BrokerOptions {
+    let mut o = BrokerOptions::new(dir);
+    o.namesrv_addr = Some(namesrv.to_string());
+    o.segment_size = Some(SEGMENT_BYTES);
+    o.broker_name = Some("rb".into());
+    o.extra = vec!["--cluster".into(), "RC".into(), "--broker-role".into(), role.into()];
+    if let Some(conf) = conf {
+        o.extra.extend(["-c".to_string(), conf.display().to_string()]);
+    }
+    o
+}
+
+/// A slave of `rb`; without `ha`, it finds its master through the NameServer.
+fn slave_options(dir: &Path, namesrv: &str, ha: Option<String>) -> BrokerOptions {
+    let mut o = master_options(dir, namesrv, "SLAVE", None);
+    o.extra.extend(["--broker-id".to_string(), "1".to_string()]);
+    if let Some(ha) = ha {
+        o.extra.extend(["--ha-master-address".to_string(), ha]);
+    }
+    o
+}
+
+fn body(task: usize, index: usize) -> Bytes {
+    let mut b = format!("t{task}-m{index}-").into_bytes();
+    b.extend((0..(index * 53 + task * 7) % 1500).map(|k| (k as u8).wrapping_mul(17)));
+    Bytes::from(b)
+}
+
+async fn deadline_sleep(deadline: Instant, what: &str) {
+    assert!(Instant::now() < deadline, "timed out waiting for {what}");
+    glommio::timer::sleep(Duration::from_millis(50)).await;
+}
+
+async fn create_topic_and_route(namesrv: &str, master: &str) -> Vec<MessageQueue> {
+    create_and_route(namesrv, master, TOPIC, QUEUES).await
+}
+
+async fn create_and_route(
+    namesrv: &str,
+    master: &str,
+    topic: &str,
+    queues: i32,
+) -> Vec<MessageQueue> {
+    let admin = Admin::new(client(namesrv));
+    admin.create_topic(master, topic, queues, queues).await.expect("create topic");
+    let producer = Producer::new(client(namesrv), "route-probe");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        producer.client().invalidate_route(topic);
+        if let Ok(q) = producer.write_queues(topic).await {
+            if q.len() == queues as usize {
+                return q;
+            }
+        }
+        deadline_sleep(deadline, "the topic's route").await;
+    }
+}
+
+/// Sends until a send is acknowledged with SEND_OK (for SYNC_MASTER: a slave is in sync).
+async fn send_until_ok(producer: &Producer, queue: &MessageQueue) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let msg = Message::new(TOPIC, Bytes::from_static(b"probe"));
+        if let Ok(r) = producer.send_to_queue(queue, msg).await {
+            if r.status == SendStatus::Ok {
+                return;
+            }
+        }
+        deadline_sleep(deadline, "a send acknowledged by a slave").await;
+    }
+}
+
+/// One pull from the broker at `addr` (not through the route: the master may be gone).
+async fn pull_at(
+    client: &Client,
+    addr: &str,
+    group: &str,
+    queue: &MessageQueue,
+    offset: i64,
+) -> Result<ramjet_client::PullResult, ClientError> {
+    let args = PullArgs {
+        consumer_group: group,
+        queue,
+        offset,
+        max_nums: 32,
+        suspend_timeout_ms: None,
+        subscription: None,
+        commit_offset: None,
+        sub_version: 0,
+    };
+    let header = protocol::pull_request(&args, SerializeType::RocketMq);
+    protocol::parse_pull_response(client.invoke(addr, header, &[]).await?, &[])
+}
+
+/// Every message of `queue` at `addr` from `from` on, waiting (bounded) while the broker
+/// does not know the topic yet (a slave gets it from its master's metadata).
+async fn read_from(
+    client: &Client,
+    addr: &str,
+    group: &str,
+    queue: &MessageQueue,
+    from: i64,
+) -> Vec<StoredMessage> {
+    let deadline = Instant::now() + WAIT;
+    let mut out = Vec::new();
+    let mut offset = from;
+    loop {
+        match pull_at(client, addr, group, queue, offset).await {
+            Ok(r) if r.status == PullStatus::Found => {
+                for m in r.messages {
+                    assert_eq!(m.queue_offset, offset, "dense queue offsets");
+                    offset += 1;
+                    out.push(m);
+                }
+            }
+            Ok(r) if r.status == PullStatus::NoNewMsg => return out,
+            Ok(r) => panic!("pull from {addr} at {offset}: {:?}", r.status),
+            Err(ClientError::Broker { code, .. }) if code == response::TOPIC_NOT_EXIST => {
+                deadline_sleep(deadline, "the topic on the slave").await
+            }
+            Err(e) => panic!("pull from {addr}: {e}"),
+        }
+    }
+}
+
+async fn max_offset_at(client: &Client, addr: &str, queue: &MessageQueue) -> i64 {
+    let header = protocol::max_offset_request(queue, SerializeType::RocketMq);
+    let frame = client.invoke(addr, header, &[]).await.expect("max offset");
+    protocol::parse_offset(frame, request::GET_MAX_OFFSET).expect("max offset")
+}
+
+/// Waits (bounded) until the slave's queues end where the master's do.
+async fn wait_caught_up(client: &Client, master: &str, slave: &str, queues: &[MessageQueue]) {
+    let deadline = Instant::now() + WAIT;
+    for q in queues {
+        let want = max_offset_at(client, master, q).await;
+        while max_offset_at(client, slave, q).await != want {
+            deadline_sleep(deadline, "the slave to catch up").await;
+        }
+    }
+}
+
+/// Each segment of the slave holds exactly the first bytes of the master's.
+fn assert_slave_is_a_prefix(master: &Path, slave: &Path) {
+    let masters: BTreeMap<String, Vec<u8>> = commit_log_contents(master).into_iter().collect();
+    let slaves = commit_log_contents(slave);
+    assert!(slaves.iter().any(|(_, b)| !b.is_empty()), "the slave holds data");
+    for (name, bytes) in slaves {
+        let theirs = masters.get(&name).unwrap_or_else(|| panic!("master lacks {name}"));
+        assert!(theirs.starts_with(&bytes), "slave segment {name} is not the master's prefix");
+    }
+}
+
+fn assert_identical_logs(master: &Path, slave: &Path) {
+    let (m, s) = (commit_log_contents(master), commit_log_contents(slave));
+    assert!(m.len() > 2, "several segments: {}", m.len());
+    assert_eq!(m.len(), s.len(), "segment count");
+    for ((mn, mb), (sn, sb)) in m.iter().zip(&s) {
+        assert_eq!(mn, sn);
+        assert!(mb == sb, "segment {mn} differs ({} vs {} bytes used)", mb.len(), sb.len());
+    }
+}
+
+type Acked = Arc<Mutex<Vec<(i32, i64, Bytes)>>>;
+
+/// Sends from 8 concurrent tasks until `stop` or the first error; records SEND_OK acks.
+fn produce_run(namesrv: String, queues: Vec<MessageQueue>, acked: Acked, stop: Arc<AtomicBool>) {
+    run_glommio(move || async move {
+        let producer = Rc::new(Producer::new(client(&namesrv), "repl-producer"));
+        let mut tasks = Vec::new();
+        for task in 0..8usize {
+            let (producer, queue) = (producer.clone(), queues[task % queues.len()].clone());
+            let (acked, stop) = (acked.clone(), stop.clone());
+            tasks.push(glommio::spawn_local(async move {
+                for index in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let b = body(task, index);
+                    match producer.send_to_queue(&queue, Message::new(TOPIC, b.clone())).await {
+                        Ok(r) if r.status == SendStatus::Ok => {
+                            acked.lock().expect("acked").push((queue.queue_id, r.queue_offset, b))
+                        }
+                        Ok(_) => {}
+                        Err(_) => return,
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await;
+        }
+    });
+}
+
+// Goal: under SYNC_MASTER every acknowledged message is on the slave, byte-identical,
+// when the master dies mid-run; consumers read it there while the master is down; when
+// the master returns, replication resumes from the slave's end with no gap and no
+// duplicate bytes.
+// Method: the slave finds its master through the NameServer. 8 concurrent producers send
+// until 400 SEND_OK acks, then SIGKILL the master. Read every queue from the slave and
+// find every ack at its queue offset with its body; the slave's segments are prefixes of
+// the master's. Restart both, send more, wait for the slave, stop both: the logs are equal.
+#[test]
+fn sync_master_killed_mid_run_leaves_every_acked_message_on_the_slave() {
+    let namesrv = Daemon::namesrv();
+    let ns = namesrv.namesrv_addr.clone();
+    let (master_dir, slave_dir) = (store_dir(), store_dir());
+    let master_opts = master_options(master_dir.path(), &ns, "SYNC_MASTER", None);
+    let slave_opts = slave_options(slave_dir.path(), &ns, None);
+    let mut master = Daemon::broker(&master_opts);
+    let mut slave = Daemon::broker(&slave_opts);
+    let (master_addr, slave_addr) = (master.broker_addr.clone(), slave.broker_addr.clone());
+    let queues = {
+        let (ns, m, s) = (ns.clone(), master_addr.clone(), slave_addr.clone());
+        run_glommio(move || async move {
+            let queues = create_topic_and_route(&ns, &m).await;
+            let producer = Producer::new(client(&ns), "repl-producer");
+            send_until_ok(&producer, &queues[0]).await;
+            read_from(&client(&ns), &s, "probe", &queues[0], 0).await; // the topic is there
+            queues
+        })
+    };
+    let acked: Acked = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let run = {
+        let (ns, queues, acked, stop) = (ns.clone(), queues.clone(), acked.clone(), stop.clone());
+        std::thread::spawn(move || produce_run(ns, queues, acked, stop))
+    };
+    let deadline = Instant::now() + WAIT;
+    while acked.lock().expect("acked").len() < 400 {
+        assert!(Instant::now() < deadline, "400 acks never came");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    master.kill();
+    stop.store(true, Ordering::Relaxed);
+    run.join().expect("producers");
+    let acked = acked.lock().expect("acked").clone();
+    let (ns2, s2, queues2) = (ns.clone(), slave_addr.clone(), queues.clone());
+    run_glommio(move || async move {
+        let c = client(&ns2);
+        let mut on_slave: BTreeMap<(i32, i64), Bytes> = BTreeMap::new();
+        for q in &queues2 {
+            for m in read_from(&c, &s2, "reader", q, 0).await {
+                on_slave.insert((q.queue_id, m.queue_offset), m.body.clone());
+            }
+        }
+        for (queue_id, offset, body) in &acked {
+            let got = on_slave.get(&(*queue_id, *offset));
+            assert_eq!(got, Some(body), "acked message {queue_id}:{offset} on the slave");
+        }
+    });
+    slave.stop();
+    assert_slave_is_a_prefix(master_dir.path(), slave_dir.path());
+    let mut master = Daemon::broker(&master_opts);
+    let mut slave = Daemon::broker(&slave_opts);
+    let (m, s) = (master.broker_addr.clone(), slave.broker_addr.clone());
+    run_glommio(move || async move {
+        let producer = Producer::new(client(&ns), "repl-producer");
+        send_until_ok(&producer, &queues[1]).await;
+        for i in 0..200 {
+            let q = &queues[i % queues.len()];
+            let r = producer.send_to_queue(q, Message::new(TOPIC, body(99, i))).await;
+            assert_eq!(r.expect("send after the restart").status, SendStatus::Ok);
+        }
+        wait_caught_up(&client(&ns), &m, &s, &queues).await;
+    });
+    master.stop();
+    slave.stop();
+    assert_identical_logs(master_dir.path(), slave_dir.path());
+    drop(namesrv);
+}
+
+// Goal: a slave killed and restarted catches up from its own end, with no gap and no
+// duplicate bytes; an ASYNC_MASTER acknowledges without it.
+// Method: the slave is given the master's HA address. Send 300, wait for the slave,
+// SIGKILL it, send 300 more (all acknowledged at once), restart it on its store, wait for
+// it, stop both: the logs are equal segment by segment.
+#[test]
+fn a_restarted_slave_resumes_from_its_own_end() {
+    let namesrv = Daemon::namesrv();
+    let ns = namesrv.namesrv_addr.clone();
+    let (master_dir, slave_dir) = (store_dir(), store_dir());
+    let mut master = Daemon::broker(&master_options(master_dir.path(), &ns, "ASYNC_MASTER", None));
+    let slave_opts = slave_options(slave_dir.path(), &ns, Some(ha_addr(&master)));
+    let mut slave = Daemon::broker(&slave_opts);
+    let (m, s) = (master.broker_addr.clone(), slave.broker_addr.clone());
+    let send = |ns: String, m: String, s: String, from: usize| {
+        run_glommio(move || async move {
+            let queues = create_topic_and_route(&ns, &m).await;
+            let producer = Producer::new(client(&ns), "repl-producer");
+            for i in from..from + 300 {
+                let q = &queues[i % queues.len()];
+                let r = producer.send_to_queue(q, Message::new(TOPIC, body(1, i))).await;
+                assert_eq!(r.expect("async master send").status, SendStatus::Ok);
+            }
+            if !s.is_empty() {
+                wait_caught_up(&client(&ns), &m, &s, &queues).await;
+            }
+        })
+    };
+    send(ns.clone(), m.clone(), s.clone(), 0);
+    slave.kill();
+    send(ns.clone(), m.clone(), String::new(), 300);
+    let mut slave = Daemon::broker(&slave_opts);
+    let s = slave.broker_addr.clone();
+    send(ns.clone(), m, s, 600);
+    master.stop();
+    slave.stop();
+    assert_identical_logs(master_dir.path(), slave_dir.path());
+    drop(namesrv);
+}
+
+// Goal: SYNC_MASTER reports a stopped slave with FLUSH_SLAVE_TIMEOUT within its
+// configured timeout, succeeds again once the slave continues, and reports a dead slave
+// with SLAVE_NOT_AVAILABLE.
+// Method: syncFlushTimeout=1000 (below the client's 3 s request timeout). SIGSTOP the
+// slave: the next send is stored and answered FLUSH_SLAVE_TIMEOUT. SIGCONT: sends are
+// SEND_OK again. SIGKILL: sends become SLAVE_NOT_AVAILABLE.
+#[test]
+fn a_stopped_slave_times_sync_sends_out_and_a_dead_one_is_not_available() {
+    let namesrv = Daemon::namesrv();
+    let ns = namesrv.namesrv_addr.clone();
+    let (master_dir, slave_dir) = (store_dir(), store_dir());
+    let conf = master_dir.path().join("broker.conf");
+    std::fs::write(&conf, "syncFlushTimeout=1000\n").expect("broker.conf");
+    let master = Daemon::broker(&master_options(
+        &master_dir.path().join("store"),
+        &ns,
+        "SYNC_MASTER",
+        Some(&conf),
+    ));
+    let mut slave = Daemon::broker(&slave_options(slave_dir.path(), &ns, None));
+    let m = master.broker_addr.clone();
+    let queues = {
+        let (ns, m) = (ns.clone(), m.clone());
+        run_glommio(move || async move {
+            let queues = create_topic_and_route(&ns, &m).await;
+            send_until_ok(&Producer::new(client(&ns), "repl-producer"), &queues[0]).await;
+            queues
+        })
+    };
+    slave.signal("STOP");
+    let status = {
+        let (ns, q) = (ns.clone(), queues[0].clone());
+        run_glommio(move || async move {
+            let producer = Producer::new(client(&ns), "repl-producer");
+            let r = producer.send_to_queue(&q, Message::new(TOPIC, body(2, 0))).await;
+            r.expect("stored").status
+        })
+    };
+    slave.signal("CONT");
+    assert_eq!(status, SendStatus::FlushSlaveTimeout);
+    {
+        let (ns, q) = (ns.clone(), queues[1].clone());
+        run_glommio(move || async move {
+            send_until_ok(&Producer::new(client(&ns), "repl-producer"), &q).await;
+        });
+    }
+    slave.kill();
+    run_glommio(move || async move {
+        let producer = Producer::new(client(&ns), "repl-producer");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let r = producer.send_to_queue(&queues[2], Message::new(TOPIC, body(3, 0))).await;
+            if r.expect("stored").status == SendStatus::SlaveNotAvailable {
+                return;
+            }
+            deadline_sleep(deadline, "SLAVE_NOT_AVAILABLE").await;
+        }
+    });
+    drop(master);
+    drop(namesrv);
+}
+
+async fn admin_call(client: &Client, addr: &str, code: i32, body: &[u8]) -> Bytes {
+    let frame = client.invoke(addr, Header::request(code, 0, SerializeType::RocketMq), body).await;
+    let frame = frame.expect("admin call");
+    assert_eq!(frame.header.code, response::SUCCESS, "request {code}: {:?}", frame.header.remark);
+    frame.body
+}
+
+// Goal: topics, consumer offsets, delay progress and subscription groups follow the
+// master to the slave; slaves show in routes and cluster info; a consumer that moves to
+// the slave when the master dies resumes at its committed offsets and skips nothing; the
+// slave refuses sends.
+// Method: SYNC_MASTER. Create a group, send 200 messages and one delayed message (level
+// 1), consume half of each queue from the master and commit. Wait for the slave to list
+// the topic, the group, the offsets and the delay progress. SIGKILL the master; read on
+// from the slave from the committed offsets; together with what was read before, every
+// acknowledged message is read exactly once, in order.
+#[test]
+fn consumers_move_to_the_slave_and_metadata_follows_the_master() {
+    let namesrv = Daemon::namesrv();
+    let ns = namesrv.namesrv_addr.clone();
+    let (master_dir, slave_dir) = (store_dir(), store_dir());
+    let mut master = Daemon::broker(&master_options(master_dir.path(), &ns, "SYNC_MASTER", None));
+    let slave = Daemon::broker(&slave_options(slave_dir.path(), &ns, None));
+    let (m, s) = (master.broker_addr.clone(), slave.broker_addr.clone());
+    let group = "repl-consumers";
+    let (queues, sent, read) = {
+        let (ns, m, s) = (ns.clone(), m.clone(), s.clone());
+        run_glommio(move || async move {
+            let c = client(&ns);
+            let info = Admin::new(client(&ns)).cluster_info().await.expect("cluster info");
+            let addrs = &info.broker_addr_table.get("rb").expect("group rb").broker_addrs;
+            assert_eq!(addrs.get(&0), Some(&m), "master listed");
+            assert_eq!(addrs.get(&1), Some(&s), "slave listed");
+            let group_json = format!("{{\"groupName\":\"{group}\"}}");
+            admin_call(&c, &m, request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, group_json.as_bytes())
+                .await;
+            let queues = create_topic_and_route(&ns, &m).await;
+            let producer = Producer::new(client(&ns), "repl-producer");
+            send_until_ok(&producer, &queues[0]).await;
+            // A delayed message (level 1, 1 s) on a topic of its own: its delivery moves
+            // the delay progress that the slave must copy.
+            let later = create_and_route(&ns, &m, "repl-later", 1).await;
+            let mut delayed = Message::new("repl-later", Bytes::from_static(b"later"));
+            delayed.set_property("DELAY", "1");
+            producer.send_to_queue(&later[0], delayed).await.expect("delayed send");
+            for i in 0..200 {
+                let q = &queues[i % queues.len()];
+                let r = producer.send_to_queue(q, Message::new(TOPIC, body(4, i))).await;
+                assert_eq!(r.expect("send").status, SendStatus::Ok);
+            }
+            let consumer = PullConsumer::new(client(&ns), group);
+            let mut read: BTreeMap<i32, Vec<Bytes>> = BTreeMap::new();
+            let mut sent: BTreeMap<i32, Vec<Bytes>> = BTreeMap::new();
+            for q in &queues {
+                let all = read_from(&c, &m, group, q, 0).await;
+                sent.insert(q.queue_id, all.iter().map(|m| m.body.clone()).collect());
+                let half = all.len() / 2;
+                read.insert(q.queue_id, all[..half].iter().map(|m| m.body.clone()).collect());
+                consumer.update_offset(q, half as i64).await.expect("commit");
+            }
+            wait_for_metadata(&c, &s, group, &queues, &read).await;
+            let route = c.fetch_route(TOPIC).await.expect("route").expect("route data");
+            let rb = route.broker_datas.iter().find(|b| b.broker_name == "rb").expect("rb");
+            assert!(rb.broker_addrs.contains_key(&1), "the slave is in the route");
+            (queues, sent, read)
+        })
+    };
+    master.kill();
+    run_glommio(move || async move {
+        let c = client(&ns);
+        for q in &queues {
+            let header = protocol::query_offset_request(group, q, SerializeType::RocketMq);
+            let frame = c.invoke(&s, header, &[]).await.expect("query offset on the slave");
+            let committed = protocol::parse_query_offset(frame).expect("offset").expect("some");
+            let mut got = read[&q.queue_id].clone();
+            assert_eq!(committed, got.len() as i64);
+            got.extend(read_from(&c, &s, group, q, committed).await.into_iter().map(|m| m.body));
+            assert!(got == sent[&q.queue_id], "queue {} read exactly once, in order", q.queue_id);
+        }
+        let send = Header::request(request::SEND_MESSAGE_V2, 0, SerializeType::RocketMq);
+        let frame = c.invoke(&s, send, b"x").await.expect("send to the slave");
+        assert_eq!(frame.header.code, response::SERVICE_NOT_AVAILABLE);
+    });
+    drop(slave);
+    drop(namesrv);
+}
+
+/// Waits (bounded) until the slave lists the topic, the group, the committed offsets and
+/// the delay progress copied from the master.
+async fn wait_for_metadata(
+    c: &Client,
+    slave: &str,
+    group: &str,
+    queues: &[MessageQueue],
+    read: &BTreeMap<i32, Vec<Bytes>>,
+) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let topics = admin_call(c, slave, request::GET_ALL_TOPIC_CONFIG, &[]).await;
+        let groups = admin_call(c, slave, request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG, &[]).await;
+        let delays = admin_call(c, slave, request::GET_ALL_DELAY_OFFSET, &[]).await;
+        let delays: serde_json::Value = serde_json::from_slice(&delays).expect("delay offsets");
+        let mut offsets_ok = true;
+        for q in queues {
+            let header = protocol::query_offset_request(group, q, SerializeType::RocketMq);
+            let frame = c.invoke(slave, header, &[]).await.expect("query offset");
+            let committed = protocol::parse_query_offset(frame).ok().flatten();
+            offsets_ok &= committed == Some(read[&q.queue_id].len() as i64);
+        }
+        let topic_ok = String::from_utf8_lossy(&topics).contains(TOPIC);
+        let group_ok = String::from_utf8_lossy(&groups).contains(group);
+        let delay_ok = delays["offsetTable"]["1"].as_i64().is_some_and(|o| o >= 1);
+        if topic_ok && group_ok && delay_ok && offsets_ok {
+            return;
+        }
+        deadline_sleep(deadline, "metadata on the slave").await;
+    }
+}

@@ -461,7 +461,15 @@ impl Daemon {
 
 /// The `ha <addr>` of a master's ready line (the HA listener).
 pub fn ha_addr(daemon: &Daemon) -> String {
-    let log = daemon.log_text();
+    // The reader thread reports the ready line before it appends it to the log.
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let log = loop {
+        let log = daemon.log_text();
+        if log.contains(" ready: ") || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
     let line = log.lines().find(|l| l.contains(" ready: ")).expect("ready line");
     let words: Vec<&str> = line.split_whitespace().collect();
     words

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# A local cluster on loopback: two NameServers and two broker groups (broker-a and
+# broker-b of cluster RamjetCluster), each a master and a slave, every process with its
+# own data folder and log under DIR.
+#
+#   scripts/cluster.sh start DIR    start everything, wait for every ready line
+#   scripts/cluster.sh stop DIR     SIGTERM everything (clean stop), SIGKILL after 30 s
+#   scripts/cluster.sh status DIR   which processes run
+#
+# Environment:
+#   ROLE=SYNC_MASTER|ASYNC_MASTER  role of both masters (default ASYNC_MASTER)
+#   FLUSH=ASYNC_FLUSH|SYNC_FLUSH   flushDiskType of every broker (default ASYNC_FLUSH)
+#   SHARDS=N                       shards per broker, the same for master and slave (1)
+#   NAMESRV_PORT=P                 NameServers on P and P+1 (9876)
+#   BROKER_PORT=P                  broker-a master P, slave P+10; broker-b master P+20,
+#                                  slave P+30 (10911); each master's HA port is its + 1
+#   RAMJET_BIN_DIR                 binaries (target/release; built when absent)
+#
+# Clients use NameServers "127.0.0.1:9876;127.0.0.1:9877", e.g.
+#   target/release/ramjet-bench produce -n "127.0.0.1:9876;127.0.0.1:9877" --duration 10
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CMD=${1:-}
+DIR=${2:-}
+if [ -z "$CMD" ] || [ -z "$DIR" ]; then
+  sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+  exit 2
+fi
+ROLE=${ROLE:-ASYNC_MASTER}
+FLUSH=${FLUSH:-ASYNC_FLUSH}
+SHARDS=${SHARDS:-1}
+NS_PORT=${NAMESRV_PORT:-9876}
+BROKER_PORT=${BROKER_PORT:-10911}
+BIN=${RAMJET_BIN_DIR:-target/release}
+NAMESRV="127.0.0.1:${NS_PORT};127.0.0.1:$((NS_PORT + 1))"
+NAMES="namesrv-1 namesrv-2 broker-a-master broker-b-master broker-a-slave broker-b-slave"
+
+wait_ready() { # $1 name
+  local log="$DIR/$1.log"
+  for _ in $(seq 1 600); do
+    if grep -q " ready: " "$log" 2>/dev/null; then
+      grep " ready: " "$log"
+      return 0
+    fi
+    if ! kill -0 "$(cat "$DIR/$1.pid")" 2>/dev/null; then
+      echo "$1 exited:" >&2; tail -20 "$log" >&2; return 1
+    fi
+    sleep 0.1
+  done
+  echo "$1 not ready after 60 s:" >&2; tail -20 "$log" >&2; return 1
+}
+
+launch() { # $1 name, then the command
+  local name=$1; shift
+  if [ -f "$DIR/$name.pid" ] && kill -0 "$(cat "$DIR/$name.pid")" 2>/dev/null; then
+    echo "$name already runs (pid $(cat "$DIR/$name.pid"))" >&2; return 1
+  fi
+  RUST_LOG=${RUST_LOG:-info} nohup "$@" >"$DIR/$name.log" 2>&1 </dev/null &
+  echo $! >"$DIR/$name.pid"
+  wait_ready "$name"
+}
+
+broker() { # $1 name, $2 broker name, $3 port, $4 id, $5 role
+  mkdir -p "$DIR/$1"
+  launch "$1" "$BIN/ramjet-broker" --store-path "$(cd "$DIR/$1" && pwd)" \
+    --broker-ip 127.0.0.1 --listen-port "$3" -n "$NAMESRV" --shards "$SHARDS" \
+    --cluster RamjetCluster --broker-name "$2" --broker-id "$4" --broker-role "$5" \
+    --flush-disk-type "$FLUSH"
+}
+
+case "$CMD" in
+  start)
+    if [ ! -x "$BIN/ramjet-broker" ] || [ ! -x "$BIN/ramjet-namesrv" ]; then
+      cargo build --release -p ramjet-server --bins
+    fi
+    ulimit -l unlimited 2>/dev/null || true
+    mkdir -p "$DIR"
+    launch namesrv-1 "$BIN/ramjet-namesrv" --listen-port "$NS_PORT" --bind-ip 127.0.0.1
+    launch namesrv-2 "$BIN/ramjet-namesrv" --listen-port "$((NS_PORT + 1))" --bind-ip 127.0.0.1
+    broker broker-a-master broker-a "$BROKER_PORT" 0 "$ROLE"
+    broker broker-b-master broker-b "$((BROKER_PORT + 20))" 0 "$ROLE"
+    broker broker-a-slave broker-a "$((BROKER_PORT + 10))" 1 SLAVE
+    broker broker-b-slave broker-b "$((BROKER_PORT + 30))" 1 SLAVE
+    echo "cluster up: NameServers $NAMESRV; logs and data in $DIR"
+    ;;
+  stop)
+    pids=()
+    for name in $NAMES; do
+      f="$DIR/$name.pid"
+      [ -f "$f" ] || continue
+      pid=$(cat "$f")
+      if kill -TERM "$pid" 2>/dev/null; then pids+=("$pid"); fi
+      rm -f "$f"
+    done
+    for pid in "${pids[@]}"; do
+      for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "$pid" 2>/dev/null || true
+    done
+    echo "cluster stopped (${#pids[@]} processes)"
+    ;;
+  status)
+    for name in $NAMES; do
+      f="$DIR/$name.pid"
+      if [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; then
+        echo "$name running (pid $(cat "$f"))"
+      else
+        echo "$name stopped"
+      fi
+    done
+    ;;
+  *)
+    echo "unknown command $CMD (start|stop|status)" >&2; exit 2 ;;
+esac

@@ -163,7 +163,7 @@ async fn call(
     let timeout = Duration::from_millis(REGISTER_TIMEOUT_MS);
     let result = match conns.get_mut(addr) {
         Some(c) => glommio::timer::timeout(timeout, async {
-            c.call(header, body).await.map_err(|e| glommio::GlommioError::IoError(e))
+            c.call(header, body).await.map_err(glommio::GlommioError::IoError)
         })
         .await
         .map_err(|e| std::io::Error::other(e.to_string())),

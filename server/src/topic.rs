@@ -51,8 +51,7 @@ impl TopicTable {
     pub fn to_wrapper(&self) -> TopicConfigSerializeWrapper {
         TopicConfigSerializeWrapper {
             topic_config_table: self.topics.clone(),
-            data_version: self.data_version.clone(),
-            ..TopicConfigSerializeWrapper::default()
+            data_version: self.data_version,
         }
     }
 }

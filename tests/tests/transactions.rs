@@ -16,11 +16,10 @@ use ramjet_tests::{run_glommio, store_dir, BrokerOptions, Daemon};
 
 const GROUP: &str = "tx-producers";
 
-fn client(
-    ns: &str,
-    st: SerializeType,
-    handler: Option<Rc<dyn Fn(&Frame) -> Option<Frame>>>,
-) -> Client {
+/// A handler of broker-initiated requests.
+type Handler = Rc<dyn Fn(&Frame) -> Option<Frame>>;
+
+fn client(ns: &str, st: SerializeType, handler: Option<Handler>) -> Client {
     let mut c = ClientConfig::new(ns).expect("config");
     c.serialize_type = st;
     Client::with_handler(c, handler)
@@ -157,7 +156,7 @@ fn check_back_answers_are_honoured() {
         create(&ns, &addr, "txc").await;
         let checks: Rc<RefCell<Vec<(i64, i64, String)>>> = Rc::default();
         let seen = checks.clone();
-        let handler: Rc<dyn Fn(&Frame) -> Option<Frame>> = Rc::new(move |f: &Frame| {
+        let handler: Handler = Rc::new(move |f: &Frame| {
             if f.header.code == request::CHECK_TRANSACTION_STATE {
                 let e = &f.header.ext_fields;
                 let record =

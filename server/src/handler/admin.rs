@@ -49,7 +49,6 @@ pub async fn create_topic(shard: &Rc<Shard>, h: &Header) -> Response {
         topic_filter_type: req.topic_filter_type.clone(),
         topic_sys_flag: req.topic_sys_flag.unwrap_or(0),
         order: req.order,
-        ..body::TopicConfig::default()
     };
     let Some(manager) = shard.topic_manager.as_ref() else {
         return error(

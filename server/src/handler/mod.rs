@@ -6,6 +6,7 @@
 //!    their log id, cluster-wide state on shard 0, everything else locally).
 //! 2. **Forward** the whole frame to the owner when it is another shard.
 //! 3. **Execute** on the owner ([`execute`]): decode, validate, act, map errors, encode.
+//!
 //! One-way requests get no response.
 
 pub mod admin;

@@ -93,7 +93,7 @@ pub enum Parking {
 
 impl Parking {
     /// The queue the records are stored in.
-    pub fn stored_queue<'a>(self, topic: &'a str, queue_id: i32) -> (&'a str, i32) {
+    pub fn stored_queue(self, topic: &str, queue_id: i32) -> (&str, i32) {
         match self {
             Parking::None => (topic, queue_id),
             Parking::Delay(level) => (SCHEDULE_TOPIC, level - 1),
@@ -365,13 +365,11 @@ fn map_store_error(h: &Header, e: &StoreError) -> Response {
         StoreError::Busy { .. } => response::SYSTEM_BUSY,
         // A failed fdatasync poisons the log; nothing more can be acknowledged. The
         // reference answers SERVICE_NOT_AVAILABLE when its store is not writeable.
-        StoreError::Poisoned { .. } => response::SERVICE_NOT_AVAILABLE,
-        StoreError::MessageTooLarge { .. } => response::MESSAGE_ILLEGAL,
+        StoreError::Poisoned => response::SERVICE_NOT_AVAILABLE,
+        StoreError::MessageTooLarge => response::MESSAGE_ILLEGAL,
         // Disk use past the warning ratio, or the store set read-only: refuse writes
         // rather than corrupt anything, as the reference's "not writeable" store does.
-        StoreError::DiskFull { .. } | StoreError::NotWritable { .. } => {
-            response::SERVICE_NOT_AVAILABLE
-        }
+        StoreError::DiskFull { .. } | StoreError::NotWritable => response::SERVICE_NOT_AVAILABLE,
         _ => response::SYSTEM_ERROR,
     };
     error(h, code, e.to_string())

@@ -335,7 +335,7 @@ mod tests {
         let route = r.route("t").expect("b still serves t");
         assert_eq!(route.broker_datas.len(), 1);
         assert_eq!(route.broker_datas[0].broker_name, "b");
-        assert!(r.cluster_info().broker_addr_table.get("a").is_none());
+        assert!(!r.cluster_info().broker_addr_table.contains_key("a"));
     }
 
     #[test]

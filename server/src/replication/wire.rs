@@ -346,7 +346,7 @@ fn decode_body(kind: u8, mut body: Bytes) -> Result<Message, WireError> {
             Ok(Message::Data { log, position, bytes: body })
         }
         kind::HEARTBEAT => {
-            if body.len() % 8 != 0 || body.len() / 8 > LOG_COUNT_MAX as usize {
+            if !body.len().is_multiple_of(8) || body.len() / 8 > LOG_COUNT_MAX as usize {
                 return Err(WireError::BadBody { kind, reason: "not a list of positions" });
             }
             let written = (0..body.len() / 8).map(|_| body.get_u64()).collect();

@@ -533,3 +533,31 @@ pub fn commit_log_contents(store: &Path) -> Vec<(String, Vec<u8>)> {
     }
     out
 }
+
+/// A client of the NameServers `namesrv` sending headers in `serialize_type`.
+pub fn client(namesrv: &str, serialize_type: ramjet_proto::SerializeType) -> ramjet_client::Client {
+    let mut c = ramjet_client::ClientConfig::new(namesrv).expect("client config");
+    c.serialize_type = serialize_type;
+    ramjet_client::Client::new(c)
+}
+
+/// Waits (bounded: 30 s) until the NameServer routes `topic` with `queues` write queues,
+/// and returns them. Route changes reach the NameServer with the broker's next
+/// registration, which a topic change triggers at once.
+pub async fn wait_for_route(
+    producer: &ramjet_client::Producer,
+    topic: &str,
+    queues: usize,
+) -> Vec<ramjet_client::MessageQueue> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        producer.client().invalidate_route(topic);
+        if let Ok(q) = producer.write_queues(topic).await {
+            if q.len() == queues {
+                return q;
+            }
+        }
+        assert!(Instant::now() < deadline, "route of {topic} never appeared");
+        glommio::timer::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -5,34 +5,12 @@
 
 use std::time::{Duration, Instant};
 
-use ramjet_client::{
-    Admin, Client, ClientConfig, Message, MessageQueue, Producer, PullConsumer, PullStatus,
-};
+use ramjet_client::{Admin, Client, Message, MessageQueue, Producer, PullConsumer, PullStatus};
 use ramjet_proto::codes::{request, response};
 use ramjet_proto::header::{CommandHeader, ConsumerSendMsgBackRequestHeader};
 use ramjet_proto::message::StoredMessage;
 use ramjet_proto::{Header, SerializeType};
-use ramjet_tests::{run_glommio, store_dir, BrokerOptions, Daemon};
-
-fn client(namesrv: &str, st: SerializeType) -> Client {
-    let mut c = ClientConfig::new(namesrv).expect("config");
-    c.serialize_type = st;
-    Client::new(c)
-}
-
-async fn queues(p: &Producer, topic: &str, n: usize) -> Vec<MessageQueue> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        p.client().invalidate_route(topic);
-        if let Ok(q) = p.write_queues(topic).await {
-            if q.len() == n {
-                return q;
-            }
-        }
-        assert!(Instant::now() < deadline, "no route for {topic}");
-        glommio::timer::sleep(Duration::from_millis(50)).await;
-    }
-}
+use ramjet_tests::{client, run_glommio, store_dir, wait_for_route, BrokerOptions, Daemon};
 
 /// Pulls `queue` from `offset` until a message arrives (bounded by `within`).
 async fn next_message(
@@ -69,7 +47,7 @@ fn delayed_message_arrives_after_its_delay_and_intact() {
         for (i, st) in [SerializeType::RocketMq, SerializeType::Json].into_iter().enumerate() {
             let producer = Producer::new(client(&ns, st), "pg");
             let consumer = PullConsumer::new(client(&ns, st), "cg");
-            let q = queues(&producer, "delayed", 2).await[i].clone();
+            let q = wait_for_route(&producer, "delayed", 2).await[i].clone();
             let mut msg = Message::new("delayed", format!("later {i}"))
                 .with_tags("TagD")
                 .with_keys("order-7");
@@ -113,7 +91,7 @@ fn messages_due_during_a_stop_are_delivered_after_restart() {
             .await
             .expect("create");
         let producer = Producer::new(client(&ns, SerializeType::RocketMq), "pg");
-        let q = queues(&producer, "later", 1).await[0].clone();
+        let q = wait_for_route(&producer, "later", 1).await[0].clone();
         for i in 0..5 {
             let mut msg = Message::new("later", format!("m{i}"));
             msg.set_property("DELAY", "2");
@@ -126,7 +104,7 @@ fn messages_due_during_a_stop_are_delivered_after_restart() {
     run_glommio(move || async move {
         let producer = Producer::new(client(&ns, SerializeType::RocketMq), "pg");
         let consumer = PullConsumer::new(client(&ns, SerializeType::RocketMq), "cg");
-        let q = queues(&producer, "later", 1).await[0].clone();
+        let q = wait_for_route(&producer, "later", 1).await[0].clone();
         let mut got = Vec::new();
         for offset in 0..5 {
             let m = next_message(&consumer, &q, offset, Duration::from_secs(30)).await;
@@ -179,7 +157,7 @@ fn sent_back_messages_go_to_retry_then_dead_letter_queue() {
             .expect("create");
         let producer = Producer::new(client(&ns, SerializeType::RocketMq), "pg");
         let consumer = PullConsumer::new(client(&ns, SerializeType::RocketMq), "workers");
-        let q = queues(&producer, "work", 1).await[0].clone();
+        let q = wait_for_route(&producer, "work", 1).await[0].clone();
         producer.send_to_queue(&q, Message::new("work", "job").with_tags("J")).await.expect("send");
         let original = next_message(&consumer, &q, 0, Duration::from_secs(10)).await;
         assert_eq!(send_back(&c, &addr, &original, "workers", 1, 16).await, response::SUCCESS);

@@ -3,39 +3,16 @@
 //! data and read it all again, long polling, consumer offsets across restarts.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use ramjet_client::{
-    Admin, Client, ClientConfig, Message, MessageQueue, Producer, PullConsumer, PullStatus,
-};
+use ramjet_client::{Admin, Message, MessageQueue, Producer, PullConsumer, PullStatus};
 use ramjet_proto::SerializeType;
-use ramjet_tests::{run_glommio, store_dir, BrokerOptions, Daemon};
+use ramjet_tests::{client, run_glommio, store_dir, wait_for_route, BrokerOptions, Daemon};
 
 const TOPIC: &str = "e2e-orders";
 const QUEUES: i32 = 8;
 const PER_QUEUE: usize = 120;
-
-fn client(namesrv: &str, st: SerializeType) -> Client {
-    let mut c = ClientConfig::new(namesrv).expect("config");
-    c.serialize_type = st;
-    Client::new(c)
-}
-
-/// Waits (bounded) until the NameServer routes `topic` with `queues` write queues.
-async fn wait_for_route(producer: &Producer, topic: &str, queues: usize) -> Vec<MessageQueue> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        producer.client().invalidate_route(topic);
-        if let Ok(q) = producer.write_queues(topic).await {
-            if q.len() == queues {
-                return q;
-            }
-        }
-        assert!(Instant::now() < deadline, "route of {topic} never appeared");
-        glommio::timer::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// Body of message `i` of queue `q`: varied sizes, binary content, self-describing prefix.
 fn body(q: i32, i: usize) -> Bytes {

@@ -524,3 +524,63 @@ async fn wait_for_metadata(
         deadline_sleep(deadline, "metadata on the slave").await;
     }
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+// Goal: a slave whose log runs past its master's (the master came back without its
+// tail) truncates to the master's end, says so in its log, and then follows the master
+// byte-identical again.
+// Method: send 200, wait for the slave, stop the master and keep a copy of its store;
+// restart it, send 200 more, wait for the slave; stop the master and put the old copy
+// back (it lost those 200); start it: the slave truncates. Send 200 more, wait for the
+// slave, stop both: the logs are equal.
+#[test]
+fn a_slave_past_its_restarted_master_truncates_and_follows_again() {
+    let namesrv = Daemon::namesrv();
+    let ns = namesrv.namesrv_addr.clone();
+    let (master_dir, slave_dir, backup_dir) = (store_dir(), store_dir(), store_dir());
+    let store = master_dir.path().join("store");
+    let master_opts = master_options(&store, &ns, "ASYNC_MASTER", None);
+    let mut master = Daemon::broker(&master_opts);
+    let mut slave = Daemon::broker(&slave_options(slave_dir.path(), &ns, None));
+    let s = slave.broker_addr.clone();
+    let send = |ns: String, m: String, s: String, from: usize| {
+        run_glommio(move || async move {
+            let queues = create_topic_and_route(&ns, &m).await;
+            let producer = Producer::new(client(&ns), "repl-producer");
+            for i in from..from + 200 {
+                let q = &queues[i % queues.len()];
+                let r = producer.send_to_queue(q, Message::new(TOPIC, body(5, i))).await;
+                assert_eq!(r.expect("send").status, SendStatus::Ok);
+            }
+            wait_caught_up(&client(&ns), &m, &s, &queues).await;
+        })
+    };
+    send(ns.clone(), master.broker_addr.clone(), s.clone(), 0);
+    master.stop();
+    let old = backup_dir.path().join("store");
+    copy_dir(&store, &old);
+    let mut master = Daemon::broker(&master_opts);
+    send(ns.clone(), master.broker_addr.clone(), s.clone(), 200);
+    master.stop();
+    std::fs::remove_dir_all(&store).expect("remove the newer store");
+    copy_dir(&old, &store);
+    let mut master = Daemon::broker(&master_opts);
+    send(ns.clone(), master.broker_addr.clone(), s.clone(), 400);
+    assert!(slave.log_text().contains("truncating"), "the slave says it truncates");
+    master.stop();
+    slave.stop();
+    assert_identical_logs(&store, slave_dir.path());
+    drop(namesrv);
+}

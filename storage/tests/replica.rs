@@ -193,4 +193,12 @@ fn a_slave_log_past_the_master_is_truncated_and_continues() {
         master.close().await.unwrap();
         slave.close().await.unwrap();
     });
+    let (master_files, slave_files) = (log_files(master_dir.path()), log_files(slave_dir.path()));
+    assert_eq!(master_files.len(), slave_files.len());
+    for ((master_name, master_bytes), (slave_name, slave_bytes)) in
+        master_files.iter().zip(&slave_files)
+    {
+        assert_eq!(master_name, slave_name);
+        assert!(master_bytes == slave_bytes, "segment {master_name} differs");
+    }
 }

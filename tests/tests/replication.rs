@@ -541,9 +541,9 @@ fn copy_dir(from: &Path, to: &Path) {
 // Goal: a slave whose log runs past its master's (the master came back without its
 // tail) truncates to the master's end, says so in its log, and then follows the master
 // byte-identical again.
-// Method: send 200, wait for the slave, stop the master and keep a copy of its store;
-// restart it, send 200 more, wait for the slave; stop the master and put the old copy
-// back (it lost those 200); start it: the slave truncates. Send 200 more, wait for the
+// Method: send 500, wait for the slave, stop the master and keep a copy of its store;
+// restart it, send 500 more, wait for the slave; stop the master and put the old copy
+// back (it lost those 500); start it: the slave truncates. Send 700 more, wait for the
 // slave, stop both: the logs are equal.
 #[test]
 fn a_slave_past_its_restarted_master_truncates_and_follows_again() {
@@ -555,11 +555,11 @@ fn a_slave_past_its_restarted_master_truncates_and_follows_again() {
     let mut master = Daemon::broker(&master_opts);
     let mut slave = Daemon::broker(&slave_options(slave_dir.path(), &ns, None));
     let s = slave.broker_addr.clone();
-    let send = |ns: String, m: String, s: String, from: usize| {
+    let send = |ns: String, m: String, s: String, from: usize, count: usize| {
         run_glommio(move || async move {
             let queues = create_topic_and_route(&ns, &m).await;
             let producer = Producer::new(client(&ns), "repl-producer");
-            for i in from..from + 200 {
+            for i in from..from + count {
                 let q = &queues[i % queues.len()];
                 let r = producer.send_to_queue(q, Message::new(TOPIC, body(5, i))).await;
                 assert_eq!(r.expect("send").status, SendStatus::Ok);
@@ -567,18 +567,23 @@ fn a_slave_past_its_restarted_master_truncates_and_follows_again() {
             wait_caught_up(&client(&ns), &m, &s, &queues).await;
         })
     };
-    send(ns.clone(), master.broker_addr.clone(), s.clone(), 0);
+    send(ns.clone(), master.broker_addr.clone(), s.clone(), 0, 500);
     master.stop();
     let old = backup_dir.path().join("store");
     copy_dir(&store, &old);
     let mut master = Daemon::broker(&master_opts);
-    send(ns.clone(), master.broker_addr.clone(), s.clone(), 200);
+    send(ns.clone(), master.broker_addr.clone(), s.clone(), 500, 500);
     master.stop();
     std::fs::remove_dir_all(&store).expect("remove the newer store");
     copy_dir(&old, &store);
     let mut master = Daemon::broker(&master_opts);
-    send(ns.clone(), master.broker_addr.clone(), s.clone(), 400);
-    assert!(slave.log_text().contains("truncating"), "the slave says it truncates");
+    let deadline = Instant::now() + WAIT;
+    while !slave.log_text().contains("truncating") {
+        assert!(Instant::now() < deadline, "the slave never said it truncates");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // 700, not 500: the slave's queues must not already end where the master's will.
+    send(ns.clone(), master.broker_addr.clone(), s.clone(), 1000, 700);
     master.stop();
     slave.stop();
     assert_identical_logs(&store, slave_dir.path());

@@ -73,6 +73,9 @@ pub async fn run(start: MasterStart) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
+                // Small DATA frames (SYNC_MASTER's single messages) must not wait for
+                // Nagle's algorithm.
+                let _ = stream.set_nodelay(true);
                 next_id += 1;
                 let (master, id) = (master.clone(), next_id);
                 glommio::spawn_local(async move {

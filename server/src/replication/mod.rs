@@ -46,7 +46,7 @@ use ramjet_storage::{RawSpan, ReplicaPosition};
 
 use crate::config::BrokerRole;
 use crate::shard::{Shard, ShardMsg};
-use crate::util::Notify;
+use std::task::Poll;
 
 /// Work the replication shard asks of a log's owner shard (inside `ShardMsg::Replica`).
 pub enum ReplicaRequest {
@@ -98,6 +98,9 @@ pub enum ReplicaRequest {
         /// Done, or why not.
         reply: flume::Sender<Result<(), String>>,
     },
+    /// Slave, to shard 0: the master could not be reached or the session broke; forget
+    /// its address learnt from registration and re-register soon to learn the current one.
+    MasterLost,
     /// Master: slave connection `slave` now holds `log` durably up to `acked` (`None`:
     /// the slave is gone).
     Progress {
@@ -117,6 +120,10 @@ pub enum ReplicaRequest {
 struct LogSlaves {
     /// Connection id → (slave address, acked position).
     acked: HashMap<u64, (String, u64)>,
+    /// SYNC_MASTER sends waiting for a position: woken only once a slave holds it (or the
+    /// slaves change), so one ACK does not wake every waiting send. Entries of sends that
+    /// timed out stay until the position is reached or the slaves change.
+    waiters: Vec<(u64, std::task::Waker)>,
 }
 
 impl LogSlaves {
@@ -132,8 +139,6 @@ impl LogSlaves {
 pub struct ShardReplica {
     role: BrokerRole,
     logs: RefCell<HashMap<u32, LogSlaves>>,
-    /// Woken whenever a slave's acked position or presence changes.
-    changed: Notify,
     /// Slave, shard 0: the master's broker (remoting) address, from `haMasterAddress`
     /// or registration.
     pub master_addr: RefCell<Option<String>>,
@@ -149,7 +154,6 @@ impl ShardReplica {
         ShardReplica {
             role,
             logs: RefCell::new(HashMap::new()),
-            changed: Notify::new(),
             master_addr: RefCell::new(None),
             ha_addr_tx,
             records_replicated: Cell::new(0),
@@ -198,15 +202,20 @@ pub async fn slave_ack_code(shard: &Shard, log: u32, end: u64) -> i32 {
         Some(_) => {}
     }
     let timeout = Duration::from_millis(shard.config.sync_flush_timeout_ms);
-    let wait = async {
-        loop {
-            match best(&shard.replica) {
-                Some(acked) if acked >= end => return response::SUCCESS,
-                None => return response::SLAVE_NOT_AVAILABLE,
-                Some(_) => shard.replica.changed.wait().await,
+    let wait = futures_lite::future::poll_fn(|cx| {
+        let mut logs = shard.replica.logs.borrow_mut();
+        let Some(slaves) = logs.get_mut(&log) else {
+            return Poll::Ready(response::SLAVE_NOT_AVAILABLE);
+        };
+        match slaves.best() {
+            Some(acked) if acked >= end => Poll::Ready(response::SUCCESS),
+            None => Poll::Ready(response::SLAVE_NOT_AVAILABLE),
+            Some(_) => {
+                slaves.waiters.push((end, cx.waker().clone()));
+                Poll::Pending
             }
         }
-    };
+    });
     let timer = async {
         glommio::timer::sleep(timeout).await;
         response::FLUSH_SLAVE_TIMEOUT
@@ -293,6 +302,13 @@ pub fn on_shard(shard: &Rc<Shard>, request: ReplicaRequest) {
             })
             .detach();
         }
+        ReplicaRequest::MasterLost => {
+            if shard.config.ha_master_address.is_none()
+                && shard.replica.master_addr.borrow_mut().take().is_some()
+            {
+                shard.register_kick.notify();
+            }
+        }
         ReplicaRequest::Progress { log, slave, slave_addr, acked } => {
             let mut logs = shard.replica.logs.borrow_mut();
             let slaves = logs.entry(log).or_default();
@@ -305,8 +321,16 @@ pub fn on_shard(shard: &Rc<Shard>, request: ReplicaRequest) {
                     slaves.acked.remove(&slave);
                 }
             }
+            // Wake the sends a slave now holds; every send when the slaves changed.
+            let best = if acked.is_some() { slaves.best() } else { None };
+            let waiters = std::mem::take(&mut slaves.waiters);
+            let (ready, waiting): (Vec<_>, Vec<_>) =
+                waiters.into_iter().partition(|(end, _)| best.map_or(true, |b| *end <= b));
+            slaves.waiters = waiting;
             drop(logs);
-            shard.replica.changed.notify();
+            for (_, waker) in ready {
+                waker.wake();
+            }
         }
     }
 }

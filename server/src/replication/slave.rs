@@ -55,30 +55,40 @@ pub struct SlaveStart {
 /// Follows the master until the executor stops.
 pub async fn run(start: SlaveStart) {
     let mut master = start.ha_master_address.clone();
+    let mut announced: Option<String> = None;
     let mut last_error: Option<String> = None;
     loop {
-        while let Ok(addr) = start.ha_addr_rx.try_recv() {
-            if start.ha_master_address.is_none() && master.as_deref() != Some(addr.as_str()) {
-                info!(master = %addr, "master HA address from the NameServer");
+        if start.ha_master_address.is_none() {
+            // The newest address the NameServer returned wins.
+            if let Some(addr) = start.ha_addr_rx.try_iter().last() {
                 master = Some(addr);
             }
         }
         let Some(addr) = master.clone() else {
             if let Some(Ok(addr)) = within(RECONNECT_INTERVAL, start.ha_addr_rx.recv_async()).await
             {
-                info!(master = %addr, "master HA address from the NameServer");
                 master = Some(addr);
             }
             continue;
         };
-        match session(&start, &addr).await {
-            Ok(()) => {}
-            Err(reason) => {
-                // One line per distinct failure, not one per retry.
-                if last_error.as_deref() != Some(reason.as_str()) {
-                    warn!(master = %addr, %reason, "replication from the master stopped; retrying");
-                    last_error = Some(reason);
-                }
+        if announced.as_deref() != Some(addr.as_str()) {
+            info!(master = %addr, "following the master");
+            announced = Some(addr.clone());
+        }
+        let outcome = session(&start, &addr).await;
+        if start.ha_master_address.is_none() {
+            // The master may have moved (a restart on another address): forget it and
+            // ask the NameServer again (shard 0 re-registers at once, then every 2 s).
+            master = None;
+            if let Some(shard0) = start.peers.first() {
+                let _ = shard0.send_async(ShardMsg::Replica(ReplicaRequest::MasterLost)).await;
+            }
+        }
+        if let Err(reason) = outcome {
+            // One line per distinct failure, not one per retry.
+            if last_error.as_deref() != Some(reason.as_str()) {
+                warn!(master = %addr, %reason, "replication from the master stopped; retrying");
+                last_error = Some(reason);
             }
         }
         glommio::timer::sleep(RECONNECT_INTERVAL).await;

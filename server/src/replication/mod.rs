@@ -325,7 +325,7 @@ pub fn on_shard(shard: &Rc<Shard>, request: ReplicaRequest) {
             let best = if acked.is_some() { slaves.best() } else { None };
             let waiters = std::mem::take(&mut slaves.waiters);
             let (ready, waiting): (Vec<_>, Vec<_>) =
-                waiters.into_iter().partition(|(end, _)| best.map_or(true, |b| *end <= b));
+                waiters.into_iter().partition(|(end, _)| !matches!(best, Some(b) if *end > b));
             slaves.waiters = waiting;
             drop(logs);
             for (_, waker) in ready {

@@ -97,6 +97,18 @@ pub struct HistogramSnapshot {
 }
 
 impl HistogramSnapshot {
+    /// A snapshot of a storage latency histogram (same bounds, µs turned into seconds).
+    pub fn from_counts(c: &ramjet_storage::LatencyCounts) -> HistogramSnapshot {
+        const _: () =
+            assert!(ramjet_storage::LATENCY_BOUNDS_US.len() == LATENCY_BOUNDS_SECONDS.len());
+        HistogramSnapshot {
+            bounds: &LATENCY_BOUNDS_SECONDS,
+            buckets: c.buckets.to_vec(),
+            sum: c.sum_us as f64 / 1e6,
+            count: c.count,
+        }
+    }
+
     /// Adds `other` (same bounds) into `self`.
     pub fn merge(&mut self, other: &HistogramSnapshot) {
         if self.buckets.is_empty() {
@@ -790,6 +802,33 @@ impl Page {
             "ramjet_replication_lag_bytes",
             "Master: log bytes a connected slave does not hold yet, summed over the logs.",
             &lag,
+        )?;
+        let mut write = Vec::new();
+        let mut sync = Vec::new();
+        for s in &self.shards {
+            let (mut w, mut f) = (HistogramSnapshot::default(), HistogramSnapshot::default());
+            for l in &s.logs {
+                w.merge(&HistogramSnapshot::from_counts(&l.stats.write_latency));
+                f.merge(&HistogramSnapshot::from_counts(&l.stats.fdatasync_latency));
+            }
+            write.push((shard_label(s), w));
+            sync.push((shard_label(s), f));
+        }
+        let write_refs: Vec<(L1, &HistogramSnapshot)> =
+            write.iter().map(|(l, h)| (l.clone(), h)).collect();
+        let sync_refs: Vec<(L1, &HistogramSnapshot)> =
+            sync.iter().map(|(l, h)| (l.clone(), h)).collect();
+        histogram(
+            e,
+            "ramjet_storage_write_latency_seconds",
+            "Commit-log segment write latency (one write per group commit), per shard.",
+            &write_refs,
+        )?;
+        histogram(
+            e,
+            "ramjet_storage_fdatasync_latency_seconds",
+            "Commit-log segment fdatasync latency, per shard.",
+            &sync_refs,
         )?;
         let batch: Vec<(L1, &HistogramSnapshot)> =
             self.shards.iter().map(|s| (shard_label(s), &s.append_records)).collect();

@@ -60,6 +60,41 @@ pub struct LogStats {
     pub disk_reads: u64,
     /// Checkpoints written.
     pub checkpoints: u64,
+    /// Latency of segment writes (one per group commit).
+    pub write_latency: LatencyCounts,
+    /// Latency of segment `fdatasync`s.
+    pub fdatasync_latency: LatencyCounts,
+}
+
+/// Upper bounds of [`LatencyCounts`] buckets, microseconds (100 µs .. 10 s; the last
+/// bucket counts everything slower). The same bounds as the broker's latency histograms.
+pub const LATENCY_BOUNDS_US: [u64; 16] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 5_000_000, 10_000_000,
+];
+
+/// A fixed-bucket latency histogram (plain counts: it lives on one shard).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LatencyCounts {
+    /// Count per bucket of [`LATENCY_BOUNDS_US`], then one for slower.
+    pub buckets: [u64; 17],
+    /// Sum of observed latencies, µs.
+    pub sum_us: u64,
+    /// Observations.
+    pub count: u64,
+}
+
+impl LatencyCounts {
+    /// Records one latency.
+    pub fn observe(&mut self, elapsed: std::time::Duration) {
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let i = LATENCY_BOUNDS_US.partition_point(|&b| b < us);
+        if let Some(b) = self.buckets.get_mut(i) {
+            *b += 1;
+        }
+        self.sum_us = self.sum_us.saturating_add(us);
+        self.count += 1;
+    }
 }
 
 /// A contiguous piece of the log held in memory. `span` is the log bytes it covers: the

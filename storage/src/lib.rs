@@ -45,7 +45,7 @@ pub mod segment;
 pub mod store_meta;
 mod watch;
 
-pub use commit_log::LogStats;
+pub use commit_log::{LatencyCounts, LogStats, LATENCY_BOUNDS_US};
 pub use config::{FlushMode, StoreConfig};
 pub use consume_queue::ConsumeQueueEntry;
 pub use error::StoreError;

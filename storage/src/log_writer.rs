@@ -111,7 +111,9 @@ async fn writer_step(shared: &Shared, unsynced: &mut Option<Unsynced>) -> Result
     if unsynced.as_ref().is_some_and(|u| !Rc::ptr_eq(&u.segment, &segment)) {
         sync_unsynced(shared, unsynced).await?;
     }
+    let write_started = Instant::now();
     let tail_block = write_plan(shared, &segment, &plan).await?;
+    shared.log.borrow_mut().stats.write_latency.observe(write_started.elapsed());
     let bytes = plan.end - plan.first;
     let sync_now = match shared.config.flush {
         FlushMode::Sync => true,
@@ -120,8 +122,12 @@ async fn writer_step(shared: &Shared, unsynced: &mut Option<Unsynced>) -> Result
         }),
     };
     if sync_now {
+        let sync_started = Instant::now();
         segment.fdatasync().await?;
-        shared.log.borrow_mut().stats.fdatasyncs += 1;
+        let mut log = shared.log.borrow_mut();
+        log.stats.fdatasyncs += 1;
+        log.stats.fdatasync_latency.observe(sync_started.elapsed());
+        drop(log);
         shared.log.borrow_mut().complete_write(plan.end, tail_block, true);
         *unsynced = None;
         published_flushed(shared);
@@ -151,9 +157,11 @@ async fn sync_unsynced(shared: &Shared, unsynced: &mut Option<Unsynced>) -> Resu
     let Some(entry) = unsynced.take() else { return Ok(()) };
     // Everything written so far is in this segment or in earlier, already synced ones.
     let written = shared.log.borrow().written;
+    let sync_started = Instant::now();
     entry.segment.fdatasync().await?;
     let mut log = shared.log.borrow_mut();
     log.stats.fdatasyncs += 1;
+    log.stats.fdatasync_latency.observe(sync_started.elapsed());
     log.complete_sync(written);
     drop(log);
     published_flushed(shared);

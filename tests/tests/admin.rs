@@ -238,6 +238,11 @@ fn every_admin_command_against_a_running_broker() {
     assert_eq!(sends, SENT as f64);
     assert_eq!(metric_sum(&samples, "ramjet_send_latency_seconds_count", &[]), SENT as f64);
     assert!(metric_sum(&samples, "ramjet_commitlog_disk_ratio", &[]) > 0.0);
+    // Every stored send went through at least one timed segment write; the writes are
+    // group commits, so there are at most as many as sends.
+    let writes = metric_sum(&samples, "ramjet_storage_write_latency_seconds_count", &[]);
+    assert!(writes >= 1.0 && writes <= SENT as f64, "{writes} writes");
+    assert_eq!(writes, metric_sum(&samples, "ramjet_storage_writes_total", &[]));
     assert_eq!(http_get(&metrics_addr(&broker), "/nope").0, 404);
 
     // Connections.

@@ -34,7 +34,7 @@ start() { # $1 log name, then broker flags
   RUST_LOG=warn "$BIN/ramjet-broker" --broker-ip 127.0.0.1 --shards "$SHARDS" \
     --flush-disk-type "$FLUSH" ${BROKER_FLAGS:-} "$@" 2>"$log" &
   PIDS+=($!)
-  for _ in $(seq 1 300); do grep -q " ready: " "$log" && return 0; sleep 0.1; done
+  for _ in $(seq 1 300); do grep -qs " ready: " "$log" && return 0; sleep 0.1; done
   cat "$log" >&2; exit 1
 }
 

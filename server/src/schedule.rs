@@ -34,6 +34,56 @@ const DELIVERY_BATCH_MAX: u32 = 64;
 /// Longest sleep between looks at a level's queue.
 const IDLE_WAIT_MS: u64 = 1_000;
 
+/// Longest timer delay accepted (the reference's `timerMaxDelaySec`, 3 days).
+pub const TIMER_DELAY_MS_MAX: i64 = 3 * 24 * 3_600_000;
+
+/// The level a timer message with `remaining_ms` to go is parked in: the longest level
+/// that does not pass its due time (level 1 when under a second: the reference's timer
+/// precision is 1 s too). A message waits at most `log2`-like few levels: each delivery
+/// from a level re-parks it for what remains, so its cost does not grow with the number
+/// of pending messages.
+pub fn timer_level(remaining_ms: i64) -> i32 {
+    let fitting = DELAY_LEVELS_MS.iter().rposition(|&d| d <= remaining_ms);
+    fitting.map_or(1, |i| i as i32 + 1)
+}
+
+/// The absolute delivery time a 5.x timer message asks for (`TIMER_DELIVER_MS`, or
+/// `TIMER_DELAY_SEC` / `TIMER_DELAY_MS` from `now_ms`), if any.
+pub fn timer_deliver_ms(properties: &[u8], now_ms: i64) -> Option<i64> {
+    let num = |name: &str| {
+        message::property_value(properties, name).and_then(|v| v.trim().parse::<i64>().ok())
+    };
+    num(property::TIMER_DELIVER_MS)
+        .or_else(|| {
+            num(property::TIMER_DELAY_SEC).map(|s| now_ms.saturating_add(s.saturating_mul(1000)))
+        })
+        .or_else(|| num(property::TIMER_DELAY_MS).map(|ms| now_ms.saturating_add(ms)))
+}
+
+/// Turns a timer message's properties into a delay-level parking: `TIMER_DELIVER_MS` made
+/// absolute and `DELAY` set to [`timer_level`]. `None` when the message has no timer or
+/// is already due. `Err` when the delay passes [`TIMER_DELAY_MS_MAX`].
+pub fn timer_properties(properties: &[u8], now_ms: i64) -> Result<Option<Vec<u8>>, String> {
+    let Some(deliver) = timer_deliver_ms(properties, now_ms) else {
+        return Ok(None);
+    };
+    let remaining = deliver - now_ms;
+    if remaining > TIMER_DELAY_MS_MAX {
+        return Err(format!(
+            "timer delay {remaining} ms is over the maximum {TIMER_DELAY_MS_MAX} ms"
+        ));
+    }
+    if remaining <= 0 {
+        return Ok(None);
+    }
+    let p = message::set_property(properties, property::TIMER_DELIVER_MS, &deliver.to_string());
+    Ok(Some(message::set_property(
+        &p,
+        property::DELAY_TIME_LEVEL,
+        &timer_level(remaining).to_string(),
+    )))
+}
+
 /// Highest delay level.
 pub fn max_level() -> i32 {
     DELAY_LEVELS_MS.len() as i32
@@ -151,6 +201,16 @@ async fn deliver(shard: &Rc<Shard>, record: &Bytes) -> Result<(), String> {
         warn!(%topic, "scheduled message for a topic that no longer exists dropped");
         return Ok(());
     }
+    let now = now_ms() as i64;
+    if let Some(deliver) = timer_deliver_ms(&m.properties, now).filter(|d| *d > now) {
+        // A timer message not due yet: park it again for what remains.
+        let level = timer_level(deliver - now);
+        let props =
+            message::set_property(&m.properties, property::DELAY_TIME_LEVEL, &level.to_string());
+        let mut batch = reput_batch(shard, &m, SCHEDULE_TOPIC, level - 1, &props);
+        batch.tags_codes = vec![now + delay_ms(level)];
+        return shard.append_routed(batch).await.map(|_| ());
+    }
     let properties = message::remove_properties(&m.properties, &[property::DELAY_TIME_LEVEL]);
     let batch = reput_batch(shard, &m, &topic, queue_id, &properties);
     debug!(%topic, queue_id, "delivering scheduled message");
@@ -197,6 +257,26 @@ pub fn reput_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timers_park_in_the_longest_level_that_does_not_pass_their_due_time() {
+        assert_eq!(timer_level(500), 1);
+        assert_eq!(timer_level(1_000), 1);
+        assert_eq!(timer_level(7_000), 2);
+        assert_eq!(timer_level(65_000), 5);
+        assert_eq!(timer_level(TIMER_DELAY_MS_MAX), 18);
+        let p = message::encode_properties([("TIMER_DELAY_MS", "1500")]);
+        let parked = timer_properties(&p, 10_000).expect("ok").expect("parked");
+        assert_eq!(message::property_value(&parked, "TIMER_DELIVER_MS").as_deref(), Some("11500"));
+        assert_eq!(message::property_value(&parked, "DELAY").as_deref(), Some("1"));
+        let p = message::encode_properties([("TIMER_DELAY_SEC", "40")]);
+        let parked = timer_properties(&p, 0).expect("ok").expect("parked");
+        assert_eq!(message::property_value(&parked, "DELAY").as_deref(), Some("4"));
+        let due = message::encode_properties([("TIMER_DELIVER_MS", "5")]);
+        assert_eq!(timer_properties(&due, 10).expect("ok"), None);
+        let far = message::encode_properties([("TIMER_DELAY_SEC", "999999999")]);
+        assert!(timer_properties(&far, 0).is_err());
+    }
 
     #[test]
     fn levels_follow_the_reference_table_and_cap_at_the_highest() {

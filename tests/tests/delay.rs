@@ -184,3 +184,44 @@ fn sent_back_messages_go_to_retry_then_dead_letter_queue() {
         assert_eq!(dead.property("RETRY_TOPIC").as_deref(), Some("work"));
     });
 }
+
+// Goal: 5.x timer messages (TIMER_DELAY_MS, TIMER_DELIVER_MS) arrive no earlier than due,
+// properties intact. Method: send one of each; the queue stays empty at first; long-poll
+// until each arrives; compare its store time with the due time.
+#[test]
+fn timer_messages_arrive_no_earlier_than_due() {
+    let dir = store_dir();
+    let broker = Daemon::broker(&BrokerOptions::new(dir.path()));
+    let (ns, addr) = (broker.namesrv_addr.clone(), broker.broker_addr.clone());
+    run_glommio(move || async move {
+        Admin::new(client(&ns, SerializeType::RocketMq))
+            .create_topic(&addr, "timers", 1, 1)
+            .await
+            .expect("create");
+        let producer = Producer::new(client(&ns, SerializeType::Json), "pg");
+        let consumer = PullConsumer::new(client(&ns, SerializeType::RocketMq), "cg");
+        let q = wait_for_route(&producer, "timers", 1).await[0].clone();
+        let start = ramjet_client::client::now_ms();
+        let mut relative = Message::new("timers", "relative").with_tags("T1");
+        relative.set_property("TIMER_DELAY_MS", "1500");
+        let mut absolute = Message::new("timers", "absolute").with_tags("T2");
+        absolute.set_property("TIMER_DELIVER_MS", (start + 2_500).to_string());
+        producer.send_to_queue(&q, relative).await.expect("send");
+        producer.send_to_queue(&q, absolute).await.expect("send");
+        assert_eq!(consumer.max_offset(&q).await.expect("max"), 0, "not visible before due");
+        let first = next_message(&consumer, &q, 0, Duration::from_secs(20)).await;
+        let second = next_message(&consumer, &q, 1, Duration::from_secs(20)).await;
+        for (m, body, tags, due) in
+            [(&first, "relative", "T1", start + 1_500), (&second, "absolute", "T2", start + 2_500)]
+        {
+            assert_eq!(&m.body[..], body.as_bytes());
+            assert_eq!(m.property("TAGS").as_deref(), Some(tags));
+            assert!(m.property("DELAY").is_none());
+            assert!(
+                m.store_timestamp >= due,
+                "{body} delivered {} ms early",
+                due - m.store_timestamp
+            );
+        }
+    });
+}

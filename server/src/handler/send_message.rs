@@ -44,9 +44,21 @@ pub async fn route(shard: &Rc<Shard>, frame: &mut Frame) -> Result<usize, Respon
         // As the reference's store: a slave's logs change only by replication.
         return Err(error(h, response::SERVICE_NOT_AVAILABLE, "message store is slave mode"));
     }
-    let req = SendMessageRequestHeader::decode_for_code(h.code, &h.ext_fields)
+    let mut req = SendMessageRequestHeader::decode_for_code(h.code, &h.ext_fields)
         .map_err(|e| field_error(h, &e))?;
     validate_topic_name(&req.topic).map_err(|r| error(h, response::SYSTEM_ERROR, r))?;
+    // 5.x timer messages become delay-level parkings here, once, so the owner chosen now
+    // and the queue the owner stores into agree.
+    let props = req.properties.as_deref().unwrap_or_default().as_bytes();
+    let timer = crate::schedule::timer_properties(props, now_ms() as i64)
+        .map_err(|r| error(h, response::MESSAGE_ILLEGAL, r))?;
+    if let Some(parked) = timer {
+        let text = String::from_utf8_lossy(&parked).into_owned();
+        let key = if is_v2(h.code) { "i" } else { "properties" };
+        frame.header.ext_fields.insert(key, text.clone());
+        req.properties = Some(text);
+    }
+    let h = &frame.header;
     let table = shard.topic_table();
     let config = match table.get(&req.topic) {
         Some(c) => c.clone(),

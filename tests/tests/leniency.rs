@@ -85,6 +85,8 @@ fn header_and_body_variants_are_accepted_like_the_reference() {
          r#"{"code":30,"language":"JAVA","opaque":11,"flag":0,"version":121,"extFields":{"queueId":0}}"#.into(), b"", 1),
         ("a garbage heartbeat body is an error response", b,
          r#"{"code":34,"language":"JAVA","opaque":12,"flag":0,"version":121}"#.into(), b"{not json", 1),
+        ("LITE_PULL_MESSAGE (5.x lite pull consumer) is a pull", b,
+         r#"{"code":361,"language":"JAVA","opaque":15,"flag":0,"version":473,"extFields":{"consumerGroup":"lite","topic":"len","queueId":0,"queueOffset":0,"maxMsgNums":32,"sysFlag":16,"commitOffset":0,"suspendTimeoutMillis":0,"subVersion":0}}"#.into(), b"", 0),
         ("unknown code", b,
          r#"{"code":77777,"language":"JAVA","opaque":13,"flag":0,"version":121}"#.into(), b"", 3),
         ("route of an unknown topic", ns,

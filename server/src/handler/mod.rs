@@ -111,6 +111,7 @@ async fn route(shard: &Rc<Shard>, frame: &mut Frame) -> Result<Target, Response>
             send_message::route(shard, frame).await.map(Target::Shard)
         }
         request::PULL_MESSAGE
+        | request::LITE_PULL_MESSAGE
         | request::QUERY_CONSUMER_OFFSET
         | request::UPDATE_CONSUMER_OFFSET
         | request::GET_MAX_OFFSET
@@ -169,7 +170,11 @@ pub async fn execute(shard: &Rc<Shard>, frame: Frame, ctx: RequestContext) -> Op
         request::SEND_MESSAGE | request::SEND_MESSAGE_V2 | request::SEND_BATCH_MESSAGE => {
             send_message::execute(shard, &frame, peer).await
         }
-        request::PULL_MESSAGE => pull_message::execute(shard, &frame).await,
+        // A 5.x lite pull consumer's pull is an ordinary pull (its FLAG_LITE_PULL_MESSAGE
+        // only says no heartbeat subscription is needed, which ramjet never requires).
+        request::PULL_MESSAGE | request::LITE_PULL_MESSAGE => {
+            pull_message::execute(shard, &frame).await
+        }
         request::QUERY_CONSUMER_OFFSET => consumer_offset::query(shard, h),
         request::UPDATE_CONSUMER_OFFSET => consumer_offset::update(shard, h),
         request::GET_MAX_OFFSET => offset::max_offset(shard, h),

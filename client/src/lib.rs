@@ -11,6 +11,7 @@
 //! | [`message`] | `Message`, `SendResult`, `PullResult`, unique ids | no |
 //! | [`fault`] | latency-based broker avoidance for sends (`MQFaultStrategy`) | no |
 //! | [`selector`] | queue selectors for ordered sends | no |
+//! | [`transaction`] | half messages, END_TRANSACTION, check answers (`TransactionProducer`) | no (requests) / yes (producer) |
 //! | [`rebalance`] | queue allocation in a consumer group (`AllocateMessageQueueAveragely`) | no |
 //! | [`process_queue`] | pulled, unconsumed messages of a queue; the offset safe to commit | no |
 //! | [`pull_consumer::OffsetTable`] | consumer offset bookkeeping | no |
@@ -105,6 +106,7 @@ pub mod push_consumer;
 pub mod rebalance;
 pub mod route;
 pub mod selector;
+pub mod transaction;
 pub mod transport;
 
 pub use admin::Admin;
@@ -122,4 +124,5 @@ pub use push_consumer::{
 pub use ramjet_proto::message::StoredMessage;
 pub use ramjet_proto::SerializeType;
 pub use selector::{MessageQueueSelector, SelectByHash};
+pub use transaction::{LocalTransactionState, TransactionProducer, TransactionSendResult};
 pub use transport::{Connection, ConnectionOptions, ConnectionPool};

@@ -66,6 +66,32 @@ impl Message {
         }
     }
 
+    /// Asks for delivery after delay level `level` (property DELAY; level 1 is 1 s in
+    /// the default `1s 5s 10s 30s 1m ...` table), builder style.
+    ///
+    /// ```
+    /// let m = ramjet_client::Message::new("t", "b").with_delay_level(3);
+    /// assert_eq!(m.property("DELAY"), Some("3"));
+    /// ```
+    pub fn with_delay_level(mut self, level: i32) -> Message {
+        self.set_property(property::DELAY_TIME_LEVEL, level.to_string());
+        self
+    }
+
+    /// Asks for delivery at `deliver_time_ms` (ms since the Unix epoch; property
+    /// TIMER_DELIVER_MS, a 5.x timer message), builder style.
+    pub fn with_deliver_time_ms(mut self, deliver_time_ms: i64) -> Message {
+        self.set_property(property::TIMER_DELIVER_MS, deliver_time_ms.to_string());
+        self
+    }
+
+    /// Asks for delivery `delay_ms` after the broker stores it (property TIMER_DELAY_MS,
+    /// a 5.x timer message), builder style.
+    pub fn with_delay_ms(mut self, delay_ms: i64) -> Message {
+        self.set_property(property::TIMER_DELAY_MS, delay_ms.to_string());
+        self
+    }
+
     /// The UNIQ_KEY property, when set.
     pub fn unique_key(&self) -> Option<&str> {
         self.property(property::UNIQ_CLIENT_MESSAGE_ID_KEYIDX)

@@ -229,6 +229,33 @@ impl Producer {
         protocol::parse_send_response(reply, queue, keys.join(","))
     }
 
+    /// Sends `msg` once to a queue of its topic with `sys_flag` in the request header
+    /// (the transactional half message: [`crate::transaction`]). Queue choice as
+    /// [`Producer::send`], no retry (a retried half could be stored twice).
+    ///
+    /// # Errors
+    /// As [`Producer::send_to_queue`], and `NoRoute`.
+    pub(crate) async fn send_with_sys_flag(
+        &self,
+        mut msg: Message,
+        sys_flag: i32,
+    ) -> Result<SendResult, ClientError> {
+        let route = self.publish_route(&msg.topic).await?;
+        let queue = self
+            .core
+            .fault
+            .borrow_mut()
+            .select_queue(&route, None, Instant::now())
+            .ok_or_else(|| ClientError::NoRoute { topic: msg.topic.clone() })?;
+        let addr = self.client().master_addr(&queue.broker_name, &queue.topic).await?;
+        msg.topic.clone_from(&queue.topic);
+        let key = self.unique_key(&msg);
+        let mut header = protocol::send_request(&self.send_context(), &msg, &queue, &key);
+        protocol::set_send_sys_flag(&mut header, sys_flag)?;
+        let reply = self.client().invoke(&addr, header, &msg.body).await?;
+        protocol::parse_send_response(reply, &queue, key)
+    }
+
     /// The send loop of the reference's `sendDefaultImpl`: choose a queue avoiding slow
     /// and failed brokers, send, learn the broker's latency, and retry a retriable
     /// failure on another broker.

@@ -187,6 +187,19 @@ fn send_header(
     }
 }
 
+/// Rewrites the sysFlag of a SEND_MESSAGE_V2 header built by [`send_request`] (0x4
+/// marks a transactional half message).
+///
+/// # Errors
+/// `InvalidArgument` when `header` is not a send request header.
+pub fn set_send_sys_flag(header: &mut Header, sys_flag: i32) -> Result<(), ClientError> {
+    let mut ext = SendMessageRequestHeader::decode_v2(&header.ext_fields)
+        .map_err(|e| ClientError::InvalidArgument { reason: format!("send header: {e}") })?;
+    ext.sys_flag = sys_flag;
+    ext.encode_v2(&mut header.ext_fields);
+    Ok(())
+}
+
 /// SEND_BATCH_MESSAGE (320) of `msgs` (one topic) to `queue`, with `unique_keys[i]` as
 /// message i's UNIQ_KEY. Returns the header and the batch body.
 ///

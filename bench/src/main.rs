@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! ramjet-bench produce -n 127.0.0.1:9876 --topic T --size 1024 --connections 4 \
-//!     --inflight 32 --duration 10 [--messages N] [--rate 0] [--batch 1] [--json]
+//!     --inflight 32 --duration 10 [--messages N] [--rate 0] [--batch 1] [--json] \
+//!     [--delay-level N | --transaction]
 //! ramjet-bench consume -n 127.0.0.1:9876 --topic T --group G --messages 1000000 [--json]
 //! ramjet-bench storage --store-path DIR --size 1024 --duration 10 \
 //!     --flush-disk-type ASYNC_FLUSH --inflight 64 [--json]
@@ -141,6 +142,13 @@ struct ProduceArgs {
     /// Producer group.
     #[arg(long, default_value = "ramjet-bench-producer")]
     group: String,
+    /// Set DELAY (delay level, 1 = 1 s) on every message.
+    #[arg(long = "delay-level", value_name = "LEVEL")]
+    delay_level: Option<i32>,
+    /// Send every message as a transactional half message followed by a commit END
+    /// (latency: half send to END queued).
+    #[arg(long)]
+    transaction: bool,
 }
 
 #[derive(Debug, Args)]
@@ -212,6 +220,8 @@ fn main() -> ExitCode {
             queues: a.queues,
             create_topic: a.create_topic,
             group: a.group,
+            delay_level: a.delay_level,
+            transaction: a.transaction,
         }),
         Mode::Consume(a) => consume::run(consume::ConsumeOptions {
             net: a.net,
@@ -278,6 +288,14 @@ mod tests {
         assert_eq!((p.size, p.batch, p.net.connections, p.net.inflight), (100, 4, 2, 8));
         assert!(p.net.json && !p.create_topic);
         assert_eq!(p.net.duration(), Some(Duration::from_secs(3)));
+        assert_eq!((p.delay_level, p.transaction), (None, false));
+        let d =
+            Cli::try_parse_from(["ramjet-bench", "produce", "--delay-level", "3"]).expect("parses");
+        let Mode::Produce(d) = d.mode else { panic!("produce") };
+        assert_eq!(d.delay_level, Some(3));
+        let t = Cli::try_parse_from(["ramjet-bench", "produce", "--transaction"]).expect("parses");
+        let Mode::Produce(t) = t.mode else { panic!("produce") };
+        assert!(t.transaction);
         let c = Cli::try_parse_from([
             "ramjet-bench",
             "consume",

@@ -5,6 +5,11 @@
 //! claim → wait for its rate token → send to the next queue (round robin, each
 //! connection starting at a different queue) → record. Pipelining comes from the
 //! workers' requests being in flight together on one connection.
+//!
+//! `--delay-level N` sets DELAY on every message. `--transaction` makes every send a
+//! half message followed by a commit END ([`ramjet_client::TransactionProducer`]; the
+//! queue is then chosen by the producer, not round robin); its latency runs from the
+//! half send to the END being queued on the connection.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -13,7 +18,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ramjet_client::route::RoundRobin;
-use ramjet_client::{Admin, Client, ClientConfig, ClientError, Message, MessageQueue, Producer};
+use ramjet_client::{
+    Admin, Client, ClientConfig, ClientError, LocalTransactionState, Message, MessageQueue,
+    Producer, TransactionProducer,
+};
 
 use crate::rate::{self, Schedule};
 use crate::run::{self, Control, Elapsed};
@@ -35,6 +43,10 @@ pub struct ProduceOptions {
     pub create_topic: bool,
     /// Producer group.
     pub group: String,
+    /// DELAY level set on every message (None: plain messages).
+    pub delay_level: Option<i32>,
+    /// Send every message as a half message followed by a commit END.
+    pub transaction: bool,
 }
 
 /// Runs the produce benchmark and prints its summary.
@@ -42,6 +54,9 @@ pub struct ProduceOptions {
 /// # Errors
 /// Setup failures (bad NameServer list, topic creation, executors).
 pub fn run(opts: ProduceOptions) -> Result<(), String> {
+    if opts.transaction && opts.batch > 1 {
+        return Err("--transaction sends one message per request: use --batch 1".into());
+    }
     let config = opts.net.client_config()?;
     if opts.create_topic {
         create_topic(&config, &opts.net.topic, opts.queues)?;
@@ -122,8 +137,28 @@ struct Connection {
 
 impl Connection {
     async fn run(self) {
-        let client = Client::new(self.config.clone());
-        let mut producer = Producer::new(client.clone(), self.opts.group.clone());
+        let tx = if self.opts.transaction {
+            // Checks (none expected: every transaction ends) are answered with commit.
+            let started = TransactionProducer::start(self.config.clone(), &self.opts.group, |_| {
+                LocalTransactionState::Commit
+            })
+            .await;
+            match started {
+                Ok(tp) => Some(tp),
+                Err(e) => {
+                    eprintln!("connection {}: transaction producer: {e}", self.index);
+                    self.recorder.borrow_mut().error(run::error_kind(&e));
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        let mut producer = match &tx {
+            Some(tp) => tp.producer().clone(),
+            None => Producer::new(Client::new(self.config.clone()), self.opts.group.clone()),
+        };
+        let client = producer.client().clone();
         producer.retry_times = 0;
         let queues = match self.queues(&producer).await {
             Ok(q) => q,
@@ -142,6 +177,7 @@ impl Connection {
             control: self.control.clone(),
             recorder: self.recorder.clone(),
             batch: self.batch_template(),
+            tx: tx.clone(),
         });
         let mut tasks = Vec::new();
         for _ in 0..self.opts.net.inflight.max(1) {
@@ -150,7 +186,10 @@ impl Connection {
         for t in tasks {
             t.await;
         }
-        client.shutdown().await;
+        match tx {
+            Some(tp) => tp.shutdown().await,
+            None => client.shutdown().await,
+        }
     }
 
     async fn queues(&self, producer: &Producer) -> Result<Vec<MessageQueue>, ClientError> {
@@ -167,7 +206,10 @@ impl Connection {
     }
 
     fn batch_template(&self) -> Vec<Message> {
-        let msg = Message::new(self.opts.net.topic.clone(), self.body.clone());
+        let mut msg = Message::new(self.opts.net.topic.clone(), self.body.clone());
+        if let Some(level) = self.opts.delay_level {
+            msg = msg.with_delay_level(level);
+        }
         vec![msg; self.opts.batch.max(1)]
     }
 }
@@ -193,6 +235,7 @@ struct Worker {
     control: Arc<Control>,
     recorder: Rc<RefCell<Recorder>>,
     batch: Vec<Message>,
+    tx: Option<TransactionProducer>,
 }
 
 impl Worker {
@@ -218,7 +261,11 @@ impl Worker {
             let index = self.selector.next_index(self.queues.len()).unwrap_or(0);
             let Some(queue) = self.queues.get(index) else { return };
             let msgs = &self.batch[..count];
-            let result = if batched {
+            let result = if let Some(tx) = &self.tx {
+                tx.send_in_transaction(stamped(&msgs[0]), |_| LocalTransactionState::Commit)
+                    .await
+                    .map(|r| r.send)
+            } else if batched {
                 self.producer.send_batch_to_queue(queue, msgs).await
             } else {
                 self.producer.send_to_queue(queue, stamped(&msgs[0])).await

@@ -30,7 +30,7 @@ pub const DELAY_LEVELS_MS: [i64; 18] = [
 /// The reserved consumer group whose offsets record delivery progress per level.
 pub const DELIVERY_GROUP: &str = "%SCHEDULE_DELIVERY%";
 /// Entries read per step.
-const DELIVERY_BATCH_MAX: u32 = 64;
+const DELIVERY_BATCH_MAX: u32 = 256;
 /// Longest sleep between looks at a level's queue.
 const IDLE_WAIT_MS: u64 = 1_000;
 
@@ -153,15 +153,23 @@ pub async fn delivery_loop(shard: Rc<Shard>, level: i32) {
             wait_for_append(&shard, queue_id, IDLE_WAIT_MS).await;
             continue;
         }
-        let mut next = offset;
+        // Every due entry of this step is re-put at once (in order: tasks start in spawn
+        // order and each reaches its append before yielding), then awaited in order;
+        // progress moves past the ones that succeeded before the first failure.
+        let now = now_ms() as i64;
         let mut wait_ms = 0;
+        let mut deliveries = Vec::new();
         for (record, due) in result.messages.iter().zip(&result.tags_codes) {
-            let now = now_ms() as i64;
             if *due > now {
                 wait_ms = (*due - now) as u64;
                 break;
             }
-            match deliver(&shard, record).await {
+            let (shard, record) = (shard.clone(), record.clone());
+            deliveries.push(glommio::spawn_local(async move { deliver(&shard, &record).await }));
+        }
+        let mut next = offset;
+        for delivery in deliveries {
+            match delivery.await {
                 Ok(()) => next += 1,
                 Err(e) => {
                     warn!(level, error = %e, "scheduled delivery failed; retrying");

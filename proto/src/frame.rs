@@ -100,8 +100,18 @@ pub fn decode_frame_bytes(mut bytes: Bytes) -> Result<Frame, FrameError> {
 /// When the header grows past 16 MiB - 1 bytes, which only a caller bug can cause
 /// (ext fields are built by ramjet itself).
 pub fn encode_frame(header: &Header, body: &[u8], dst: &mut BytesMut) {
-    let start = dst.len();
     dst.reserve(FRAME_PREFIX_BYTES + 256 + body.len());
+    encode_frame_head(header, body.len(), dst);
+    dst.put_slice(body);
+}
+
+/// Appends a frame's prefix and header for a body of `body_len` bytes that the caller
+/// sends right after, from its own buffer (so a large body is never copied).
+///
+/// # Panics
+/// As [`encode_frame`].
+pub fn encode_frame_head(header: &Header, body_len: usize, dst: &mut BytesMut) {
+    let start = dst.len();
     dst.put_u32(0); // Length, patched below.
     dst.put_u32(0); // Type and header length, patched below.
     match header.serialize_type {
@@ -110,8 +120,7 @@ pub fn encode_frame(header: &Header, body: &[u8], dst: &mut BytesMut) {
     }
     let header_length = dst.len() - start - FRAME_PREFIX_BYTES;
     assert!(header_length <= 0x00FF_FFFF, "header of {header_length} bytes exceeds 24 bits");
-    dst.put_slice(body);
-    let length = dst.len() - start - 4;
+    let length = FRAME_PREFIX_BYTES - 4 + header_length + body_len;
     let word = (u32::from(header.serialize_type.as_byte()) << 24) | header_length as u32;
     dst[start..start + 4].copy_from_slice(&(length as u32).to_be_bytes());
     dst[start + 4..start + 8].copy_from_slice(&word.to_be_bytes());

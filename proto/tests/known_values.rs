@@ -294,3 +294,21 @@ fn properties_can_be_removed_and_set_without_touching_the_others() {
     assert!(map.contains(&("TAGS".to_string(), "b".to_string())));
     assert_eq!(map.len(), 3);
 }
+
+#[test]
+fn a_frame_head_followed_by_its_body_is_the_whole_frame() {
+    use bytes::BytesMut;
+    use ramjet_proto::frame::{encode_frame, encode_frame_head};
+    use ramjet_proto::{Header, SerializeType};
+    for st in [SerializeType::Json, SerializeType::RocketMq] {
+        let mut h = Header::request(11, 7, st);
+        h.ext_fields.insert("topic", "t");
+        let body = vec![9u8; 70_000];
+        let mut whole = BytesMut::new();
+        encode_frame(&h, &body, &mut whole);
+        let mut split = BytesMut::new();
+        encode_frame_head(&h, body.len(), &mut split);
+        split.extend_from_slice(&body);
+        assert_eq!(whole, split);
+    }
+}

@@ -14,8 +14,10 @@
 //!
 //! Requests are handled concurrently (each in its own task) so a held long-poll pull does
 //! not block the sends behind it; responses carry their request's opaque, so order does
-//! not matter to the peer. Every response lands in one write buffer and leaves in as few
-//! `write` calls as the socket allows: many small replies, one syscall.
+//! not matter to the peer. Small responses land in one write buffer and leave in as few
+//! `write` calls as the socket allows: many small replies, one syscall. A body of 64 KiB or
+//! more (a pull response) is queued as its own `Bytes` behind its frame head and written
+//! from there, never copied into the write buffer.
 //!
 //! Limits: a frame over `frame_size_bytes_max` or a frame that cannot be decoded closes the
 //! connection (there is no way to resynchronise a byte stream); more than
@@ -23,6 +25,7 @@
 //! finish (TCP back-pressure instead of unbounded memory).
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -32,7 +35,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::{Buf, Bytes, BytesMut};
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
-use ramjet_proto::frame::{decode_frame, encode_frame};
+use ramjet_proto::frame::{decode_frame, encode_frame, encode_frame_head};
 use ramjet_proto::{Frame, Header};
 use tracing::{debug, warn};
 
@@ -43,6 +46,9 @@ pub const INFLIGHT_REQUESTS_MAX: usize = 4096;
 /// Buffered response bytes per connection before the reader pauses.
 pub const WRITE_BUFFER_BYTES_MAX: usize = 64 * 1024 * 1024;
 const READ_CHUNK_BYTES: usize = 256 * 1024;
+/// Bodies at least this large are written from their own buffer instead of being copied
+/// into the write buffer (a syscall of their own costs less than copying them).
+const BODY_BYTES_ZERO_COPY_MIN: usize = 64 * 1024;
 
 /// A response to write: header plus body (the body is copied once, into the write buffer).
 #[derive(Debug, Clone)]
@@ -79,7 +85,17 @@ impl ConnectionHandle {
         if state.closed {
             return false;
         }
-        encode_frame(&out.header, &out.body, &mut state.write_buf);
+        if out.body.len() >= BODY_BYTES_ZERO_COPY_MIN {
+            // A large body (a pull response) is written from its own buffer: the head goes
+            // into the write buffer, which is queued before the body to keep frame order.
+            encode_frame_head(&out.header, out.body.len(), &mut state.write_buf);
+            let head = state.write_buf.split().freeze();
+            state.queued_bytes += head.len() + out.body.len();
+            state.write_queue.push_back(head);
+            state.write_queue.push_back(out.body.clone());
+        } else {
+            encode_frame(&out.header, &out.body, &mut state.write_buf);
+        }
         if let Some(w) = state.waker.take() {
             w.wake();
         }
@@ -98,6 +114,10 @@ impl ConnectionHandle {
 }
 
 struct ConnState {
+    /// Frames not yet written that precede everything in `write_buf`.
+    write_queue: VecDeque<Bytes>,
+    /// Bytes in `write_queue`.
+    queued_bytes: usize,
     write_buf: BytesMut,
     inflight: usize,
     waker: Option<Waker>,
@@ -133,6 +153,8 @@ pub async fn serve<S: Service>(mut stream: TcpStream, service: Rc<S>) {
     };
     let _ = stream.set_nodelay(true);
     let state = Rc::new(RefCell::new(ConnState {
+        write_queue: VecDeque::new(),
+        queued_bytes: 0,
         write_buf: BytesMut::with_capacity(64 * 1024),
         inflight: 0,
         waker: None,
@@ -168,7 +190,22 @@ fn drive<S: Service>(
         // Write everything buffered.
         {
             let mut st = state.borrow_mut();
-            while !st.write_buf.is_empty() {
+            while let Some(front) = st.write_queue.front_mut() {
+                match Pin::new(&mut *stream).poll_write(cx, front) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err("write returned 0".into())),
+                    Poll::Ready(Ok(n)) => {
+                        front.advance(n);
+                        if front.is_empty() {
+                            st.write_queue.pop_front();
+                        }
+                        st.queued_bytes -= n;
+                        progressed = true;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e.to_string())),
+                    Poll::Pending => break,
+                }
+            }
+            while st.write_queue.is_empty() && !st.write_buf.is_empty() {
                 match Pin::new(&mut *stream).poll_write(cx, &st.write_buf) {
                     Poll::Ready(Ok(0)) => return Poll::Ready(Err("write returned 0".into())),
                     Poll::Ready(Ok(n)) => {
@@ -184,7 +221,7 @@ fn drive<S: Service>(
             }
             st.waker = Some(cx.waker().clone());
             let paused = st.inflight >= INFLIGHT_REQUESTS_MAX
-                || st.write_buf.len() >= WRITE_BUFFER_BYTES_MAX;
+                || st.write_buf.len() + st.queued_bytes >= WRITE_BUFFER_BYTES_MAX;
             if paused {
                 return Poll::Pending;
             }

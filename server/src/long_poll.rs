@@ -41,16 +41,17 @@ impl Future for Waiter {
     }
 }
 
-/// Waiters by `(topic, queue id)`.
+/// Waiters by topic, then queue id (keyed by topic first so that the notify on every
+/// append looks up with a `&str`, allocating nothing).
 #[derive(Default)]
 pub struct LongPollTable {
-    waiters: HashMap<(String, i32), Vec<Rc<RefCell<Slot>>>>,
+    waiters: HashMap<String, HashMap<i32, Vec<Rc<RefCell<Slot>>>>>,
 }
 
 impl LongPollTable {
     /// Parks a pull; `None` when the queue already has the maximum number of waiters.
     pub fn park(&mut self, topic: &str, queue_id: i32) -> Option<Waiter> {
-        let list = self.waiters.entry((topic.to_string(), queue_id)).or_default();
+        let list = self.waiters.entry(topic.to_string()).or_default().entry(queue_id).or_default();
         list.retain(|s| Rc::strong_count(s) > 1); // Drop slots whose pull gave up.
         if list.len() >= WAITERS_PER_QUEUE_MAX {
             return None;
@@ -62,11 +63,14 @@ impl LongPollTable {
 
     /// Wakes every pull parked on the queue.
     pub fn notify(&mut self, topic: &str, queue_id: i32) {
-        // The lookup key is borrowed-only in the common case of no waiters.
-        if self.waiters.is_empty() {
+        let Some(queues) = self.waiters.get_mut(topic) else {
             return;
+        };
+        let list = queues.remove(&queue_id);
+        if queues.is_empty() {
+            self.waiters.remove(topic);
         }
-        if let Some(list) = self.waiters.remove(&(topic.to_string(), queue_id)) {
+        if let Some(list) = list {
             for slot in list {
                 let mut s = slot.borrow_mut();
                 s.notified = true;
@@ -79,7 +83,7 @@ impl LongPollTable {
 
     /// Number of parked pulls (metrics).
     pub fn len(&self) -> usize {
-        self.waiters.values().map(Vec::len).sum()
+        self.waiters.values().flat_map(HashMap::values).map(Vec::len).sum()
     }
 
     /// True when nothing is parked.

@@ -401,6 +401,7 @@ async fn run_shard(ctx: ShardContext) {
         long_poll: std::cell::RefCell::new(LongPollTable::default()),
         store_host: ctx.broker_addr,
         send_cursor: std::cell::Cell::new(id),
+        sequence: std::cell::Cell::new(0),
         clients: std::cell::RefCell::new(ClientRegistry::default()),
         persist_lock: glommio::sync::Semaphore::new(1),
         register_kick: Notify::new(),

@@ -157,6 +157,8 @@ pub struct Shard {
     pub store_host: SocketAddr,
     /// Round-robin cursor for sends that leave the queue to the broker.
     pub send_cursor: Cell<usize>,
+    /// Counter for broker-made ids: opaques of pushed requests, message-id counters.
+    pub sequence: Cell<u32>,
     /// Client registry (shard 0 only): heartbeats by client id.
     pub clients: RefCell<crate::client_registry::ClientRegistry>,
     /// Serialises writes of configuration files owned by this shard.
@@ -184,6 +186,13 @@ pub struct Shard {
 }
 
 impl Shard {
+    /// The next value of this shard's id counter.
+    pub fn next_sequence(&self) -> u32 {
+        let n = self.sequence.get();
+        self.sequence.set(n.wrapping_add(1));
+        n
+    }
+
     /// The log of `(topic, queue_id)`.
     pub fn log_for(&self, topic: &str, queue_id: i32) -> u32 {
         ramjet_storage::log_for(topic, queue_id, self.log_count)
@@ -232,9 +241,7 @@ impl Shard {
         mut header: ramjet_proto::Header,
         body: bytes::Bytes,
     ) {
-        let opaque = self.send_cursor.get();
-        self.send_cursor.set(opaque.wrapping_add(1));
-        header.opaque = (opaque & 0x7FFF_FFFF) as i32;
+        header.opaque = (self.next_sequence() & 0x7FFF_FFFF) as i32;
         if holder == self.id {
             if let Some(conn) = self.connections.borrow().get(&peer) {
                 conn.send(&crate::net::connection::Response { header, body });

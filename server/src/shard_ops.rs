@@ -212,13 +212,8 @@ pub async fn answer(shard: &Rc<Shard>, query: OpsQuery) -> OpsReply {
             *shard.settings.borrow_mut() = settings;
             OpsReply::Done
         }
-        OpsQuery::Push { peer, mut header, body } => {
-            let opaque = shard.send_cursor.get();
-            shard.send_cursor.set(opaque.wrapping_add(1));
-            header.opaque = (opaque & 0x7FFF_FFFF) as i32;
-            if let Some(conn) = shard.connections.borrow().get(&peer) {
-                conn.send(&crate::net::connection::Response { header, body });
-            }
+        OpsQuery::Push { peer, header, body } => {
+            shard.push_with_body(shard.id, peer, header, body);
             OpsReply::Done
         }
         OpsQuery::KeyStats { put, key } => {

@@ -135,11 +135,10 @@ fn choose_queue(shard: &Shard, topic: &str, write_queue_nums: i32) -> i32 {
     let n = write_queue_nums.max(1);
     let start = shard.send_cursor.get();
     shard.send_cursor.set(start.wrapping_add(1));
-    let local: Vec<i32> = (0..n).filter(|&q| shard.shard_for(topic, q) == shard.id).collect();
-    if local.is_empty() {
-        (start % n as usize) as i32
-    } else {
-        local[start % local.len()]
+    let is_local = |q: &i32| shard.shard_for(topic, *q) == shard.id;
+    match (0..n).filter(is_local).count() {
+        0 => (start % n as usize) as i32,
+        local => (0..n).filter(is_local).nth(start % local).unwrap_or(0),
     }
 }
 
@@ -364,9 +363,7 @@ fn build_batch(
 }
 
 fn next_uniq_id(shard: &Shard) -> String {
-    let n = shard.send_cursor.get();
-    shard.send_cursor.set(n.wrapping_add(1));
-    uniq_id(shard.store_host.ip(), shard.id as u32, now_ms(), n as u16)
+    uniq_id(shard.store_host.ip(), shard.id as u32, now_ms(), shard.next_sequence() as u16)
 }
 
 /// Maps storage errors to send response codes (the family's one mapping function).

@@ -138,3 +138,48 @@ pub(crate) async fn publish(
     shard.register_kick.notify();
     Ok(())
 }
+
+/// Creates (or updates) a topic from any shard: directly on shard 0, else through it.
+/// Returns once every shard has the new topic table.
+///
+/// # Errors
+/// The response code and remark of a refused creation.
+pub async fn create_topic_anywhere(
+    shard: &Rc<Shard>,
+    create: &ramjet_proto::header::CreateTopicRequestHeader,
+) -> Result<(), (i32, String)> {
+    let mut header = Header::request(
+        ramjet_proto::codes::request::UPDATE_AND_CREATE_TOPIC,
+        0,
+        ramjet_proto::SerializeType::RocketMq,
+    );
+    create.encode(&mut header.ext_fields);
+    let resp = if shard.id == 0 {
+        create_topic(shard, &header).await
+    } else {
+        let frame = ramjet_proto::Frame { header, body: bytes::Bytes::new() };
+        shard
+            .forward(0, frame, shard.store_host)
+            .await
+            .ok_or((response::SYSTEM_ERROR, "topic creation did not complete".to_string()))?
+    };
+    if resp.header.code == response::SUCCESS {
+        Ok(())
+    } else {
+        Err((resp.header.code, resp.header.remark.unwrap_or_default()))
+    }
+}
+
+/// The request for a system-made topic with one read and write queue (retry, DLQ).
+pub fn one_queue_topic(topic: &str) -> ramjet_proto::header::CreateTopicRequestHeader {
+    ramjet_proto::header::CreateTopicRequestHeader {
+        topic: topic.to_string(),
+        default_topic: crate::topic::TBW102.into(),
+        read_queue_nums: 1,
+        write_queue_nums: 1,
+        perm: crate::topic::PERM_READ | crate::topic::PERM_WRITE,
+        topic_filter_type: "SINGLE_TAG".into(),
+        topic_sys_flag: Some(0),
+        order: false,
+    }
+}

@@ -18,14 +18,13 @@ use ramjet_proto::header::{
     CommandHeader, GetConsumerListByGroupRequestHeader, NotifyConsumerIdsChangedRequestHeader,
     UnregisterClientRequestHeader,
 };
-use ramjet_proto::{Frame, Header, SerializeType};
+use ramjet_proto::{Frame, Header};
 use tracing::warn;
 
 use super::{error, field_error, success, RequestContext};
 use crate::client_registry::{ClientChannel, MembershipChange};
 use crate::net::connection::Response;
 use crate::shard::{Shard, ShardMsg};
-use crate::topic::{topic_config, PERM_READ, PERM_WRITE};
 use crate::util::now_ms;
 
 /// Subscription expressions by (group, topic). Immutable once published.
@@ -153,21 +152,10 @@ async fn ensure_retry_topic(shard: &Rc<Shard>, group: &str) {
     if shard.topic_table().get(&retry).is_some() {
         return;
     }
-    let mut header = Header::request(request::UPDATE_AND_CREATE_TOPIC, 0, SerializeType::RocketMq);
-    let create = ramjet_proto::header::CreateTopicRequestHeader {
-        topic: retry.clone(),
-        default_topic: crate::topic::TBW102.into(),
-        read_queue_nums: 1,
-        write_queue_nums: 1,
-        perm: PERM_READ | PERM_WRITE,
-        topic_filter_type: topic_config(&retry, 1, 6).topic_filter_type,
-        topic_sys_flag: Some(0),
-        order: false,
-    };
-    create.encode(&mut header.ext_fields);
-    let resp = super::admin::create_topic(shard, &header).await;
-    if resp.header.code != response::SUCCESS {
-        warn!(topic = %retry, remark = ?resp.header.remark, "retry topic creation failed");
+    if let Err((code, remark)) =
+        super::admin::create_topic_anywhere(shard, &super::admin::one_queue_topic(&retry)).await
+    {
+        warn!(topic = %retry, code, %remark, "retry topic creation failed");
     }
 }
 

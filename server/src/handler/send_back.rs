@@ -10,19 +10,16 @@
 
 use std::rc::Rc;
 
-use bytes::Bytes;
-use ramjet_proto::codes::{request, response};
-use ramjet_proto::header::{
-    CommandHeader, ConsumerSendMsgBackRequestHeader, CreateTopicRequestHeader,
-};
+use ramjet_proto::codes::response;
+use ramjet_proto::header::{CommandHeader, ConsumerSendMsgBackRequestHeader};
 use ramjet_proto::message::{self, property};
-use ramjet_proto::{Frame, Header, SerializeType};
+use ramjet_proto::Header;
 
 use super::{error, field_error, success};
 use crate::net::connection::Response;
 use crate::schedule::{delay_ms, parked_properties, reput_batch};
 use crate::shard::Shard;
-use crate::topic::{SCHEDULE_TOPIC, TBW102};
+use crate::topic::SCHEDULE_TOPIC;
 use crate::util::now_ms;
 
 /// Redeliveries before the DLQ when the request does not say (`retryMaxTimes`).
@@ -99,30 +96,7 @@ async fn ensure_topic(shard: &Rc<Shard>, h: &Header, topic: &str) -> Result<(), 
     if shard.topic_table().get(topic).is_some() {
         return Ok(());
     }
-    let mut header = Header::request(request::UPDATE_AND_CREATE_TOPIC, 0, SerializeType::RocketMq);
-    CreateTopicRequestHeader {
-        topic: topic.to_string(),
-        default_topic: TBW102.into(),
-        read_queue_nums: 1,
-        write_queue_nums: 1,
-        perm: crate::topic::PERM_READ | crate::topic::PERM_WRITE,
-        topic_filter_type: "SINGLE_TAG".into(),
-        topic_sys_flag: Some(0),
-        order: false,
-    }
-    .encode(&mut header.ext_fields);
-    let frame = Frame { header, body: Bytes::new() };
-    let resp = if shard.id == 0 {
-        super::admin::create_topic(shard, &frame.header).await
-    } else {
-        shard
-            .forward(0, frame, shard.store_host)
-            .await
-            .ok_or_else(|| error(h, response::SYSTEM_ERROR, "topic creation did not complete"))?
-    };
-    if resp.header.code == response::SUCCESS {
-        Ok(())
-    } else {
-        Err(error(h, resp.header.code, resp.header.remark.unwrap_or_default()))
-    }
+    super::admin::create_topic_anywhere(shard, &super::admin::one_queue_topic(topic))
+        .await
+        .map_err(|(code, remark)| error(h, code, remark))
 }

@@ -18,7 +18,7 @@ use ramjet_proto::header::{
     CommandHeader, CreateTopicRequestHeader, SendMessageRequestHeader, SendMessageResponseHeader,
 };
 use ramjet_proto::message::{self, property, MessageMeta};
-use ramjet_proto::{Frame, Header, SerializeType};
+use ramjet_proto::{Frame, Header};
 use ramjet_storage::{AppendBatch, StoreError};
 
 use super::{error, field_error, success};
@@ -177,21 +177,9 @@ async fn auto_create(
         topic_sys_flag: Some(0),
         order: false,
     };
-    let mut header = Header::request(request::UPDATE_AND_CREATE_TOPIC, 0, SerializeType::RocketMq);
-    create.encode(&mut header.ext_fields);
-    let frame = Frame { header, body: Bytes::new() };
-    let resp = if shard.id == 0 {
-        super::admin::create_topic(shard, &frame.header).await
-    } else {
-        let peer = shard.store_host;
-        shard
-            .forward(0, frame, peer)
-            .await
-            .ok_or_else(|| error(h, response::SYSTEM_ERROR, "topic creation did not complete"))?
-    };
-    if resp.header.code != response::SUCCESS {
-        return Err(error(h, resp.header.code, resp.header.remark.unwrap_or_default()));
-    }
+    super::admin::create_topic_anywhere(shard, &create)
+        .await
+        .map_err(|(code, remark)| error(h, code, remark))?;
     shard.topic_table().get(&req.topic).cloned().ok_or_else(not_exist)
 }
 

@@ -561,3 +561,28 @@ pub async fn wait_for_route(
         glommio::timer::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The messages of `queue` from offset 0, read until at least `expect` arrived and a long
+/// poll (300 ms) finds nothing more, or until `wait` passes.
+pub async fn read_queue(
+    consumer: &ramjet_client::PullConsumer,
+    queue: &ramjet_client::MessageQueue,
+    expect: usize,
+    wait: Duration,
+) -> Vec<ramjet_proto::message::StoredMessage> {
+    let deadline = Instant::now() + wait;
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let r = consumer
+            .pull(queue, offset, 32, Some(Duration::from_millis(300)), None)
+            .await
+            .expect("pull");
+        if r.status == ramjet_client::PullStatus::Found {
+            out.extend(r.messages);
+            offset = r.next_begin_offset;
+        } else if out.len() >= expect || Instant::now() > deadline {
+            return out;
+        }
+    }
+}

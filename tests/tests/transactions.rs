@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use ramjet_client::{Admin, Client, ClientConfig, MessageQueue, PullConsumer, PullStatus};
+use ramjet_client::{Admin, Client, ClientConfig, MessageQueue, PullConsumer};
 use ramjet_proto::body::{self, HeartbeatData, ProducerData};
 use ramjet_proto::codes::{request, response};
 use ramjet_proto::header::{CommandHeader, EndTransactionRequestHeader, SendMessageRequestHeader};
@@ -87,25 +87,17 @@ async fn end(
     c.invoke_oneway(addr, h, &[]).await.expect("end");
 }
 
-/// Everything on queue 0 of `topic` (long polls up to `wait` for the first message).
+/// Bodies on queue 0 of `topic`; every delivered message is no half and kept its
+/// properties.
 async fn read_all(c: &PullConsumer, topic: &str, expect: usize, wait: Duration) -> Vec<String> {
     let q = MessageQueue { topic: topic.into(), broker_name: "broker-a".into(), queue_id: 0 };
-    let deadline = Instant::now() + wait;
     let mut out = Vec::new();
-    let mut offset = 0;
-    loop {
-        let r = c.pull(&q, offset, 32, Some(Duration::from_millis(300)), None).await.expect("pull");
-        if r.status == PullStatus::Found {
-            for m in &r.messages {
-                assert!(m.property("TRAN_MSG").is_none());
-                assert_eq!(m.property("app").as_deref(), Some("x"));
-                out.push(String::from_utf8_lossy(&m.body).into_owned());
-            }
-            offset = r.next_begin_offset;
-        } else if out.len() >= expect || Instant::now() > deadline {
-            return out;
-        }
+    for m in ramjet_tests::read_queue(c, &q, expect, wait).await {
+        assert!(m.property("TRAN_MSG").is_none());
+        assert_eq!(m.property("app").as_deref(), Some("x"));
+        out.push(String::from_utf8_lossy(&m.body).into_owned());
     }
+    out
 }
 
 async fn create(ns: &str, addr: &str, topic: &str) {

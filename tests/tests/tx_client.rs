@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use ramjet_client::{
-    Admin, ClientConfig, LocalTransactionState, Message, MessageQueue, PullConsumer, PullStatus,
+    Admin, ClientConfig, LocalTransactionState, Message, MessageQueue, PullConsumer,
     TransactionProducer,
 };
 use ramjet_proto::SerializeType;
@@ -25,21 +25,12 @@ fn config(ns: &str) -> ClientConfig {
 async fn read_all(ns: &str, topic: &str, expect: usize, wait: Duration) -> Vec<String> {
     let c = PullConsumer::new(client(ns, SerializeType::RocketMq), "cg");
     let q = MessageQueue { topic: topic.into(), broker_name: "broker-a".into(), queue_id: 0 };
-    let deadline = Instant::now() + wait;
     let mut out = Vec::new();
-    let mut offset = 0;
-    loop {
-        let r = c.pull(&q, offset, 32, Some(Duration::from_millis(300)), None).await.expect("pull");
-        if r.status == PullStatus::Found {
-            for m in &r.messages {
-                assert!(m.property("TRAN_MSG").is_none(), "a delivered message is no half");
-                out.push(String::from_utf8_lossy(&m.body).into_owned());
-            }
-            offset = r.next_begin_offset;
-        } else if out.len() >= expect || Instant::now() > deadline {
-            return out;
-        }
+    for m in ramjet_tests::read_queue(&c, &q, expect, wait).await {
+        assert!(m.property("TRAN_MSG").is_none(), "a delivered message is no half");
+        out.push(String::from_utf8_lossy(&m.body).into_owned());
     }
+    out
 }
 
 async fn create(ns: &str, addr: &str, topic: &str) {

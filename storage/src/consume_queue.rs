@@ -571,6 +571,26 @@ mod tests {
         ConsumeQueueEntry::new(log_offset_of(2, 100 + index * 300), 300, index as i64 - 7)
     }
 
+    /// Runs `test` on a glommio executor with a store root on a real filesystem (O_DIRECT)
+    /// whose device glommio has probed.
+    fn in_store<F, Fut>(test: F)
+    where
+        F: FnOnce(std::path::PathBuf) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let dir = tempfile::Builder::new().tempdir_in("/var/tmp").unwrap();
+        let root = dir.path().to_path_buf();
+        std::fs::write(root.join("probe"), [1u8; 4096]).unwrap();
+        let executor = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(1 << 20)
+            .make()
+            .unwrap();
+        executor.run(async move {
+            DmaIo::probe_device(&root.join("probe")).await.unwrap();
+            test(root).await;
+        });
+    }
+
     fn limits(position: u64, memory_entries: usize) -> LoadLimits {
         LoadLimits { position, log_start: 0, memory_entries }
     }
@@ -582,15 +602,7 @@ mod tests {
         // Method: persist 100,001 entries, then up to 310,000 (trimming the tail to 1,000
         // between), load them back keeping 500 in memory, read cold ones from the files;
         // then truncate at 200,000 and load again.
-        let dir = tempfile::Builder::new().tempdir_in("/var/tmp").unwrap();
-        let root = dir.path().to_path_buf();
-        std::fs::write(root.join("probe"), [1u8; 4096]).unwrap();
-        let executor = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-            .io_memory(1 << 20)
-            .make()
-            .unwrap();
-        executor.run(async move {
-            DmaIo::probe_device(&root.join("probe")).await.unwrap();
+        in_store(|root| async move {
             let io = DmaIo;
             let mut queue = ConsumeQueue::default();
             for index in 0..310_000 {
@@ -630,15 +642,7 @@ mod tests {
         // Goal: a queue rebuilt after retention starts at a non-zero offset; its first file
         // holds zeros below it, and loading skips them. Method: start at 1,234, persist
         // 100 entries, load with a log start that makes the first 10 unreadable.
-        let dir = tempfile::Builder::new().tempdir_in("/var/tmp").unwrap();
-        let root = dir.path().to_path_buf();
-        std::fs::write(root.join("probe"), [1u8; 4096]).unwrap();
-        let executor = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-            .io_memory(1 << 20)
-            .make()
-            .unwrap();
-        executor.run(async move {
-            DmaIo::probe_device(&root.join("probe")).await.unwrap();
+        in_store(|root| async move {
             let io = DmaIo;
             let mut queue = ConsumeQueue::starting_at(1_234);
             for index in 0..100 {

@@ -112,7 +112,7 @@ impl AdminError {
     }
 }
 
-/// The name of a response code (facts §7.2), or "UNKNOWN".
+/// The name of a response code (the reference's `ResponseCode`), or "UNKNOWN".
 pub fn response_name(code: i32) -> &'static str {
     match code {
         0 => "SUCCESS",

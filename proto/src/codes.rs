@@ -1,7 +1,7 @@
 //! Request and response codes of the RocketMQ remoting protocol.
 //!
 //! Values are those of `RequestCode.java` and `ResponseCode.java` in apache/rocketmq
-//! (see `rocketmq-facts.md` §7). Codes are plain `i32` constants rather than enums: an
+//! (`remoting/src/main/java/org/apache/rocketmq/remoting/protocol/`). Codes are plain `i32` constants rather than enums: an
 //! unknown code must travel through the decoder untouched so the broker can answer it
 //! with `REQUEST_CODE_NOT_SUPPORTED`.
 

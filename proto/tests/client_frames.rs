@@ -1,5 +1,5 @@
 //! Fixtures: every frame recorded from real third-party clients
-//! (`shared/client-frames/*.jsonl`, beside the repository checkout) must decode, its header
+//! (`proto/tests/client-frames/*.jsonl`, see its README) must decode, its header
 //! must parse into the typed request of its code, its JSON or batch body must parse, and it
 //! must survive a re-encode in its own header encoding.
 //!
@@ -19,41 +19,12 @@ use ramjet_proto::header::*;
 use ramjet_proto::message::{parse_properties, property};
 use ramjet_proto::{ExtFields, Frame, SerializeType};
 
-const FIXTURE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/client-frames");
+const FIXTURE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/client-frames");
 
-/// Standard base64 (with padding), enough for the fixtures.
+/// Standard base64 with padding, as the fixture files store frames.
 fn base64_decode(text: &str) -> Vec<u8> {
-    fn sextet(c: u8) -> u32 {
-        match c {
-            b'A'..=b'Z' => u32::from(c - b'A'),
-            b'a'..=b'z' => u32::from(c - b'a') + 26,
-            b'0'..=b'9' => u32::from(c - b'0') + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => panic!("bad base64 character {c:#x}"),
-        }
-    }
-    let clean: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
-    assert_eq!(clean.len() % 4, 0, "base64 length not a multiple of 4");
-    let mut out = Vec::with_capacity(clean.len() / 4 * 3);
-    for chunk in clean.chunks(4) {
-        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
-        let mut n = 0u32;
-        for &c in &chunk[..4 - pad] {
-            n = (n << 6) | sextet(c);
-        }
-        n <<= 6 * pad as u32;
-        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        out.extend_from_slice(&bytes[..3 - pad]);
-    }
-    out
-}
-
-#[test]
-fn base64_decoder_works() {
-    assert_eq!(base64_decode("aGVsbG8="), b"hello");
-    assert_eq!(base64_decode("aGk="), b"hi");
-    assert_eq!(base64_decode("YWJj"), b"abc");
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(text.trim()).expect("fixture base64")
 }
 
 struct Record {

@@ -416,7 +416,8 @@ impl RequestProbe {
     }
 }
 
-/// Send codes under which the message was stored (facts §7.2).
+/// Send codes under which the message was stored: SUCCESS and the reference's
+/// FLUSH_DISK_TIMEOUT, FLUSH_SLAVE_TIMEOUT and SLAVE_NOT_AVAILABLE (stored on the master).
 fn stored_code(code: i32) -> bool {
     matches!(
         code,

@@ -1,5 +1,5 @@
 //! Transactional messages: half messages, END_TRANSACTION, and the check-back of producers
-//! that went silent (facts §10.6).
+//! that went silent, as the reference's `TransactionalMessageService`.
 //!
 //! Lives on: the owner shard of `RMQ_SYS_TRANS_HALF_TOPIC` queue 0, where every half
 //! message is stored (send path, `Parking::Half`), so END_TRANSACTION (routed by the half

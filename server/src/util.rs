@@ -85,7 +85,7 @@ impl Notify {
 }
 
 /// A broker-made message id for messages that arrive without `UNIQ_KEY`, in the client
-/// layout (facts §2.2): ip 4, pid 2, a per-shard salt 4, time 4, counter 2 → 32 hex.
+/// layout of the reference's `MessageClientIDSetter`: ip 4, pid 2, a per-shard salt 4, time 4, counter 2 → 32 hex.
 pub fn uniq_id(ip: std::net::IpAddr, salt: u32, now_ms: u64, counter: u16) -> String {
     let mut raw = [0u8; 16];
     if let std::net::IpAddr::V4(v4) = ip {

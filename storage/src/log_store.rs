@@ -110,7 +110,7 @@ pub struct GetRequest<'a> {
     pub tags_filter: Option<&'a [i64]>,
 }
 
-/// Outcome of a pull, as RocketMQ's `GetMessageStatus` (facts §10.2).
+/// Outcome of a pull, as RocketMQ's `GetMessageStatus`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GetStatus {
     /// Entries were scanned but none matched the tags filter.
@@ -508,7 +508,7 @@ impl LogStore {
             let log_offset = log_offset_of(shared.log_id, position + at as u64);
             let record = &mut records[at..at + length];
             // PREPARED and ROLLBACK transaction records stay out of the consume queue and
-            // store QUEUEOFFSET 0 (facts §1.1); the commit record enters it later.
+            // store QUEUEOFFSET 0, as the reference's commit log; the commit record enters it later.
             let enters_queue = enters_consume_queue(field_i32(record, 36).unwrap_or(0));
             let queue_offset = if enters_queue { queue.max_offset() } else { 0 };
             patch_record(record, queue_offset, log_offset, store_timestamp);
@@ -543,7 +543,7 @@ impl LogStore {
         ))
     }
 
-    /// Reads messages from one queue, as RocketMQ's `getMessage` (facts §10.2). Hot
+    /// Reads messages from one queue, as RocketMQ's `DefaultMessageStore::getMessage`. Hot
     /// records come from the tail cache without copying; cold ones from direct reads.
     ///
     /// # Errors

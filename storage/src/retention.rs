@@ -5,7 +5,7 @@
 //! Lives on: the owner shard of the log (`run_retention` is a method of `LogStore`; the
 //! server calls it periodically, e.g. every 10 s, on each log's shard).
 //!
-//! Rules (facts §10.9), with `ratio` = used space of the store's disk:
+//! Rules (the reference's `CleanCommitLogService`), with `ratio` = used space of the store's disk:
 //!
 //! | condition                                    | effect                                   |
 //! |----------------------------------------------|------------------------------------------|

@@ -107,7 +107,7 @@ async fn check_queue(store: &ramjet_storage::LogStore) {
 #[test]
 fn prepared_and_rollback_records_stay_out_of_consume_queues() {
     // Goal: transaction half messages (PREPARED, 0x4) and ROLLBACK records (0xC) are in
-    // the log but not in a consume queue, and store QUEUEOFFSET 0 (facts §1.1); COMMIT
+    // the log but not in a consume queue, and store QUEUEOFFSET 0 as in the reference; COMMIT
     // records (0x8) and normal ones enter it. Also after a rebuild from the log.
     let dir = store_dir();
     let config = config(dir.path(), FlushMode::Sync);

@@ -276,7 +276,7 @@ fn clean_close_then_reopen_continues_at_the_right_offsets() {
 
 #[test]
 fn get_messages_statuses_follow_rocketmq() {
-    // Goal: statuses and next offsets as facts §10.2, and tags filtering in the scan.
+    // Goal: statuses and next offsets as RocketMQ's `getMessage`, and tags filtering in the scan.
     let dir = store_dir();
     let config = config(dir.path(), FlushMode::Async);
     run(|| async move {

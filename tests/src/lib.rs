@@ -221,7 +221,7 @@ where
         .expect("join")
 }
 
-/// One frame recorded from a third-party client (`shared/client-frames`).
+/// One frame recorded from a third-party client (`proto/tests/client-frames`).
 #[derive(Debug, Clone)]
 pub struct RecordedFrame {
     /// File it came from.
@@ -234,7 +234,7 @@ pub struct RecordedFrame {
 
 /// The recorded frames. Panics when the fixture directory is missing: never skipped.
 pub fn recorded_frames() -> Vec<RecordedFrame> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/client-frames");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto/tests/client-frames");
     let mut out = Vec::new();
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("fixture dir {}: {e}", dir.display()))
@@ -261,31 +261,10 @@ pub fn recorded_frames() -> Vec<RecordedFrame> {
     out
 }
 
-/// Standard base64 with padding.
+/// Standard base64 with padding, as the fixture files store frames.
 pub fn base64_decode(text: &str) -> Vec<u8> {
-    fn sextet(c: u8) -> u32 {
-        match c {
-            b'A'..=b'Z' => u32::from(c - b'A'),
-            b'a'..=b'z' => u32::from(c - b'a') + 26,
-            b'0'..=b'9' => u32::from(c - b'0') + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => panic!("bad base64 character {c:#x}"),
-        }
-    }
-    let clean: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
-    let mut out = Vec::with_capacity(clean.len() / 4 * 3);
-    for chunk in clean.chunks(4) {
-        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
-        let mut n = 0u32;
-        for &c in &chunk[..chunk.len() - pad] {
-            n = (n << 6) | sextet(c);
-        }
-        n <<= 6 * pad as u32;
-        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        out.extend_from_slice(&bytes[..3 - pad]);
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(text.trim()).expect("fixture base64")
 }
 
 // ---------------------------------------------------------------------------------------

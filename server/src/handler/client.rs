@@ -2,7 +2,8 @@
 //!
 //! Run on shard 0, which owns the client registry. Consumer subscriptions learned from
 //! heartbeats are published to every shard as an immutable snapshot, so a pull that
-//! carries no subscription is filtered with its group's (facts §10.2).
+//! carries no subscription is filtered with its group's, as the reference does when the
+//! pull's sysFlag has no subscription bit.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -4,7 +4,8 @@
 //! filtered in the storage scan) and answers with them as the body, raw, so any RocketMQ
 //! client decodes them. When nothing is there and the request allows suspension, the pull
 //! is parked on the queue until an append on this shard wakes it or its hold time ends,
-//! then runs once more (facts §10.1, §10.2).
+//! then runs once more, as the reference's `PullMessageProcessor` and
+//! `PullRequestHoldService`.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -147,8 +148,12 @@ fn validate(shard: &Shard, h: &Header, req: &PullMessageRequestHeader) -> Result
     Ok(())
 }
 
-/// Maps a store result to the response (facts §10.2 table).
-/// The response code of a store status and the next offset to suggest (facts §10.2).
+/// The response code of a store status and the next offset to suggest, as the reference's
+/// `PullMessageProcessor` maps `GetMessageStatus`: FOUND → SUCCESS; NO_MATCHED_MESSAGE →
+/// PULL_RETRY_IMMEDIATELY; OFFSET_OVERFLOW_ONE → PULL_NOT_FOUND at the requested offset;
+/// OFFSET_TOO_SMALL and OFFSET_OVERFLOW_BADLY → PULL_OFFSET_MOVED to the queue's min or max;
+/// an empty or missing queue → PULL_NOT_FOUND from offset 0, or PULL_OFFSET_MOVED to 0
+/// when the consumer asked for another offset.
 fn response_code(req: &PullMessageRequestHeader, r: &GetResult) -> (i32, i64) {
     match r.status {
         GetStatus::Found => (response::SUCCESS, r.next_offset),

@@ -1,5 +1,6 @@
 //! CONSUMER_SEND_MSG_BACK (36): a consumer could not process a message; the broker stores
-//! a copy for redelivery to the group (facts §10.5).
+//! a copy for redelivery to the group, as the reference's `SendMessageProcessor`
+//! `consumerSendMsgBack`.
 //!
 //! Runs on the owner shard of the log holding the original record (routed by the offset's
 //! log id). The copy goes to `%RETRY%<group>` with a delay level (header level, or

@@ -151,6 +151,10 @@ impl Io for DmaIo {
 
     fn sync_dir(&self, path: PathBuf) -> IoFuture<'_, ()> {
         Box::pin(async move {
+            // glommio opens directories with `openat(-1, path)`, which fails with EBADF for
+            // a relative path (it would need AT_FDCWD), so resolve against the working
+            // directory first.
+            let path = std::path::absolute(&path)?;
             let dir = glommio::io::Directory::open(&path).await.map_err(to_io)?;
             dir.sync().await.map_err(to_io)?;
             dir.close().await.map_err(to_io)

@@ -92,6 +92,11 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Starts `cmd` (a daemon of ours: its stderr is captured) and waits for its ready line.
+    pub fn start(cmd: Command, name: &str) -> Daemon {
+        Daemon::spawn(cmd, name)
+    }
+
     fn spawn(mut cmd: Command, name: &str) -> Daemon {
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         if std::env::var("RUST_LOG").is_err() {

@@ -76,6 +76,11 @@ fn build_config(args: Args) -> Result<BrokerConfig, String> {
     c.listen_port = args.listen_port.unwrap_or(c.listen_port);
     c.namesrv_port = args.namesrv_port.unwrap_or(c.namesrv_port);
     c.store_path = args.store_path.unwrap_or(c.store_path);
+    // Relative store paths (the default `./ramjet-store`, `--store-path`,
+    // `storePathRootDir`) are relative to the working directory, as the reference resolves
+    // them; fixed here once so every later use and log line sees the same absolute path.
+    c.store_path = std::path::absolute(&c.store_path)
+        .map_err(|e| format!("store path {}: {e}", c.store_path.display()))?;
     c.shards = args.shards.unwrap_or(c.shards).max(1);
     if let Some(f) = args.flush_disk_type {
         c.flush = parse_flush(&f).map_err(|e| e.to_string())?;

@@ -1,23 +1,63 @@
 //! `ramjet-namesrv`: a standalone NameServer.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use clap::Parser;
+use ramjet_server::config::parse_properties;
 use ramjet_server::{net::listener::bind_group, runtime, signal};
 
-/// A RocketMQ-compatible NameServer.
+/// A RocketMQ-compatible NameServer. Flags override the `-c` file.
 #[derive(Parser, Debug)]
 #[command(name = "ramjet-namesrv", version, about)]
 struct Args {
+    /// A RocketMQ namesrv.conf (Java properties: `listenPort`, `bindAddress`).
+    #[arg(short = 'c', long = "config")]
+    config: Option<PathBuf>,
     /// Port (default 9876). 0 = ephemeral.
-    #[arg(long = "listen-port", default_value_t = 9876)]
-    listen_port: u16,
+    #[arg(long = "listen-port")]
+    listen_port: Option<u16>,
     /// Address to bind (default all).
-    #[arg(long = "bind-ip", default_value = "0.0.0.0")]
-    bind_ip: IpAddr,
+    #[arg(long = "bind-ip")]
+    bind_ip: Option<IpAddr>,
     /// Serve Prometheus metrics on this port.
     #[arg(long = "metrics-port")]
     metrics_port: Option<u16>,
+}
+
+/// Where the NameServer listens, from the `-c` file and the flags.
+struct Settings {
+    listen_port: u16,
+    bind_ip: IpAddr,
+    metrics_port: Option<u16>,
+}
+
+fn settings(args: Args) -> Result<Settings, String> {
+    let mut s = Settings {
+        listen_port: 9876,
+        bind_ip: IpAddr::from([0, 0, 0, 0]),
+        metrics_port: args.metrics_port,
+    };
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        for (key, value) in parse_properties(&text) {
+            match key.as_str() {
+                "listenPort" => {
+                    s.listen_port =
+                        value.parse().map_err(|_| format!("listenPort: not a port: {value}"))?;
+                }
+                "bindAddress" => {
+                    s.bind_ip =
+                        value.parse().map_err(|_| format!("bindAddress: not an IP: {value}"))?;
+                }
+                _ => tracing::info!(%key, "config key not used by ramjet; ignored"),
+            }
+        }
+    }
+    s.listen_port = args.listen_port.unwrap_or(s.listen_port);
+    s.bind_ip = args.bind_ip.unwrap_or(s.bind_ip);
+    Ok(s)
 }
 
 fn main() {
@@ -28,7 +68,13 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
+    let args = match settings(Args::parse()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ramjet-namesrv: {e}");
+            std::process::exit(2);
+        }
+    };
     runtime::raise_memlock_limit();
     signal::block_stop_signals();
     let listener = match bind_group(args.bind_ip, args.listen_port, 1) {

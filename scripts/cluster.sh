@@ -19,13 +19,18 @@
 # Clients use NameServers "127.0.0.1:9876;127.0.0.1:9877", e.g.
 #   target/release/ramjet-bench produce -n "127.0.0.1:9876;127.0.0.1:9877" --duration 10
 set -euo pipefail
-cd "$(dirname "$0")/.."
 CMD=${1:-}
 DIR=${2:-}
 if [ -z "$CMD" ] || [ -z "$DIR" ]; then
   sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
+# DIR (and RAMJET_BIN_DIR) are relative to where the script was called from.
+if [ "$CMD" = start ]; then mkdir -p "$DIR"; fi
+[ -d "$DIR" ] || { echo "no cluster directory $DIR" >&2; exit 1; }
+DIR="$(cd "$DIR" && pwd)"
+if [ -n "${RAMJET_BIN_DIR:-}" ]; then RAMJET_BIN_DIR="$(cd "$RAMJET_BIN_DIR" && pwd)"; fi
+cd "$(dirname "$0")/.."
 ROLE=${ROLE:-ASYNC_MASTER}
 FLUSH=${FLUSH:-ASYNC_FLUSH}
 SHARDS=${SHARDS:-1}

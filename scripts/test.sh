@@ -7,3 +7,6 @@ cd "$(dirname "$0")/.."
 ulimit -l unlimited 2>/dev/null || true
 cargo build --workspace --bins
 cargo test --workspace -- --test-threads="${RAMJET_TEST_THREADS:-2}"
+# The README's own commands and examples, as a newcomer runs them (fresh copy, private
+# network namespace, release build).
+scripts/readme-test.sh

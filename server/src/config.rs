@@ -90,6 +90,8 @@ pub struct BrokerConfig {
     /// "Far behind": more than this percentage of physical memory behind the log's end
     /// (`accessMessageInMemoryMaxRatio`).
     pub access_message_in_memory_max_ratio: u32,
+    /// Connection limits of the remoting listeners (process-wide).
+    pub connection_limits: crate::net::limits::ConnectionLimits,
     /// Keys of the config file this version does not use.
     pub ignored_keys: Vec<String>,
 }
@@ -129,6 +131,7 @@ impl Default for BrokerConfig {
             ha_housekeeping_interval_ms: 20_000,
             slave_read_enable: false,
             access_message_in_memory_max_ratio: 40,
+            connection_limits: crate::net::limits::ConnectionLimits::default(),
             ignored_keys: Vec::new(),
         }
     }
@@ -337,11 +340,39 @@ impl BrokerConfig {
                 "accessMessageInMemoryMaxRatio" => {
                     self.access_message_in_memory_max_ratio = parse(k, v)?
                 }
-                _ => self.ignored_keys.push(k.clone()),
+                _ => {
+                    if !apply_connection_limit(&mut self.connection_limits, k, v)? {
+                        self.ignored_keys.push(k.clone());
+                    }
+                }
             }
         }
         Ok(())
     }
+}
+
+/// Applies one connection-limit key (broker.conf and namesrv.conf share them); false when
+/// `key` is not one of them.
+///
+/// # Errors
+/// A value that does not parse.
+pub fn apply_connection_limit(
+    limits: &mut crate::net::limits::ConnectionLimits,
+    key: &str,
+    value: &str,
+) -> Result<bool, ConfigError> {
+    let secs = |v: &str| parse::<u64>(key, v).map(std::time::Duration::from_secs);
+    match key {
+        "serverMaxConnections" => limits.connections_max = parse(key, value)?,
+        "serverMaxConnectionsPerAddress" => {
+            limits.connections_per_address_max = parse(key, value)?
+        }
+        "serverChannelMaxIdleTimeSeconds" => limits.idle_timeout = secs(value)?,
+        "serverWriteTimeoutSeconds" => limits.write_timeout = secs(value)?,
+        "serverPartialFrameBytesMax" => limits.partial_frame_bytes_max = parse(key, value)?,
+        _ => return Ok(false),
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

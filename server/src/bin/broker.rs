@@ -121,6 +121,7 @@ fn main() {
         tracing::info!(key = %key, "config key not used by ramjet; ignored");
     }
     signal::block_stop_signals();
+    ramjet_server::net::limits::install(config.connection_limits.clone());
     let broker = match runtime::start(config) {
         Ok(b) => b,
         Err(e) => {

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
-use ramjet_server::config::parse_properties;
+use ramjet_server::config::{apply_connection_limit, parse_properties};
 use ramjet_server::{net::listener::bind_group, runtime, signal};
 
 /// A RocketMQ-compatible NameServer. Flags override the `-c` file.
@@ -30,6 +30,7 @@ struct Settings {
     listen_port: u16,
     bind_ip: IpAddr,
     metrics_port: Option<u16>,
+    limits: ramjet_server::net::limits::ConnectionLimits,
 }
 
 fn settings(args: Args) -> Result<Settings, String> {
@@ -37,6 +38,7 @@ fn settings(args: Args) -> Result<Settings, String> {
         listen_port: 9876,
         bind_ip: IpAddr::from([0, 0, 0, 0]),
         metrics_port: args.metrics_port,
+        limits: Default::default(),
     };
     if let Some(path) = &args.config {
         let text = std::fs::read_to_string(path)
@@ -51,7 +53,13 @@ fn settings(args: Args) -> Result<Settings, String> {
                     s.bind_ip =
                         value.parse().map_err(|_| format!("bindAddress: not an IP: {value}"))?;
                 }
-                _ => tracing::info!(%key, "config key not used by ramjet; ignored"),
+                _ => {
+                    let known = apply_connection_limit(&mut s.limits, &key, &value)
+                        .map_err(|e| e.to_string())?;
+                    if !known {
+                        tracing::info!(%key, "config key not used by ramjet; ignored");
+                    }
+                }
             }
         }
     }
@@ -75,6 +83,7 @@ fn main() {
             std::process::exit(2);
         }
     };
+    ramjet_server::net::limits::install(args.limits.clone());
     runtime::raise_memlock_limit();
     signal::block_stop_signals();
     let listener = match bind_group(args.bind_ip, args.listen_port, 1) {

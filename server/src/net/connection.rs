@@ -22,7 +22,11 @@
 //! Limits: a frame over `frame_size_bytes_max` or a frame that cannot be decoded closes the
 //! connection (there is no way to resynchronise a byte stream); more than
 //! `inflight_requests_max` requests in progress stops reading from the socket until some
-//! finish (TCP back-pressure instead of unbounded memory).
+//! finish (TCP back-pressure instead of unbounded memory). Process-wide limits
+//! ([`super::limits`]) refuse connections past the per-address and total counts at accept,
+//! close a connection silent for the idle timeout or whose responses stay unread for the
+//! write timeout (a watchdog task per connection, asleep until the nearest deadline), and
+//! bound the bytes of incomplete frames all connections hold together.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -31,6 +35,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_lite::{AsyncRead, AsyncWrite};
@@ -38,6 +43,8 @@ use glommio::net::TcpStream;
 use ramjet_proto::frame::{decode_frame, encode_frame, encode_frame_head};
 use ramjet_proto::{Frame, Header};
 use tracing::{debug, warn};
+
+use super::limits::{self, LimitHit, Permit};
 
 /// Largest frame a connection accepts (the reference's `frameMaxLength`).
 pub const FRAME_SIZE_BYTES_MAX: usize = ramjet_proto::frame::FRAME_SIZE_BYTES_MAX;
@@ -96,6 +103,11 @@ impl ConnectionHandle {
         } else {
             encode_frame(&out.header, &out.body, &mut state.write_buf);
         }
+        if !state.pending_writes {
+            // The write timeout counts from when output starts waiting.
+            state.pending_writes = true;
+            state.last_write = Instant::now();
+        }
         if let Some(w) = state.waker.take() {
             w.wake();
         }
@@ -123,6 +135,14 @@ struct ConnState {
     waker: Option<Waker>,
     closed: bool,
     peer: SocketAddr,
+    /// Last byte read or written (idle timeout).
+    last_activity: Instant,
+    /// Last write progress, or when output started waiting (write timeout).
+    last_write: Instant,
+    /// Output is waiting to be written.
+    pending_writes: bool,
+    /// A limit ended the connection: the driver closes it at its next poll.
+    kill: Option<LimitHit>,
 }
 
 /// What a connection hands each request to.
@@ -151,7 +171,16 @@ pub async fn serve<S: Service>(mut stream: TcpStream, service: Rc<S>) {
         Ok(p) => p,
         Err(_) => return,
     };
+    let governor = limits::governor();
+    let mut permit = match governor.admit(peer.ip()) {
+        Ok(permit) => permit,
+        Err(hit) => {
+            report_limit(governor, hit, peer);
+            return; // dropping the stream closes it
+        }
+    };
     let _ = stream.set_nodelay(true);
+    let now = Instant::now();
     let state = Rc::new(RefCell::new(ConnState {
         write_queue: VecDeque::new(),
         queued_bytes: 0,
@@ -160,13 +189,19 @@ pub async fn serve<S: Service>(mut stream: TcpStream, service: Rc<S>) {
         waker: None,
         closed: false,
         peer,
+        last_activity: now,
+        last_write: now,
+        pending_writes: false,
+        kill: None,
     }));
     let handle = ConnectionHandle { state: state.clone() };
     service.clone().opened(&handle);
+    // Dropped (cancelled) when the connection ends.
+    let _watchdog = glommio::spawn_local(watchdog(state.clone(), governor.limits().clone()));
     let mut read_buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut scratch = vec![0u8; READ_CHUNK_BYTES];
     let result = futures_lite::future::poll_fn(|cx| {
-        drive(&mut stream, &mut read_buf, &mut scratch, &state, &handle, &service, cx)
+        drive(&mut stream, &mut read_buf, &mut scratch, &mut permit, &state, &handle, &service, cx)
     })
     .await;
     if let Err(reason) = result {
@@ -176,10 +211,69 @@ pub async fn serve<S: Service>(mut stream: TcpStream, service: Rc<S>) {
     service.closed(&handle);
 }
 
+/// Logs a limit reached: the first time and then at powers of two, so an attack cannot flood
+/// the log; every hit is counted in [`limits::Governor::hits`].
+fn report_limit(governor: &limits::Governor, hit: LimitHit, peer: SocketAddr) {
+    let count = governor.hits().iter().find(|(k, _)| *k == hit.key()).map_or(0, |(_, n)| *n);
+    if count.is_power_of_two() {
+        warn!(%peer, limit = hit.key(), times = count, "connection limit reached; closing");
+    }
+}
+
+/// Closes the connection when it has been silent for the idle timeout, or when its
+/// waiting output made no progress for the write timeout. Sleeps until the nearest deadline.
+async fn watchdog(state: Rc<RefCell<ConnState>>, limits: limits::ConnectionLimits) {
+    loop {
+        let now = Instant::now();
+        let next = {
+            let mut st = state.borrow_mut();
+            if st.closed {
+                return;
+            }
+            let mut hit = None;
+            let mut next = None;
+            if !limits.idle_timeout.is_zero() {
+                let deadline = st.last_activity + limits.idle_timeout;
+                if now >= deadline && st.inflight == 0 {
+                    hit = Some(LimitHit::Idle);
+                }
+                next = Some(deadline.max(now + limits.idle_timeout / 8));
+            }
+            let waiting = st.pending_writes && (!st.write_buf.is_empty() || st.queued_bytes > 0);
+            if waiting && !limits.write_timeout.is_zero() {
+                let deadline = st.last_write + limits.write_timeout;
+                if now >= deadline {
+                    hit = Some(LimitHit::WriteTimeout);
+                }
+                next = Some(next.map_or(deadline, |n: Instant| n.min(deadline)));
+            } else if !limits.write_timeout.is_zero() {
+                // Output may start waiting at any time: look again within the timeout.
+                let check = now + limits.write_timeout;
+                next = Some(next.map_or(check, |n: Instant| n.min(check)));
+            }
+            if let Some(hit) = hit {
+                st.kill = Some(limits::governor().hit(hit));
+                if let Some(w) = st.waker.take() {
+                    w.wake();
+                }
+                return;
+            }
+            next
+        };
+        let Some(next) = next else { return };
+        glommio::timer::sleep(next.saturating_duration_since(now).max(MIN_WATCHDOG_SLEEP)).await;
+    }
+}
+
+/// Shortest watchdog sleep (a deadline just passed is looked at again this soon).
+const MIN_WATCHDOG_SLEEP: std::time::Duration = std::time::Duration::from_millis(10);
+
+#[allow(clippy::too_many_arguments)]
 fn drive<S: Service>(
     stream: &mut TcpStream,
     read_buf: &mut BytesMut,
     scratch: &mut [u8],
+    permit: &mut Permit<'_>,
     state: &Rc<RefCell<ConnState>>,
     handle: &ConnectionHandle,
     service: &Rc<S>,
@@ -190,6 +284,10 @@ fn drive<S: Service>(
         // Write everything buffered.
         {
             let mut st = state.borrow_mut();
+            if let Some(hit) = st.kill {
+                return Poll::Ready(Err(format!("limit {} reached", hit.key())));
+            }
+            let before = st.queued_bytes + st.write_buf.len();
             while let Some(front) = st.write_queue.front_mut() {
                 match Pin::new(&mut *stream).poll_write(cx, front) {
                     Poll::Ready(Ok(0)) => return Poll::Ready(Err("write returned 0".into())),
@@ -216,6 +314,15 @@ fn drive<S: Service>(
                     Poll::Pending => break,
                 }
             }
+            let after = st.queued_bytes + st.write_buf.len();
+            if after < before {
+                let now = Instant::now();
+                st.last_write = now;
+                st.last_activity = now;
+            }
+            if after == 0 {
+                st.pending_writes = false;
+            }
             if st.write_buf.is_empty() && st.write_buf.capacity() > 4 * READ_CHUNK_BYTES {
                 st.write_buf = BytesMut::with_capacity(64 * 1024);
             }
@@ -233,7 +340,13 @@ fn drive<S: Service>(
             Poll::Ready(Ok(n)) => {
                 read_buf.extend_from_slice(&scratch[..n]);
                 progressed = true;
+                state.borrow_mut().last_activity = Instant::now();
                 dispatch_frames(read_buf, state, handle, service)?;
+                // What is left is the start of a frame not yet complete.
+                if let Err(hit) = permit.hold_partial(read_buf.len()) {
+                    report_limit(limits::governor(), hit, handle.peer());
+                    return Poll::Ready(Err(format!("limit {} reached", hit.key())));
+                }
             }
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e.to_string())),
             Poll::Pending => {}

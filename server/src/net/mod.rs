@@ -1,4 +1,5 @@
 //! Networking: listening sockets and the per-connection driver.
 
 pub mod connection;
+pub mod limits;
 pub mod listener;

@@ -33,7 +33,7 @@ pub const BLOCK_SIZE_BYTES: u64 = 4096;
 pub const RECORD_SIZE_BYTES_MAX: usize = 4 * 1024 * 1024 + 64 * 1024;
 /// Smallest valid record: the 84-byte fixed part, an empty body, a 1-byte topic length and
 /// an empty properties string (84 + 4 + 1 + 2).
-pub const RECORD_SIZE_BYTES_MIN: usize = 91;
+pub const RECORD_SIZE_BYTES_MIN: usize = ramjet_proto::message::RECORD_BYTES_MIN;
 /// Largest batch accepted by one append.
 pub const BATCH_SIZE_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Appended-but-unwritten bytes a log holds before appends fail with `Busy`.

@@ -6,7 +6,7 @@
 //! decide step, then I/O, then a synchronous complete step).
 //!
 //! ```text
-//!  LogStore ── Rc<Shared> ─┬─ RefCell<CommitLog>      positions, pending chunks, tail cache
+//!  LogStore ─ Rc<LogState> ┬─ RefCell<CommitLog>      positions, pending chunks, tail cache
 //!     │                    ├─ RefCell<ConsumeQueues>  topic → queue id → bounded entry tail
 //!     │                    ├─ RefCell<Index>          runs on disk, entries since checkpoint
 //!     │                    ├─ PositionWatch flushed   sync-mode appends wait here
@@ -36,7 +36,6 @@ use bytes::{Bytes, BytesMut};
 use glommio::Task;
 use ramjet_proto::message::{
     classify_slot, patch_record, MessageError, RecordView, Slot, SlotHead,
-    SYSFLAG_TRANSACTION_MASK, SYSFLAG_TRANSACTION_PREPARED, SYSFLAG_TRANSACTION_ROLLBACK,
 };
 
 use crate::checkpoint::{write_checkpoint, Checkpoint};
@@ -46,13 +45,14 @@ use crate::config::{
     RECORD_SIZE_BYTES_MAX, RECORD_SIZE_BYTES_MIN, SEGMENT_SIZE_BYTES_MIN, TOPIC_BYTES_MAX,
 };
 use crate::consume_queue::{
-    persist_job, queue_dir, read_entries_from_files, run_persist_job, ConsumeQueue,
-    ConsumeQueueEntry, ConsumeQueues,
+    enters_consume_queue, persist_job, queue_dir, read_entries_from_files, run_persist_job,
+    ConsumeQueue, ConsumeQueueEntry,
 };
 use crate::error::StoreError;
-use crate::index::{index_dir, record_keys, write_run, Index};
+use crate::index::{index_dir, is_indexed, record_keys, write_run};
 use crate::io::{DmaIo, Io};
 use crate::log_offset::{log_offset_of, split_log_offset, LOG_ID_MAX};
+use crate::log_state::LogState;
 use crate::log_writer::run_writer;
 use crate::recovery::RecoveryReport;
 use crate::replay::{create_marker, recover_store, Recovered};
@@ -148,35 +148,6 @@ pub struct GetResult {
     pub tags_codes: Vec<i64>,
 }
 
-/// State shared by the `LogStore` handle and its tasks.
-pub(crate) struct Shared {
-    pub(crate) config: StoreConfig,
-    pub(crate) log_id: u32,
-    pub(crate) io: Rc<dyn Io>,
-    pub(crate) log: RefCell<CommitLog>,
-    pub(crate) queues: RefCell<ConsumeQueues>,
-    /// The flushed position, for sync-mode appends.
-    pub(crate) flushed: PositionWatch,
-    /// The written position, for async-mode backpressure.
-    pub(crate) written: PositionWatch,
-    pub(crate) writer_wake: Signal,
-    pub(crate) checkpointer_wake: Signal,
-    pub(crate) closing: Cell<bool>,
-    pub(crate) poison: RefCell<Option<StoreError>>,
-    /// The last checkpoint written (or read at open).
-    pub(crate) checkpoint: Cell<Checkpoint>,
-    /// One checkpoint at a time (the checkpointer task, retention, close).
-    pub(crate) checkpoint_lock: glommio::sync::Semaphore,
-    /// The message index (keys and unique ids to log offsets).
-    pub(crate) index: RefCell<Index>,
-    /// The operator's switch (`LogStore::set_writable`).
-    pub(crate) writable: Cell<bool>,
-    /// Retention found disk use above the warning level: appends are refused.
-    pub(crate) disk_full: Cell<bool>,
-    /// Disk use when retention last ran, per mille (for the error).
-    pub(crate) disk_used_per_mille: Cell<u32>,
-}
-
 /// One commit log and the consume queues of every `(topic, queue id)` mapped to it.
 ///
 /// Lives on: the owner shard of the log.
@@ -193,7 +164,7 @@ pub(crate) struct Shared {
 /// # Ok(()) }
 /// ```
 pub struct LogStore {
-    pub(crate) shared: Rc<Shared>,
+    pub(crate) shared: Rc<LogState>,
     tasks: RefCell<Vec<Task<()>>>,
     report: RecoveryReport,
     closed: Cell<bool>,
@@ -268,19 +239,6 @@ struct Selection {
     entries: Vec<ConsumeQueueEntry>,
     /// Cold entries to read from the files first: (first queue offset, count).
     from_files: Option<(i64, usize)>,
-}
-
-/// Whether a record with this SYSFLAG is indexed: all but ROLLBACK records (RocketMQ's
-/// `IndexService.buildIndex`).
-pub(crate) fn is_indexed(sys_flag: i32) -> bool {
-    sys_flag & SYSFLAG_TRANSACTION_MASK != SYSFLAG_TRANSACTION_ROLLBACK
-}
-
-/// Whether a record with this SYSFLAG gets a consume-queue entry: all but PREPARED and
-/// ROLLBACK transaction records (RocketMQ's `doAppend` and `CommitLogDispatcher`).
-pub(crate) fn enters_consume_queue(sys_flag: i32) -> bool {
-    let kind = sys_flag & SYSFLAG_TRANSACTION_MASK;
-    kind != SYSFLAG_TRANSACTION_PREPARED && kind != SYSFLAG_TRANSACTION_ROLLBACK
 }
 
 /// Picks the entries a pull returns from `candidates` (queue offsets from `offset` on):
@@ -365,7 +323,7 @@ impl LogStore {
             config.tail_cache_bytes as u64,
             recovered,
         );
-        let shared = Rc::new(Shared {
+        let shared = Rc::new(LogState {
             config: config.clone(),
             log_id,
             io,
@@ -810,7 +768,7 @@ fn cold_group(limit: u64, entries: &[ConsumeQueueEntry]) -> &[ConsumeQueueEntry]
 
 /// Persists every consume-queue entry for records before the flushed position, then
 /// writes the checkpoint at it. Runs on the checkpointer task, or in `close` after it.
-pub(crate) async fn take_checkpoint(shared: &Shared) -> Result<(), StoreError> {
+pub(crate) async fn take_checkpoint(shared: &LogState) -> Result<(), StoreError> {
     let Ok(_permit) = shared.checkpoint_lock.acquire_permit(1).await else {
         return Ok(()); // The semaphore is never closed.
     };
@@ -866,7 +824,7 @@ pub(crate) async fn take_checkpoint(shared: &Shared) -> Result<(), StoreError> {
 }
 
 /// Writes the pending index entries of records before `position` as one run.
-async fn persist_index(shared: &Shared, position: u64) -> Result<(), StoreError> {
+async fn persist_index(shared: &LogState, position: u64) -> Result<(), StoreError> {
     let (first, entries) = {
         let index = shared.index.borrow();
         let count = index.pending_before(position);
@@ -886,7 +844,7 @@ async fn persist_index(shared: &Shared, position: u64) -> Result<(), StoreError>
 }
 
 /// Takes a checkpoint whenever the writer says enough log has been flushed since the last.
-async fn run_checkpointer(shared: Rc<Shared>) {
+async fn run_checkpointer(shared: Rc<LogState>) {
     loop {
         shared.checkpointer_wake.wait().await;
         if shared.closing.get() {

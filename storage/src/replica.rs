@@ -35,11 +35,11 @@ use ramjet_proto::message::{
 use crate::checkpoint::{write_checkpoint, Checkpoint};
 use crate::commit_log::{CommitLog, ReadSource, BLANK_SIZE_BYTES};
 use crate::config::{FlushMode, PENDING_BYTES_MAX, RECORD_SIZE_BYTES_MAX};
-use crate::consume_queue::{ConsumeQueue, ConsumeQueueEntry};
+use crate::consume_queue::{enters_consume_queue, ConsumeQueue, ConsumeQueueEntry};
 use crate::error::StoreError;
-use crate::index::record_keys;
+use crate::index::{is_indexed, record_keys};
 use crate::log_offset::log_offset_of;
-use crate::log_store::{enters_consume_queue, is_indexed, LogStore};
+use crate::log_store::LogStore;
 use crate::replay::recover_store;
 use crate::store_meta::read_meta;
 

@@ -23,10 +23,18 @@
 //! ```
 //! With both hosts IPv4 the fixed part is 84 bytes, so a record is
 //! `84 + 4 + n + 1 + t + 2 + p` bytes; each IPv6 host adds 12.
+//!
+//! Readers of stored bytes use [`RecordView`] (checked accessors over one record) and
+//! [`classify_slot`] (zeros, blank filler or record head), both in `message/view.rs`; the
+//! positions above are the named constants and `*_pos` functions below.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use bytes::{BufMut, Bytes};
+
+mod view;
+
+pub use view::{classify_slot, RecordLayout, RecordView, Slot, SlotError, SlotHead};
 
 /// Magic of a v1 record (1-byte topic length).
 pub const MAGIC_V1: i32 = 0xDAA3_20A7_u32 as i32;
@@ -38,6 +46,16 @@ pub const BLANK_MAGIC: i32 = 0xCBD4_3194_u32 as i32;
 /// Bytes of the fixed record fields other than BORNHOST and STOREHOST.
 pub const RECORD_FIXED_BYTES_WITHOUT_HOSTS: usize = 68;
 
+/// Position of TOTALSIZE.
+pub const TOTAL_SIZE_POS: usize = 0;
+/// Position of MAGICCODE.
+pub const MAGIC_POS: usize = 4;
+/// Position of BODYCRC.
+pub const BODY_CRC_POS: usize = 8;
+/// Position of QUEUEID.
+pub const QUEUE_ID_POS: usize = 12;
+/// Position of FLAG.
+pub const FLAG_POS: usize = 16;
 /// Position of QUEUEOFFSET.
 pub const QUEUE_OFFSET_POS: usize = 20;
 /// Position of PHYSICALOFFSET.
@@ -48,6 +66,12 @@ pub const SYS_FLAG_POS: usize = 36;
 pub const BORN_TIMESTAMP_POS: usize = 40;
 /// Position of BORNHOST.
 pub const BORN_HOST_POS: usize = 48;
+
+/// Bytes of a slot's head: TOTALSIZE and MAGICCODE (a blank filler is only its head).
+pub const SLOT_HEAD_BYTES: usize = 8;
+/// Smallest record: the 84-byte fixed part with IPv4 hosts, an empty body, a 1-byte topic
+/// length and an empty properties string (84 + 4 + 1 + 2).
+pub const RECORD_BYTES_MIN: usize = 91;
 
 /// SYSFLAG: body compressed.
 pub const SYSFLAG_COMPRESSED: i32 = 0x1;
@@ -249,6 +273,28 @@ pub fn store_timestamp_pos(sys_flag: i32) -> usize {
     }
 }
 
+/// The position of STOREHOST in a record with this SYSFLAG.
+pub fn store_host_pos(sys_flag: i32) -> usize {
+    store_timestamp_pos(sys_flag) + 8
+}
+
+/// The position of RECONSUMETIMES in a record with this SYSFLAG.
+pub fn reconsume_times_pos(sys_flag: i32) -> usize {
+    let store_host_len = if sys_flag & SYSFLAG_STOREHOST_V6 != 0 { 20 } else { 8 };
+    store_host_pos(sys_flag) + store_host_len
+}
+
+/// The position of PREPARED TRANSACTION OFFSET in a record with this SYSFLAG.
+pub fn prepared_transaction_offset_pos(sys_flag: i32) -> usize {
+    reconsume_times_pos(sys_flag) + 4
+}
+
+/// The position of the body length (the i32 before BODY) in a record with this SYSFLAG:
+/// 84 with two IPv4 hosts, each IPv6 host adds 12.
+pub fn body_length_pos(sys_flag: i32) -> usize {
+    prepared_transaction_offset_pos(sys_flag) + 8
+}
+
 fn put_host(dst: &mut impl BufMut, addr: &SocketAddr) {
     match addr.ip() {
         IpAddr::V4(ip) => dst.put_slice(&ip.octets()),
@@ -326,7 +372,12 @@ pub fn patch_record(
     record[QUEUE_OFFSET_POS..QUEUE_OFFSET_POS + 8].copy_from_slice(&queue_offset.to_be_bytes());
     record[PHYSICAL_OFFSET_POS..PHYSICAL_OFFSET_POS + 8]
         .copy_from_slice(&physical_offset.to_be_bytes());
-    let sys_flag = i32::from_be_bytes([record[36], record[37], record[38], record[39]]);
+    let sys_flag = i32::from_be_bytes([
+        record[SYS_FLAG_POS],
+        record[SYS_FLAG_POS + 1],
+        record[SYS_FLAG_POS + 2],
+        record[SYS_FLAG_POS + 3],
+    ]);
     let pos = store_timestamp_pos(sys_flag);
     record[pos..pos + 8].copy_from_slice(&store_timestamp.to_be_bytes());
 }
@@ -387,126 +438,37 @@ impl StoredMessage {
     }
 }
 
-struct Cursor<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], MessageError> {
-        let have = self.buf.len().saturating_sub(self.pos);
-        let s = self
-            .buf
-            .get(self.pos..self.pos.saturating_add(n))
-            .ok_or(MessageError::Truncated { offset: self.pos, need: n, have })?;
-        self.pos += n;
-        Ok(s)
-    }
-    fn i16(&mut self) -> Result<i16, MessageError> {
-        let b = self.take(2)?;
-        Ok(i16::from_be_bytes([b[0], b[1]]))
-    }
-    fn i32(&mut self) -> Result<i32, MessageError> {
-        let b = self.take(4)?;
-        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn i64(&mut self) -> Result<i64, MessageError> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(i64::from_be_bytes(a))
-    }
-    fn host(&mut self, v6: bool) -> Result<SocketAddr, MessageError> {
-        let ip: IpAddr = if v6 {
-            let b = self.take(16)?;
-            let mut a = [0u8; 16];
-            a.copy_from_slice(b);
-            IpAddr::from(a)
-        } else {
-            let b = self.take(4)?;
-            IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
-        };
-        let port = self.i32()?;
-        Ok(SocketAddr::new(ip, port as u16))
-    }
-    fn len_i32(&mut self) -> Result<usize, MessageError> {
-        let offset = self.pos;
-        usize::try_from(self.i32()?).map_err(|_| MessageError::NegativeLength { offset })
-    }
-}
-
-/// Decodes the record at the start of `buf` (which may hold more records after it).
+/// Decodes the record at the start of `buf` (which may hold more records after it), through
+/// a [`RecordView`].
 ///
 /// Checks TOTALSIZE against the fields; checks BODYCRC only when `check_crc`.
 ///
 /// # Errors
 /// Truncation, bad magic (a blank filler too), size mismatch, CRC mismatch.
 pub fn decode_record(buf: &Bytes, check_crc: bool) -> Result<StoredMessage, MessageError> {
-    let mut c = Cursor { buf, pos: 0 };
-    let total_size = c.i32()?;
-    let magic = c.i32()?;
-    if magic != MAGIC_V1 && magic != MAGIC_V2 {
-        return Err(MessageError::BadMagic { magic });
-    }
-    if total_size < 0 || total_size as usize > buf.len() {
-        return Err(MessageError::BadTotalSize { total_size, computed: 0 });
-    }
-    let body_crc_stored = c.i32()? as u32;
-    let queue_id = c.i32()?;
-    let flag = c.i32()?;
-    let queue_offset = c.i64()?;
-    let physical_offset = c.i64()?;
-    let sys_flag = c.i32()?;
-    let born_timestamp = c.i64()?;
-    let born_host = c.host(sys_flag & SYSFLAG_BORNHOST_V6 != 0)?;
-    let store_timestamp = c.i64()?;
-    let store_host = c.host(sys_flag & SYSFLAG_STOREHOST_V6 != 0)?;
-    let reconsume_times = c.i32()?;
-    let prepared_transaction_offset = c.i64()?;
-    let body_len = c.len_i32()?;
-    let body_start = c.pos;
-    c.take(body_len)?;
-    let topic_len = if magic == MAGIC_V2 {
-        let offset = c.pos;
-        usize::try_from(c.i16()?).map_err(|_| MessageError::NegativeLength { offset })?
-    } else {
-        usize::from(c.take(1)?[0])
-    };
-    let topic_start = c.pos;
-    c.take(topic_len)?;
-    let offset = c.pos;
-    let properties_len =
-        usize::try_from(c.i16()?).map_err(|_| MessageError::NegativeLength { offset })?;
-    let properties_start = c.pos;
-    c.take(properties_len)?;
-    if c.pos != total_size as usize {
-        return Err(MessageError::BadTotalSize { total_size, computed: c.pos });
-    }
-    let body = buf.slice(body_start..body_start + body_len);
+    let view = RecordView::new(buf)?;
+    let layout = view.layout()?;
     if check_crc {
-        let computed = body_crc(&body);
-        if computed != body_crc_stored {
-            return Err(MessageError::BodyCrcMismatch { stored: body_crc_stored, computed });
-        }
+        view.check_body_crc(&layout)?;
     }
     Ok(StoredMessage {
-        total_size,
-        magic,
-        body_crc: body_crc_stored,
-        queue_id,
-        flag,
-        queue_offset,
-        physical_offset,
-        sys_flag,
-        born_timestamp,
-        born_host,
-        store_timestamp,
-        store_host,
-        reconsume_times,
-        prepared_transaction_offset,
-        body,
-        topic: buf.slice(topic_start..topic_start + topic_len),
-        properties: buf.slice(properties_start..properties_start + properties_len),
+        total_size: view.total_size() as i32,
+        magic: view.magic(),
+        body_crc: view.body_crc(),
+        queue_id: view.queue_id(),
+        flag: view.flag(),
+        queue_offset: view.queue_offset(),
+        physical_offset: view.physical_offset(),
+        sys_flag: view.sys_flag(),
+        born_timestamp: view.born_timestamp(),
+        born_host: view.born_host(),
+        store_timestamp: view.store_timestamp(),
+        store_host: view.store_host(),
+        reconsume_times: view.reconsume_times(),
+        prepared_transaction_offset: view.prepared_transaction_offset(),
+        body: buf.slice(layout.body),
+        topic: buf.slice(layout.topic),
+        properties: buf.slice(layout.properties),
     })
 }
 

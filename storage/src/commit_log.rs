@@ -29,13 +29,14 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use ramjet_proto::message::BLANK_MAGIC;
+use ramjet_proto::message::{BLANK_MAGIC, SLOT_HEAD_BYTES};
 
 use crate::config::{BATCH_SIZE_BYTES_MAX, PENDING_BYTES_MAX, WRITE_BYTES_MAX};
 use crate::segment::{align_down, Segment};
 
-/// Bytes of the blank filler that ends a segment: i32 remaining, i32 `BLANK_MAGIC`.
-pub const BLANK_SIZE_BYTES: u64 = 8;
+/// Bytes of the blank filler that ends a segment: i32 remaining, i32 `BLANK_MAGIC` (a slot
+/// head and nothing more, as `classify_slot` expects).
+pub const BLANK_SIZE_BYTES: u64 = SLOT_HEAD_BYTES as u64;
 
 /// Counters of one log, for tests, metrics and the bench.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -19,8 +19,6 @@ use std::path::PathBuf;
 
 use ramjet_proto::message::{property, property_value, tags_code, StoredMessage};
 
-use crate::retention::RetentionConfig;
-
 /// Default segment size: 1 GiB, RocketMQ's `mappedFileSizeCommitLog`.
 pub const SEGMENT_SIZE_BYTES_DEFAULT: u64 = 1 << 30;
 /// Smallest segment size accepted (tests use 1 MiB).
@@ -33,7 +31,7 @@ pub const BLOCK_SIZE_BYTES: u64 = 4096;
 pub const RECORD_SIZE_BYTES_MAX: usize = 4 * 1024 * 1024 + 64 * 1024;
 /// Smallest valid record: the 84-byte fixed part, an empty body, a 1-byte topic length and
 /// an empty properties string (84 + 4 + 1 + 2).
-pub const RECORD_SIZE_BYTES_MIN: usize = 91;
+pub const RECORD_SIZE_BYTES_MIN: usize = ramjet_proto::message::RECORD_BYTES_MIN;
 /// Largest batch accepted by one append.
 pub const BATCH_SIZE_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Appended-but-unwritten bytes a log holds before appends fail with `Busy`.
@@ -153,5 +151,43 @@ impl StoreConfig {
     /// The abort marker of one log: `{root}/commitlog/{log_id:03}.abort`.
     pub fn abort_path(&self, log_id: u32) -> PathBuf {
         self.root.join("commitlog").join(format!("{log_id:03}.abort"))
+    }
+}
+
+/// Default `fileReservedTime`: 72 hours.
+pub const FILE_RESERVED_TIME_MS_DEFAULT: i64 = 72 * 3600 * 1000;
+/// Default segments deleted per run (RocketMQ `deleteCommitLogFilesInterval` batches).
+pub const SEGMENTS_PER_RUN_MAX_DEFAULT: usize = 10;
+
+/// Retention settings (RocketMQ `MessageStoreConfig` names in parentheses); the
+/// decisions they drive are in `retention.rs`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetentionConfig {
+    /// How long a segment is kept after its last record (`fileReservedTime`, hours there).
+    pub file_reserved_time_ms: i64,
+    /// Local hours (0..=23) at which expired segments are deleted (`deleteWhen`, "04").
+    pub delete_when_hours: Vec<u8>,
+    /// Above this used-space ratio expired segments are deleted at any hour
+    /// (`diskMaxUsedSpaceRatio`, 75).
+    pub disk_max_used_space_ratio: f64,
+    /// Above this, segments are deleted even when unexpired
+    /// (`diskSpaceCleanForciblyRatio`, 0.85).
+    pub disk_space_clean_forcibly_ratio: f64,
+    /// Above this, appends are refused (`diskSpaceWarningLevelRatio`, 0.90).
+    pub disk_space_warning_level_ratio: f64,
+    /// Segments deleted per run at most.
+    pub segments_per_run_max: usize,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            file_reserved_time_ms: FILE_RESERVED_TIME_MS_DEFAULT,
+            delete_when_hours: vec![4],
+            disk_max_used_space_ratio: 0.75,
+            disk_space_clean_forcibly_ratio: 0.85,
+            disk_space_warning_level_ratio: 0.90,
+            segments_per_run_max: SEGMENTS_PER_RUN_MAX_DEFAULT,
+        }
     }
 }

@@ -34,6 +34,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use ramjet_proto::message::{
+    SYSFLAG_TRANSACTION_MASK, SYSFLAG_TRANSACTION_PREPARED, SYSFLAG_TRANSACTION_ROLLBACK,
+};
 use zerocopy::byteorder::big_endian::{I32, I64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
@@ -42,6 +45,13 @@ use crate::error::StoreError;
 use crate::io::{Io, OpenMode};
 use crate::log_offset::split_log_offset;
 use crate::segment::{align_down, align_up, file_name, parse_file_name};
+
+/// Whether a record with this SYSFLAG gets a consume-queue entry: all but PREPARED and
+/// ROLLBACK transaction records (RocketMQ's `doAppend` and `CommitLogDispatcher`).
+pub(crate) fn enters_consume_queue(sys_flag: i32) -> bool {
+    let kind = sys_flag & SYSFLAG_TRANSACTION_MASK;
+    kind != SYSFLAG_TRANSACTION_PREPARED && kind != SYSFLAG_TRANSACTION_ROLLBACK
+}
 
 /// Entries per consume-queue file.
 pub const CONSUME_QUEUE_FILE_ENTRIES: u64 = 307_200;

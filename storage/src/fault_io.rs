@@ -1,5 +1,6 @@
-//! A fault-injecting [`Io`] for tests: wraps another `Io` (normally [`DmaIo`] on a real
-//! directory) and injects seeded, replayable faults at the seam.
+//! A fault-injecting [`Io`] for tests: wraps another `Io` (normally
+//! [`DmaIo`](crate::io::DmaIo) on a real directory) and injects seeded, replayable faults
+//! at the seam.
 //!
 //! Lives on: the shard running the test (`!Send`).
 //!

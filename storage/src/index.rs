@@ -51,6 +51,7 @@
 
 use std::path::{Path, PathBuf};
 
+use ramjet_proto::message::{SYSFLAG_TRANSACTION_MASK, SYSFLAG_TRANSACTION_ROLLBACK};
 use zerocopy::byteorder::big_endian::{I64, U32};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
@@ -132,6 +133,12 @@ pub fn key_hash(topic: &str, key: &str) -> u32 {
     let crc = crc32c::crc32c(topic.as_bytes());
     let crc = crc32c::crc32c_append(crc, b"#");
     crc32c::crc32c_append(crc, key.as_bytes())
+}
+
+/// Whether a record with this SYSFLAG is indexed: all but ROLLBACK records (RocketMQ's
+/// `IndexService.buildIndex`).
+pub(crate) fn is_indexed(sys_flag: i32) -> bool {
+    sys_flag & SYSFLAG_TRANSACTION_MASK != SYSFLAG_TRANSACTION_ROLLBACK
 }
 
 /// The index keys of a record's properties: its `UNIQ_KEY`, then each space-separated

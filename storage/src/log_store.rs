@@ -6,7 +6,7 @@
 //! decide step, then I/O, then a synchronous complete step).
 //!
 //! ```text
-//!  LogStore ── Rc<Shared> ─┬─ RefCell<CommitLog>      positions, pending chunks, tail cache
+//!  LogStore ─ Rc<LogState> ┬─ RefCell<CommitLog>      positions, pending chunks, tail cache
 //!     │                    ├─ RefCell<ConsumeQueues>  topic → queue id → bounded entry tail
 //!     │                    ├─ RefCell<Index>          runs on disk, entries since checkpoint
 //!     │                    ├─ PositionWatch flushed   sync-mode appends wait here
@@ -35,8 +35,7 @@ use std::rc::Rc;
 use bytes::{Bytes, BytesMut};
 use glommio::Task;
 use ramjet_proto::message::{
-    patch_record, MAGIC_V1, MAGIC_V2, SYSFLAG_BORNHOST_V6, SYSFLAG_STOREHOST_V6,
-    SYSFLAG_TRANSACTION_MASK, SYSFLAG_TRANSACTION_PREPARED, SYSFLAG_TRANSACTION_ROLLBACK,
+    classify_slot, patch_record, MessageError, RecordView, Slot, SlotHead,
 };
 
 use crate::checkpoint::{write_checkpoint, Checkpoint};
@@ -46,13 +45,14 @@ use crate::config::{
     RECORD_SIZE_BYTES_MAX, RECORD_SIZE_BYTES_MIN, SEGMENT_SIZE_BYTES_MIN, TOPIC_BYTES_MAX,
 };
 use crate::consume_queue::{
-    persist_job, queue_dir, read_entries_from_files, run_persist_job, ConsumeQueue,
-    ConsumeQueueEntry, ConsumeQueues,
+    enters_consume_queue, persist_job, queue_dir, read_entries_from_files, run_persist_job,
+    ConsumeQueue, ConsumeQueueEntry,
 };
 use crate::error::StoreError;
-use crate::index::{index_dir, record_keys, write_run, Index};
+use crate::index::{index_dir, is_indexed, record_keys, write_run};
 use crate::io::{DmaIo, Io};
 use crate::log_offset::{log_offset_of, split_log_offset, LOG_ID_MAX};
+use crate::log_state::LogState;
 use crate::log_writer::run_writer;
 use crate::recovery::RecoveryReport;
 use crate::replay::{create_marker, recover_store, Recovered};
@@ -148,35 +148,6 @@ pub struct GetResult {
     pub tags_codes: Vec<i64>,
 }
 
-/// State shared by the `LogStore` handle and its tasks.
-pub(crate) struct Shared {
-    pub(crate) config: StoreConfig,
-    pub(crate) log_id: u32,
-    pub(crate) io: Rc<dyn Io>,
-    pub(crate) log: RefCell<CommitLog>,
-    pub(crate) queues: RefCell<ConsumeQueues>,
-    /// The flushed position, for sync-mode appends.
-    pub(crate) flushed: PositionWatch,
-    /// The written position, for async-mode backpressure.
-    pub(crate) written: PositionWatch,
-    pub(crate) writer_wake: Signal,
-    pub(crate) checkpointer_wake: Signal,
-    pub(crate) closing: Cell<bool>,
-    pub(crate) poison: RefCell<Option<StoreError>>,
-    /// The last checkpoint written (or read at open).
-    pub(crate) checkpoint: Cell<Checkpoint>,
-    /// One checkpoint at a time (the checkpointer task, retention, close).
-    pub(crate) checkpoint_lock: glommio::sync::Semaphore,
-    /// The message index (keys and unique ids to log offsets).
-    pub(crate) index: RefCell<Index>,
-    /// The operator's switch (`LogStore::set_writable`).
-    pub(crate) writable: Cell<bool>,
-    /// Retention found disk use above the warning level: appends are refused.
-    pub(crate) disk_full: Cell<bool>,
-    /// Disk use when retention last ran, per mille (for the error).
-    pub(crate) disk_used_per_mille: Cell<u32>,
-}
-
 /// One commit log and the consume queues of every `(topic, queue id)` mapped to it.
 ///
 /// Lives on: the owner shard of the log.
@@ -193,7 +164,7 @@ pub(crate) struct Shared {
 /// # Ok(()) }
 /// ```
 pub struct LogStore {
-    pub(crate) shared: Rc<Shared>,
+    pub(crate) shared: Rc<LogState>,
     tasks: RefCell<Vec<Task<()>>>,
     report: RecoveryReport,
     closed: Cell<bool>,
@@ -217,36 +188,6 @@ fn validate_topic(topic: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn field_i32(bytes: &[u8], at: usize) -> Option<i32> {
-    Some(i32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
-}
-
-/// The topic and properties bytes of an encoded record (layout in `proto::message`).
-fn record_topic_and_properties(record: &[u8]) -> Option<(&[u8], &[u8])> {
-    let sys_flag = field_i32(record, 36)?;
-    let born_host = if sys_flag & SYSFLAG_BORNHOST_V6 != 0 { 20 } else { 8 };
-    let store_host = if sys_flag & SYSFLAG_STOREHOST_V6 != 0 { 20 } else { 8 };
-    // 48 = fixed fields up to BORNHOST; then STORETIMESTAMP 8, RECONSUMETIMES 4,
-    // PREPARED TRANSACTION OFFSET 8.
-    let body_len_at = 48 + born_host + 8 + store_host + 12;
-    let body_len = usize::try_from(field_i32(record, body_len_at)?).ok()?;
-    let topic_len_at = body_len_at + 4 + body_len;
-    let (topic_at, topic_len) = if field_i32(record, 4)? == MAGIC_V2 {
-        let len = i16::from_be_bytes(record.get(topic_len_at..topic_len_at + 2)?.try_into().ok()?);
-        (topic_len_at + 2, usize::try_from(len).ok()?)
-    } else {
-        (topic_len_at + 1, usize::from(*record.get(topic_len_at)?))
-    };
-    let topic = record.get(topic_at..topic_at + topic_len)?;
-    let properties_len_at = topic_at + topic_len;
-    let properties_len =
-        i16::from_be_bytes(record.get(properties_len_at..properties_len_at + 2)?.try_into().ok()?);
-    let properties_at = properties_len_at + 2;
-    let properties =
-        record.get(properties_at..properties_at + usize::try_from(properties_len).ok()?)?;
-    Some((topic, properties))
-}
-
 /// Splits a batch into record lengths, checking each record's size, magic, queue id and
 /// topic against the batch.
 fn record_lengths(batch: &AppendBatch) -> Result<Vec<usize>, StoreError> {
@@ -255,9 +196,9 @@ fn record_lengths(batch: &AppendBatch) -> Result<Vec<usize>, StoreError> {
     let mut at = 0;
     while at < records.len() {
         let record = records.get(at..).unwrap_or_default();
-        let total = field_i32(record, 0)
+        let head = SlotHead::read(record)
             .ok_or(StoreError::InvalidBatch { reason: "truncated record header" })?;
-        let total = usize::try_from(total)
+        let total = usize::try_from(head.total_size)
             .map_err(|_| StoreError::InvalidBatch { reason: "negative TOTALSIZE" })?;
         if total > RECORD_SIZE_BYTES_MAX {
             return Err(StoreError::MessageTooLarge);
@@ -266,18 +207,18 @@ fn record_lengths(batch: &AppendBatch) -> Result<Vec<usize>, StoreError> {
             return Err(StoreError::InvalidBatch { reason: "TOTALSIZE out of range" });
         }
         let record = record.get(..total).unwrap_or_default();
-        let magic = field_i32(record, 4);
-        if magic != Some(MAGIC_V1) && magic != Some(MAGIC_V2) {
-            return Err(StoreError::InvalidBatch { reason: "bad record magic" });
-        }
-        if field_i32(record, 12) != Some(batch.queue_id) {
+        let view = RecordView::new(record).map_err(|error| match error {
+            MessageError::BadMagic { .. } => {
+                StoreError::InvalidBatch { reason: "bad record magic" }
+            }
+            _ => StoreError::InvalidBatch { reason: "TOTALSIZE shorter than the fixed fields" },
+        })?;
+        if view.queue_id() != batch.queue_id {
             return Err(StoreError::InvalidBatch {
                 reason: "record queue id differs from the batch",
             });
         }
-        if record_topic_and_properties(record).map(|(topic, _)| topic)
-            != Some(batch.topic.as_bytes())
-        {
+        if view.topic().ok() != Some(batch.topic.as_bytes()) {
             return Err(StoreError::InvalidBatch { reason: "record topic differs from the batch" });
         }
         lengths.push(total);
@@ -298,19 +239,6 @@ struct Selection {
     entries: Vec<ConsumeQueueEntry>,
     /// Cold entries to read from the files first: (first queue offset, count).
     from_files: Option<(i64, usize)>,
-}
-
-/// Whether a record with this SYSFLAG is indexed: all but ROLLBACK records (RocketMQ's
-/// `IndexService.buildIndex`).
-pub(crate) fn is_indexed(sys_flag: i32) -> bool {
-    sys_flag & SYSFLAG_TRANSACTION_MASK != SYSFLAG_TRANSACTION_ROLLBACK
-}
-
-/// Whether a record with this SYSFLAG gets a consume-queue entry: all but PREPARED and
-/// ROLLBACK transaction records (RocketMQ's `doAppend` and `CommitLogDispatcher`).
-pub(crate) fn enters_consume_queue(sys_flag: i32) -> bool {
-    let kind = sys_flag & SYSFLAG_TRANSACTION_MASK;
-    kind != SYSFLAG_TRANSACTION_PREPARED && kind != SYSFLAG_TRANSACTION_ROLLBACK
 }
 
 /// Picks the entries a pull returns from `candidates` (queue offsets from `offset` on):
@@ -395,7 +323,7 @@ impl LogStore {
             config.tail_cache_bytes as u64,
             recovered,
         );
-        let shared = Rc::new(Shared {
+        let shared = Rc::new(LogState {
             config: config.clone(),
             log_id,
             io,
@@ -507,22 +435,27 @@ impl LogStore {
         for (&length, &tags_code) in lengths.iter().zip(&tags_codes) {
             let log_offset = log_offset_of(shared.log_id, position + at as u64);
             let record = &mut records[at..at + length];
+            // `record_lengths` viewed every record, so the view is there; the keys are read
+            // before patching, which leaves the properties as they are.
+            let view = RecordView::new(record).ok();
+            let sys_flag = view.map_or(0, |view| view.sys_flag());
+            let keys = match view.and_then(|view| view.properties().ok()) {
+                Some(properties) if shared.config.index_enabled && is_indexed(sys_flag) => {
+                    record_keys(properties)
+                }
+                _ => Vec::new(),
+            };
             // PREPARED and ROLLBACK transaction records stay out of the consume queue and
             // store QUEUEOFFSET 0, as the reference's commit log; the commit record enters it later.
-            let enters_queue = enters_consume_queue(field_i32(record, 36).unwrap_or(0));
+            let enters_queue = enters_consume_queue(sys_flag);
             let queue_offset = if enters_queue { queue.max_offset() } else { 0 };
             patch_record(record, queue_offset, log_offset, store_timestamp);
             if enters_queue {
                 queue.push(ConsumeQueueEntry::new(log_offset, length as i32, tags_code));
             }
-            if shared.config.index_enabled && is_indexed(field_i32(record, 36).unwrap_or(0)) {
-                if let Some((_, properties)) = record_topic_and_properties(record) {
-                    let keys = record_keys(properties);
-                    if !keys.is_empty() {
-                        let mut index = shared.index.borrow_mut();
-                        index.add(&topic_name, &keys, log_offset, store_timestamp);
-                    }
-                }
+            if !keys.is_empty() {
+                let mut index = shared.index.borrow_mut();
+                index.add(&topic_name, &keys, log_offset, store_timestamp);
             }
             first_queue_offset.get_or_insert(queue_offset);
             record_offsets.push(log_offset);
@@ -653,7 +586,7 @@ impl LogStore {
             }
         }
         for (message, entry) in messages.iter().zip(entries) {
-            if field_i32(message, 0) != Some(entry.size()) {
+            if SlotHead::read(message).map(|head| head.total_size) != Some(entry.size()) {
                 return Err(self.corrupt(
                     entry.position(),
                     "record size differs from its consume-queue entry".to_string(),
@@ -694,16 +627,17 @@ impl LogStore {
             return Ok(None);
         }
         let Some(header) = self.read_span(position, 8).await? else { return Ok(None) };
-        let total = field_i32(&header, 0).and_then(|t| usize::try_from(t).ok()).unwrap_or(0);
-        let magic = field_i32(&header, 4);
-        if !(RECORD_SIZE_BYTES_MIN..=RECORD_SIZE_BYTES_MAX).contains(&total)
-            || (magic != Some(MAGIC_V1) && magic != Some(MAGIC_V2))
-        {
+        // The segment is not known here, so any room will do: only the size is checked.
+        let Ok(Slot::Record { total_size }) =
+            classify_slot(&header, u64::MAX, RECORD_SIZE_BYTES_MAX)
+        else {
             return Ok(None);
-        }
-        let Some(record) = self.read_span(position, total as u64).await? else { return Ok(None) };
-        let physical = record.get(28..36).and_then(|b| b.try_into().ok()).map(i64::from_be_bytes);
-        Ok((physical == Some(log_offset)).then_some(record))
+        };
+        let Some(record) = self.read_span(position, total_size as u64).await? else {
+            return Ok(None);
+        };
+        let physical = RecordView::new(&record).map(|view| view.physical_offset());
+        Ok((physical == Ok(log_offset)).then_some(record))
     }
 
     async fn read_span(&self, position: u64, size: u64) -> Result<Option<Bytes>, StoreError> {
@@ -834,7 +768,7 @@ fn cold_group(limit: u64, entries: &[ConsumeQueueEntry]) -> &[ConsumeQueueEntry]
 
 /// Persists every consume-queue entry for records before the flushed position, then
 /// writes the checkpoint at it. Runs on the checkpointer task, or in `close` after it.
-pub(crate) async fn take_checkpoint(shared: &Shared) -> Result<(), StoreError> {
+pub(crate) async fn take_checkpoint(shared: &LogState) -> Result<(), StoreError> {
     let Ok(_permit) = shared.checkpoint_lock.acquire_permit(1).await else {
         return Ok(()); // The semaphore is never closed.
     };
@@ -890,7 +824,7 @@ pub(crate) async fn take_checkpoint(shared: &Shared) -> Result<(), StoreError> {
 }
 
 /// Writes the pending index entries of records before `position` as one run.
-async fn persist_index(shared: &Shared, position: u64) -> Result<(), StoreError> {
+async fn persist_index(shared: &LogState, position: u64) -> Result<(), StoreError> {
     let (first, entries) = {
         let index = shared.index.borrow();
         let count = index.pending_before(position);
@@ -910,7 +844,7 @@ async fn persist_index(shared: &Shared, position: u64) -> Result<(), StoreError>
 }
 
 /// Takes a checkpoint whenever the writer says enough log has been flushed since the last.
-async fn run_checkpointer(shared: Rc<Shared>) {
+async fn run_checkpointer(shared: Rc<LogState>) {
     loop {
         shared.checkpointer_wake.wait().await;
         if shared.closing.get() {

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use crate::commit_log::WritePlan;
 use crate::config::{FlushMode, UNSYNCED_BYTES_MAX};
 use crate::error::StoreError;
-use crate::log_store::Shared;
+use crate::log_state::LogState;
 use crate::segment::{align_down, align_up, Segment};
 
 /// A segment written but not yet `fdatasync`ed (async mode).
@@ -50,7 +50,7 @@ pub const ASYNC_WRITE_BYTES_MIN: u64 = 256 * 1024;
 pub const ASYNC_WRITE_DELAY: Duration = Duration::from_millis(1);
 
 /// Runs until the log closes (everything written and synced) or is poisoned.
-pub(crate) async fn run_writer(shared: Rc<Shared>) {
+pub(crate) async fn run_writer(shared: Rc<LogState>) {
     let mut unsynced = None;
     let mut deferred_since: Option<Instant> = None;
     loop {
@@ -74,7 +74,7 @@ pub(crate) async fn run_writer(shared: Rc<Shared>) {
 /// Async mode: holds back a small pending write for up to [`ASYNC_WRITE_DELAY`] after it
 /// was first seen, waking early when more appends arrive. True when it waited (the caller
 /// looks again).
-async fn defer_small_async_write(shared: &Shared, deferred_since: &mut Option<Instant>) -> bool {
+async fn defer_small_async_write(shared: &LogState, deferred_since: &mut Option<Instant>) -> bool {
     if shared.config.flush != FlushMode::Async || shared.closing.get() {
         *deferred_since = None;
         return false;
@@ -101,7 +101,10 @@ async fn defer_small_async_write(shared: &Shared, deferred_since: &mut Option<In
 }
 
 /// One round, or one wait when nothing is pending. `Ok(false)`: closed and drained.
-async fn writer_step(shared: &Shared, unsynced: &mut Option<Unsynced>) -> Result<bool, StoreError> {
+async fn writer_step(
+    shared: &LogState,
+    unsynced: &mut Option<Unsynced>,
+) -> Result<bool, StoreError> {
     let plan = shared.log.borrow().plan_write();
     let Some(plan) = plan else { return idle(shared, unsynced).await };
     let segment = match plan.segment.clone() {
@@ -140,12 +143,12 @@ async fn writer_step(shared: &Shared, unsynced: &mut Option<Unsynced>) -> Result
     Ok(true)
 }
 
-fn flush_interval(shared: &Shared) -> Duration {
+fn flush_interval(shared: &LogState) -> Duration {
     Duration::from_millis(shared.config.flush_interval_ms)
 }
 
 /// Publishes the flushed position to waiting appends and nudges the checkpointer.
-fn published_flushed(shared: &Shared) {
+fn published_flushed(shared: &LogState) {
     let flushed = shared.log.borrow().flushed;
     shared.flushed.advance(flushed);
     if flushed - shared.checkpoint.get().position >= shared.config.checkpoint_interval_bytes {
@@ -153,7 +156,10 @@ fn published_flushed(shared: &Shared) {
     }
 }
 
-async fn sync_unsynced(shared: &Shared, unsynced: &mut Option<Unsynced>) -> Result<(), StoreError> {
+async fn sync_unsynced(
+    shared: &LogState,
+    unsynced: &mut Option<Unsynced>,
+) -> Result<(), StoreError> {
     let Some(entry) = unsynced.take() else { return Ok(()) };
     // Everything written so far is in this segment or in earlier, already synced ones.
     let written = shared.log.borrow().written;
@@ -169,7 +175,7 @@ async fn sync_unsynced(shared: &Shared, unsynced: &mut Option<Unsynced>) -> Resu
 }
 
 /// Nothing pending: exit when closing, else wait for appends or the async flush deadline.
-async fn idle(shared: &Shared, unsynced: &mut Option<Unsynced>) -> Result<bool, StoreError> {
+async fn idle(shared: &LogState, unsynced: &mut Option<Unsynced>) -> Result<bool, StoreError> {
     if shared.closing.get() {
         sync_unsynced(shared, unsynced).await?;
         return Ok(false);
@@ -191,7 +197,7 @@ async fn idle(shared: &Shared, unsynced: &mut Option<Unsynced>) -> Result<bool, 
     Ok(true)
 }
 
-async fn create_segment(shared: &Shared, start: u64) -> Result<Rc<Segment>, StoreError> {
+async fn create_segment(shared: &LogState, start: u64) -> Result<Rc<Segment>, StoreError> {
     let dir = shared.log.borrow().dir.clone();
     let size = shared.config.segment_size_bytes;
     let segment = Rc::new(Segment::create(shared.io.as_ref(), &dir, start, size).await?);
@@ -207,7 +213,7 @@ async fn create_segment(shared: &Shared, start: u64) -> Result<Rc<Segment>, Stor
 /// block (already on disk, rewritten unchanged), 10_000..13_000 the new chunks,
 /// 13_000..16_384 zeros. The new tail block is bytes 12_288..13_000.
 async fn write_plan(
-    shared: &Shared,
+    shared: &LogState,
     segment: &Segment,
     plan: &WritePlan,
 ) -> Result<Vec<u8>, StoreError> {

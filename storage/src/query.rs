@@ -9,9 +9,7 @@
 //! followed by direct reads; no `RefCell` borrow is held across an `.await`.
 
 use bytes::Bytes;
-use ramjet_proto::message::{
-    decode_record, property, property_value, store_timestamp_pos, StoredMessage,
-};
+use ramjet_proto::message::{decode_record, property, property_value, RecordView, StoredMessage};
 
 use crate::consume_queue::{queue_dir, read_entries_from_files, ConsumeQueueEntry};
 use crate::error::StoreError;
@@ -217,9 +215,7 @@ impl LogStore {
 
 /// STORETIMESTAMP of an encoded record.
 fn record_store_timestamp(record: &[u8]) -> Option<i64> {
-    let sys_flag = i32::from_be_bytes(record.get(36..40)?.try_into().ok()?);
-    let at = store_timestamp_pos(sys_flag);
-    Some(i64::from_be_bytes(record.get(at..at + 8)?.try_into().ok()?))
+    RecordView::new(record).ok().map(|view| view.store_timestamp())
 }
 
 /// Whether a record carries `key` as its unique key or as a word of its `KEYS`.

@@ -49,11 +49,13 @@ use std::path::Path;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use ramjet_proto::message::{decode_record, StoredMessage, BLANK_MAGIC, MAGIC_V1, MAGIC_V2};
+use ramjet_proto::message::{
+    classify_slot, decode_record, Slot as SlotKind, StoredMessage, PHYSICAL_OFFSET_POS,
+};
 use std::collections::BTreeMap;
 
 use crate::commit_log::{RecoveredState, BLANK_SIZE_BYTES};
-use crate::config::{BLOCK_SIZE_BYTES, RECORD_SIZE_BYTES_MAX, RECORD_SIZE_BYTES_MIN};
+use crate::config::{BLOCK_SIZE_BYTES, RECORD_SIZE_BYTES_MAX};
 use crate::error::StoreError;
 use crate::io::Io;
 use crate::log_offset::log_offset_of;
@@ -137,12 +139,8 @@ impl SegmentReader {
     }
 }
 
-fn be_i32(bytes: &[u8], at: usize) -> Option<i32> {
-    Some(i32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
-}
-
 fn be_i64(bytes: &[u8], at: usize) -> Option<i64> {
-    Some(i64::from_be_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+    Some(i64::from_be_bytes(bytes.get(at..at.checked_add(8)?)?.try_into().ok()?))
 }
 
 /// Reads and classifies the slot at `position`.
@@ -157,25 +155,12 @@ async fn read_slot(
         return Ok(Slot::Bad(format!("{room} bytes left in the segment, less than a filler")));
     }
     let header = reader.get(position, BLANK_SIZE_BYTES).await?;
-    let (Some(total), Some(magic)) = (be_i32(&header, 0), be_i32(&header, 4)) else {
-        return Ok(Slot::Bad("short header".to_string()));
+    let total = match classify_slot(&header, room, RECORD_SIZE_BYTES_MAX) {
+        Ok(SlotKind::Zero) => return Ok(Slot::Zero),
+        Ok(SlotKind::Blank) => return Ok(Slot::Blank),
+        Ok(SlotKind::Record { total_size }) => total_size,
+        Err(error) => return Ok(Slot::Bad(error.to_string())),
     };
-    if total == 0 && magic == 0 {
-        return Ok(Slot::Zero);
-    }
-    if magic == BLANK_MAGIC {
-        if u64::try_from(total) == Ok(room) {
-            return Ok(Slot::Blank);
-        }
-        return Ok(Slot::Bad(format!("blank filler of {total} bytes with {room} left")));
-    }
-    if magic != MAGIC_V1 && magic != MAGIC_V2 {
-        return Ok(Slot::Bad(format!("bad magic {magic:#x}")));
-    }
-    let size_ok = (RECORD_SIZE_BYTES_MIN..=RECORD_SIZE_BYTES_MAX).contains(&(total as usize));
-    if total < 0 || !size_ok || total as u64 + BLANK_SIZE_BYTES > room {
-        return Ok(Slot::Bad(format!("TOTALSIZE {total} out of range ({room} bytes left)")));
-    }
     let bytes = reader.get(position, total as u64).await?;
     let message = match decode_record(&bytes, check_crc) {
         Ok(message) => message,
@@ -259,15 +244,15 @@ async fn find_valid_after(
 
 /// Cheap filter for the resync search: a record's magic and self-referencing
 /// PHYSICALOFFSET, or a filler whose length reaches exactly to the segment end.
+/// (`read_slot` then checks the candidate in full, so this filter only saves reads.)
 fn looks_like_slot(bytes: &[u8], at: usize, log_id: u32, position: u64, segment_end: u64) -> bool {
-    match be_i32(bytes, at + 4) {
-        Some(magic) if magic == MAGIC_V1 || magic == MAGIC_V2 => {
-            be_i64(bytes, at + 28) == Some(log_offset_of(log_id, position))
+    let Some(slot) = bytes.get(at..) else { return false };
+    match classify_slot(slot, segment_end - position, RECORD_SIZE_BYTES_MAX) {
+        Ok(SlotKind::Record { .. }) => {
+            be_i64(slot, PHYSICAL_OFFSET_POS) == Some(log_offset_of(log_id, position))
         }
-        Some(BLANK_MAGIC) => {
-            be_i32(bytes, at).and_then(|n| u64::try_from(n).ok()) == Some(segment_end - position)
-        }
-        _ => false,
+        Ok(SlotKind::Blank) => true,
+        Ok(SlotKind::Zero) | Err(_) => false,
     }
 }
 

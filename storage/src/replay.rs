@@ -31,14 +31,13 @@ use crate::checkpoint::{read_checkpoint, Checkpoint};
 use crate::commit_log::RecoveredState;
 use crate::config::StoreConfig;
 use crate::consume_queue::{
-    list_queue_files, load_queues, truncate_queue_files, ConsumeQueue, ConsumeQueueEntry,
-    ConsumeQueues, LoadLimits,
+    enters_consume_queue, list_queue_files, load_queues, truncate_queue_files, ConsumeQueue,
+    ConsumeQueueEntry, ConsumeQueues, LoadLimits,
 };
 use crate::error::StoreError;
-use crate::index::{chain_end, index_dir, load_runs, record_keys, remove_runs, Index};
+use crate::index::{chain_end, index_dir, is_indexed, load_runs, record_keys, remove_runs, Index};
 use crate::io::{Io, OpenMode};
 use crate::log_offset::log_offset_of;
-use crate::log_store::{enters_consume_queue, is_indexed};
 use crate::recovery::{recover, RecoveryOptions, RecoveryReport};
 use crate::segment::segment_starts;
 

@@ -28,16 +28,18 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use ramjet_proto::message::{decode_record, BLANK_MAGIC, MAGIC_V1, MAGIC_V2};
+use ramjet_proto::message::{
+    classify_slot, decode_record, Slot, SlotError, SlotHead, StoredMessage,
+};
 
 use crate::checkpoint::{write_checkpoint, Checkpoint};
 use crate::commit_log::{CommitLog, ReadSource, BLANK_SIZE_BYTES};
-use crate::config::{FlushMode, PENDING_BYTES_MAX, RECORD_SIZE_BYTES_MAX, RECORD_SIZE_BYTES_MIN};
-use crate::consume_queue::{ConsumeQueue, ConsumeQueueEntry};
+use crate::config::{FlushMode, PENDING_BYTES_MAX, RECORD_SIZE_BYTES_MAX};
+use crate::consume_queue::{enters_consume_queue, ConsumeQueue, ConsumeQueueEntry};
 use crate::error::StoreError;
-use crate::index::record_keys;
+use crate::index::{is_indexed, record_keys};
 use crate::log_offset::log_offset_of;
-use crate::log_store::{enters_consume_queue, is_indexed, LogStore};
+use crate::log_store::LogStore;
 use crate::replay::recover_store;
 use crate::store_meta::read_meta;
 
@@ -92,38 +94,25 @@ pub struct ReplicaPlaced {
     pub queues: Vec<(String, i32)>,
 }
 
-fn be_i32(bytes: &[u8], at: usize) -> Option<i32> {
-    Some(i32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
-}
-
 /// One slot of a replicated range.
 enum RawSlot {
     Record(usize),
     Blank,
 }
 
-/// Classifies the slot at the start of `bytes`; `Ok(None)` when `bytes` ends before it
-/// does. `room` is what is left of the segment at the slot.
+/// Classifies the slot at the start of `bytes` ([`classify_slot`]); `Ok(None)` when
+/// `bytes` ends before it does. `room` is what is left of the segment at the slot. Zeros
+/// are an error here: a range holds only records and fillers.
 fn raw_slot(bytes: &[u8], room: u64) -> Result<Option<RawSlot>, String> {
-    let (Some(total), Some(magic)) = (be_i32(bytes, 0), be_i32(bytes, 4)) else {
-        return Ok(None);
-    };
-    if magic == BLANK_MAGIC {
-        return match u64::try_from(total) {
-            Ok(t) if t == room && t >= BLANK_SIZE_BYTES => Ok(Some(RawSlot::Blank)),
-            _ => Err(format!("blank filler of {total} bytes with {room} left in the segment")),
-        };
+    match classify_slot(bytes, room, RECORD_SIZE_BYTES_MAX) {
+        Ok(Slot::Blank) => Ok(Some(RawSlot::Blank)),
+        Ok(Slot::Record { total_size }) => {
+            Ok((bytes.len() >= total_size).then_some(RawSlot::Record(total_size)))
+        }
+        Ok(Slot::Zero) => Err(SlotError::BadMagic { magic: 0 }.to_string()),
+        Err(SlotError::Short { .. }) => Ok(None),
+        Err(error) => Err(error.to_string()),
     }
-    if magic != MAGIC_V1 && magic != MAGIC_V2 {
-        return Err(format!("bad magic {magic:#x}"));
-    }
-    let total = usize::try_from(total).map_err(|_| format!("negative TOTALSIZE {total}"))?;
-    if !(RECORD_SIZE_BYTES_MIN..=RECORD_SIZE_BYTES_MAX).contains(&total)
-        || total as u64 + BLANK_SIZE_BYTES > room
-    {
-        return Err(format!("TOTALSIZE {total} out of range ({room} bytes left)"));
-    }
-    Ok((bytes.len() >= total).then_some(RawSlot::Record(total)))
 }
 
 impl LogStore {
@@ -232,7 +221,9 @@ impl LogStore {
                 return Ok(RawSpan { position, pieces: vec![bytes.slice(..at)], end });
             }
             // The first record is larger than the read: read exactly it.
-            want = be_i32(&bytes, 0).and_then(|t| u64::try_from(t).ok()).unwrap_or(0);
+            want = SlotHead::read(&bytes)
+                .and_then(|head| u64::try_from(head.total_size).ok())
+                .unwrap_or(0);
             if want as usize > RECORD_SIZE_BYTES_MAX || want <= len {
                 return Err(self.mismatch(position, "record does not fit the read".to_string()));
             }
@@ -538,6 +529,6 @@ impl LogStore {
 
 /// One checked slot of a replicated range.
 enum PlannedSlot {
-    Record { at: usize, message: Box<ramjet_proto::message::StoredMessage> },
+    Record { at: usize, message: Box<StoredMessage> },
     Blank { at: usize },
 }

@@ -34,42 +34,9 @@ use crate::index::index_dir;
 use crate::log_store::{take_checkpoint, LogStore};
 use crate::segment::file_name;
 
-/// Default `fileReservedTime`: 72 hours.
-pub const FILE_RESERVED_TIME_MS_DEFAULT: i64 = 72 * 3600 * 1000;
-/// Default segments deleted per run (RocketMQ `deleteCommitLogFilesInterval` batches).
-pub const SEGMENTS_PER_RUN_MAX_DEFAULT: usize = 10;
-
-/// Retention settings (RocketMQ `MessageStoreConfig` names in parentheses).
-#[derive(Debug, Clone, PartialEq)]
-pub struct RetentionConfig {
-    /// How long a segment is kept after its last record (`fileReservedTime`, hours there).
-    pub file_reserved_time_ms: i64,
-    /// Local hours (0..=23) at which expired segments are deleted (`deleteWhen`, "04").
-    pub delete_when_hours: Vec<u8>,
-    /// Above this used-space ratio expired segments are deleted at any hour
-    /// (`diskMaxUsedSpaceRatio`, 75).
-    pub disk_max_used_space_ratio: f64,
-    /// Above this, segments are deleted even when unexpired
-    /// (`diskSpaceCleanForciblyRatio`, 0.85).
-    pub disk_space_clean_forcibly_ratio: f64,
-    /// Above this, appends are refused (`diskSpaceWarningLevelRatio`, 0.90).
-    pub disk_space_warning_level_ratio: f64,
-    /// Segments deleted per run at most.
-    pub segments_per_run_max: usize,
-}
-
-impl Default for RetentionConfig {
-    fn default() -> Self {
-        RetentionConfig {
-            file_reserved_time_ms: FILE_RESERVED_TIME_MS_DEFAULT,
-            delete_when_hours: vec![4],
-            disk_max_used_space_ratio: 0.75,
-            disk_space_clean_forcibly_ratio: 0.85,
-            disk_space_warning_level_ratio: 0.90,
-            segments_per_run_max: SEGMENTS_PER_RUN_MAX_DEFAULT,
-        }
-    }
-}
+pub use crate::config::{
+    RetentionConfig, FILE_RESERVED_TIME_MS_DEFAULT, SEGMENTS_PER_RUN_MAX_DEFAULT,
+};
 
 /// Parses RocketMQ's `deleteWhen`: hours separated by `;` ("04", "04;16").
 ///

@@ -1,4 +1,4 @@
-//! Fuzz target: stored records, pull bodies and batch bodies.
+//! Fuzz target: stored records (decoder, view and slot check), pull bodies and batch bodies.
 #![no_main]
 
 use bytes::Bytes;
@@ -11,4 +11,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = message::decode_records(&b, false);
     let _ = batch::decode_batch(&b);
     let _ = message::parse_properties(data);
+    let _ = message::classify_slot(data, u64::MAX, 1 << 22);
+    if let Ok(view) = message::RecordView::new(data) {
+        let _ = (view.born_host(), view.store_host(), view.store_timestamp());
+        let _ = (view.body(), view.topic(), view.properties(), view.layout());
+    }
 });

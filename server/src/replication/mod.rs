@@ -42,6 +42,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ramjet_proto::codes::response;
+use ramjet_proto::message::RecordView;
 use ramjet_storage::{RawSpan, ReplicaPosition};
 
 use crate::config::BrokerRole;
@@ -235,9 +236,9 @@ pub fn suggest_broker_id(
     if !shard.config.slave_read_enable || shard.replica.role == BrokerRole::Slave {
         return 0;
     }
-    let last = messages.last().and_then(|m| m.get(28..36)).and_then(|b| b.try_into().ok());
+    let last = messages.last().and_then(|m| RecordView::new(m).ok());
     let Some((_, position)) =
-        last.map(i64::from_be_bytes).and_then(ramjet_storage::split_log_offset)
+        last.map(|view| view.physical_offset()).and_then(ramjet_storage::split_log_offset)
     else {
         return 0;
     };

@@ -364,9 +364,7 @@ pub fn apply_connection_limit(
     let secs = |v: &str| parse::<u64>(key, v).map(std::time::Duration::from_secs);
     match key {
         "serverMaxConnections" => limits.connections_max = parse(key, value)?,
-        "serverMaxConnectionsPerAddress" => {
-            limits.connections_per_address_max = parse(key, value)?
-        }
+        "serverMaxConnectionsPerAddress" => limits.connections_per_address_max = parse(key, value)?,
         "serverChannelMaxIdleTimeSeconds" => limits.idle_timeout = secs(value)?,
         "serverWriteTimeoutSeconds" => limits.write_timeout = secs(value)?,
         "serverPartialFrameBytesMax" => limits.partial_frame_bytes_max = parse(key, value)?,

@@ -152,7 +152,12 @@ pub fn record_keys(properties: &[u8]) -> Vec<String> {
         }
     }
     if let Some(words) = property_value(properties, property::KEYS) {
+        // Stop at the cap: de-duplication compares against at most KEYS_PER_RECORD_MAX keys,
+        // so a message with thousands of words costs linear time, not quadratic.
         for word in words.split(' ').filter(|w| !w.is_empty()) {
+            if keys.len() >= KEYS_PER_RECORD_MAX {
+                break;
+            }
             if !keys.iter().any(|k| k == word) {
                 keys.push(word.to_string());
             }
@@ -451,6 +456,25 @@ pub(crate) async fn lookup_run(
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::type_complexity)]
 mod tests {
+
+    #[test]
+    fn record_keys_stop_at_the_cap_whatever_the_number_of_words() {
+        // 100,000 distinct words: the first KEYS_PER_RECORD_MAX - 1 after UNIQ_KEY are kept.
+        let words: Vec<String> = (0..100_000).map(|i| format!("k{i}")).collect();
+        let keys_value = words.join(" ");
+        let props = ramjet_proto::message::encode_properties([
+            ("KEYS", keys_value.as_str()),
+            ("UNIQ_KEY", "U"),
+        ]);
+        let keys = super::record_keys(&props);
+        assert_eq!(keys.len(), super::KEYS_PER_RECORD_MAX);
+        assert_eq!(keys[0], "U");
+        assert_eq!(keys[1], "k0");
+        assert_eq!(
+            keys[super::KEYS_PER_RECORD_MAX - 1],
+            format!("k{}", super::KEYS_PER_RECORD_MAX - 2)
+        );
+    }
     use super::*;
 
     #[test]

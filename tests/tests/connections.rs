@@ -162,7 +162,8 @@ fn partial_frames_past_the_shared_budget_close_their_connection() {
         let _ = s.write_all(&junk);
         conns.push(s);
     }
-    let closed = conns.iter_mut().map(|s| closed_within(s, Duration::from_secs(2))).filter(|c| *c).count();
+    let closed =
+        conns.iter_mut().map(|s| closed_within(s, Duration::from_secs(2))).filter(|c| *c).count();
     assert!(closed >= 2, "{closed} of 4 connections closed with 4 MiB held against 2 MiB");
     assert!(closed < 4, "every connection was closed, not only those past the budget");
     still_serves(&broker.broker_addr);

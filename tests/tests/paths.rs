@@ -48,8 +48,7 @@ fn relative_config_file_and_store_path_in_it() {
     let read = run_glommio(move || async move {
         let producer = ramjet_client::Producer::new(client(&namesrv, SerializeType::Json), "pg");
         let queues = producer.write_queues("RelTopic").await.expect("route after restart");
-        let consumer =
-            ramjet_client::PullConsumer::new(client(&namesrv, SerializeType::Json), "g");
+        let consumer = ramjet_client::PullConsumer::new(client(&namesrv, SerializeType::Json), "g");
         let mut total = 0;
         for q in &queues {
             total += read_queue(&consumer, q, 0, std::time::Duration::from_secs(5)).await.len();

@@ -9,10 +9,10 @@
 //! Lives on: whichever shard polls it; it hands out `Arc<AclConfig>` snapshots that any
 //! shard may hold (read-only; replaced, never mutated).
 //!
-//! The reference (`srvutil/AclFileWatchService`) polls every 5 s by default and compares
-//! content digests; a size + mtime check costs one `stat` and catches every save an editor
-//! or `cp` makes (a same-size rewrite within the file system's timestamp granularity is
-//! the blind spot, documented here rather than hidden).
+//! The reference (`srvutil/AclFileWatchService`) polls every 5 s (`WATCH_INTERVAL`) and
+//! compares `File.lastModified()`; ramjet also compares the size, so a same-second rewrite
+//! of a different length is seen. A same-size rewrite within the file system's timestamp
+//! granularity is the blind spot of both.
 
 use std::io;
 use std::path::{Path, PathBuf};

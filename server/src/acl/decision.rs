@@ -39,7 +39,7 @@ use ramjet_proto::ExtFields;
 
 use super::config::{Account, AclConfig};
 use super::perm::Perm;
-use super::resource::{needs_admin, resources, Resource};
+use super::resource::{needs_admin, resources, Policy, Resource};
 
 /// `TopicValidator.RMQ_SYS_TRACE_TOPIC`: sends to it with PUB skip the permission check.
 pub const TRACE_TOPIC: &str = "RMQ_SYS_TRACE_TOPIC";
@@ -63,6 +63,8 @@ pub struct AclRequest<'a> {
     pub ext: &'a ExtFields,
     /// The body as received.
     pub body: &'a [u8],
+    /// Which resource table applies ([`Policy::Reference`] unless configured otherwise).
+    pub policy: Policy,
 }
 
 /// Why a request was allowed (for metrics and tests).
@@ -115,7 +117,8 @@ pub fn validate(config: &AclConfig, request: &AclRequest<'_>) -> Result<Allowed,
     let needed = if request.ext.is_empty() {
         Vec::new()
     } else {
-        resources(request.code, request.ext, request.body).map_err(|e| deny(e.to_string()))?
+        resources(request.policy, request.code, request.ext, request.body)
+            .map_err(|e| deny(e.to_string()))?
     };
     if config.global_white.iter().any(|p| p.matches(request.remote)) {
         return Ok(Allowed::GlobalWhiteList);
@@ -137,19 +140,20 @@ pub fn validate(config: &AclConfig, request: &AclRequest<'_>) -> Result<Allowed,
     if needed.iter().any(|(r, p)| *r == trace && *p == Perm::PUB) {
         return Ok(Allowed::TraceTopic);
     }
-    check_perm(account, request.code, &needed).map_err(deny)
+    check_perm(account, request, &needed).map_err(deny)
 }
 
 /// `PlainPermissionChecker.check`: steps 7 to 11.
 fn check_perm(
     account: &Account,
-    code: i32,
+    request: &AclRequest<'_>,
     needed: &[(Resource, Perm)],
 ) -> Result<Allowed, String> {
+    let code = request.code;
     if account.admin {
         return Ok(Allowed::Admin);
     }
-    if needs_admin(code) {
+    if needs_admin(request.policy, code) {
         let key = &account.access_key;
         return Err(format!(
             "Need admin permission for request code={code}, but accessKey={key} is not"

@@ -1,7 +1,8 @@
 //! Access control (core): RocketMQ's plain ACL, from `plain_acl.yml` to a yes/no per
 //! request. Not yet wired into dispatch; the broker calls, per request:
 //!
-//! 1. [`resource::resources`] — what the request names and the permission it needs;
+//! 1. [`resource::resources`] — what the request names and the permission it needs
+//!    (under [`resource::Policy::Reference`], or the opt-in `Extended` table);
 //! 2. [`decision::validate`] — the reference's decision, over the current
 //!    [`config::AclConfig`] (kept fresh by [`reload::AclReloader`]);
 //! 3. on refusal, answers [`decision::DENIED_RESPONSE_CODE`] with

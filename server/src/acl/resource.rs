@@ -27,13 +27,24 @@
 //! DELETE_TOPIC_IN_BROKER (215), UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (200),
 //! DELETE_SUBSCRIPTIONGROUP (207).
 //!
-//! Not checked by the reference (so not here): QUERY_CONSUMER_OFFSET, END_TRANSACTION,
-//! VIEW_MESSAGE_BY_ID, LOCK_BATCH_MQ / UNLOCK_BATCH_MQ, LITE_PULL_MESSAGE, offset resets,
-//! and `%DLQ%` topics get no group mapping.
+//! Not checked by the reference: QUERY_CONSUMER_OFFSET, END_TRANSACTION,
+//! VIEW_MESSAGE_BY_ID, LOCK_BATCH_MQ / UNLOCK_BATCH_MQ, LITE_PULL_MESSAGE, offset resets;
+//! `%DLQ%` topics get no group mapping. [`Policy::Extended`] (opt-in, beyond the
+//! reference, for issue 14's "offsets, locks likewise") adds:
+//!
+//! | code                          | resources / rule                                |
+//! |-------------------------------|-------------------------------------------------|
+//! | QUERY_CONSUMER_OFFSET (14)    | group `consumerGroup` SUB, `topic` SUB          |
+//! | LOCK_BATCH_MQ (41), UNLOCK_BATCH_MQ (42) | body: `consumerGroup` SUB, each topic SUB |
+//! | INVOKE_BROKER_TO_RESET_OFFSET (222) | admin only                         |
+//! | TRIGGER_DELETE_FILES (27)     | admin only                                      |
+//!
+//! END_TRANSACTION names no topic in its header (only `producerGroup`, which is not a
+//! permission resource) and VIEW_MESSAGE_BY_ID only an offset, so neither gains a check.
 
 use std::fmt;
 
-use ramjet_proto::body::HeartbeatData;
+use ramjet_proto::body::{HeartbeatData, LockBatchRequestBody};
 use ramjet_proto::codes::request;
 use ramjet_proto::ExtFields;
 
@@ -51,9 +62,25 @@ pub const ADMIN_CODES: [i32; 5] = [
     request::DELETE_SUBSCRIPTIONGROUP,
 ];
 
-/// True when `code` needs an admin account (`Permission.needAdminPerm`).
-pub fn needs_admin(code: i32) -> bool {
+/// Admin-only codes added by [`Policy::Extended`].
+pub const EXTENDED_ADMIN_CODES: [i32; 2] =
+    [request::INVOKE_BROKER_TO_RESET_OFFSET, request::TRIGGER_DELETE_FILES];
+
+/// Which table to check against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Policy {
+    /// Exactly the reference's table (the default: wire- and behaviour-compatible).
+    #[default]
+    Reference,
+    /// The reference's table plus ramjet's additions (see the module doc).
+    Extended,
+}
+
+/// True when `code` needs an admin account (`Permission.needAdminPerm`, plus
+/// [`EXTENDED_ADMIN_CODES`] under [`Policy::Extended`]).
+pub fn needs_admin(policy: Policy, code: i32) -> bool {
     ADMIN_CODES.contains(&code)
+        || (policy == Policy::Extended && EXTENDED_ADMIN_CODES.contains(&code))
 }
 
 /// A topic, or a group as its retry topic.
@@ -149,11 +176,15 @@ impl std::error::Error for ResourceError {}
 /// # Errors
 /// [`ResourceError`] where the reference's header or body decoding throws.
 pub fn resources(
+    policy: Policy,
     code: i32,
     ext: &ExtFields,
     body: &[u8],
 ) -> Result<Vec<(Resource, Perm)>, ResourceError> {
     let mut out = Needed::default();
+    if policy == Policy::Extended {
+        extended(&mut out, code, ext, body)?;
+    }
     let retry = |t: Option<&str>| t.is_some_and(|t| t.starts_with(RETRY_GROUP_TOPIC_PREFIX));
     match code {
         request::SEND_MESSAGE => match ext.get("topic") {
@@ -189,6 +220,31 @@ pub fn resources(
         _ => {}
     }
     Ok(out.0)
+}
+
+/// The resources [`Policy::Extended`] adds; no code here is in the reference's table.
+fn extended(
+    out: &mut Needed,
+    code: i32,
+    ext: &ExtFields,
+    body: &[u8],
+) -> Result<(), ResourceError> {
+    match code {
+        request::QUERY_CONSUMER_OFFSET => {
+            out.group(Some(required(ext, code, "consumerGroup")?), Perm::SUB);
+            out.topic(Some(required(ext, code, "topic")?), Perm::SUB);
+        }
+        request::LOCK_BATCH_MQ | request::UNLOCK_BATCH_MQ => {
+            let data: LockBatchRequestBody = ramjet_proto::body::from_json(body)
+                .map_err(|e| ResourceError::BadBody { code, reason: e.to_string() })?;
+            out.group(Some(&data.consumer_group), Perm::SUB);
+            for queue in &data.mq_set {
+                out.topic(Some(&queue.topic), Perm::SUB);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn heartbeat(out: &mut Needed, code: i32, body: &[u8]) -> Result<(), ResourceError> {
@@ -263,7 +319,10 @@ mod tests {
     }
 
     fn res(code: i32, pairs: &[(&str, &str)], body: &[u8]) -> Vec<(String, Perm)> {
-        names(&resources(code, &ext(pairs), body).unwrap_or_else(|e| panic!("{e}")))
+        names(
+            &resources(Policy::Reference, code, &ext(pairs), body)
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
     }
 
     // Goal: each code of the reference's table names the resources it names there.
@@ -333,15 +392,25 @@ mod tests {
     // Goal: where the reference's decoding throws, the request is refused with a reason.
     #[test]
     fn undecodable_requests_are_errors() {
-        let e = resources(request::HEART_BEAT, &ExtFields::new(), b"not json");
+        let e = resources(Policy::Reference, request::HEART_BEAT, &ExtFields::new(), b"not json");
         assert!(matches!(e, Err(ResourceError::BadBody { .. })));
-        let e = resources(request::UNREGISTER_CLIENT, &ext(&[("consumerGroup", "G")]), b"");
+        let e = resources(
+            Policy::Reference,
+            request::UNREGISTER_CLIENT,
+            &ext(&[("consumerGroup", "G")]),
+            b"",
+        );
         assert_eq!(e, Err(ResourceError::MissingField { code: 35, field: "clientID" }));
         let offset =
             [("consumerGroup", "G"), ("topic", "T"), ("queueId", "x"), ("commitOffset", "9")];
-        let e = resources(request::UPDATE_CONSUMER_OFFSET, &ext(&offset), b"");
+        let e = resources(Policy::Reference, request::UPDATE_CONSUMER_OFFSET, &ext(&offset), b"");
         assert_eq!(e, Err(ResourceError::BadField { code: 15, field: "queueId" }));
-        let e = resources(request::GET_CONSUMER_LIST_BY_GROUP, &ExtFields::new(), b"");
+        let e = resources(
+            Policy::Reference,
+            request::GET_CONSUMER_LIST_BY_GROUP,
+            &ExtFields::new(),
+            b"",
+        );
         assert_eq!(
             e.map_err(|e| e.to_string()),
             Err("the custom field <consumerGroup> is null".to_string())
@@ -351,8 +420,36 @@ mod tests {
     #[test]
     fn admin_codes_are_the_reference_five() {
         for code in [17, 25, 215, 200, 207] {
-            assert!(needs_admin(code));
+            assert!(needs_admin(Policy::Reference, code));
         }
-        assert!(!needs_admin(request::SEND_MESSAGE) && !needs_admin(request::GET_BROKER_CONFIG));
+        for code in [request::SEND_MESSAGE, request::GET_BROKER_CONFIG, 222, 27] {
+            assert!(!needs_admin(Policy::Reference, code));
+        }
+        assert!(needs_admin(Policy::Extended, 222) && needs_admin(Policy::Extended, 27));
+        assert!(needs_admin(Policy::Extended, 17));
+    }
+
+    // Goal: the extended policy adds offsets and locks, and keeps the reference's table.
+    #[test]
+    fn extended_policy_adds_offsets_and_locks() {
+        let ext_res = |code, pairs: &[(&str, &str)], body: &[u8]| {
+            names(&resources(Policy::Extended, code, &ext(pairs), body).unwrap_or_default())
+        };
+        let t = |s: &str| (s.to_string(), Perm::SUB);
+        let q = [("consumerGroup", "G"), ("topic", "T"), ("queueId", "0")];
+        assert_eq!(ext_res(request::QUERY_CONSUMER_OFFSET, &q, b""), [t("group:G"), t("topic:T")]);
+        assert!(res(request::QUERY_CONSUMER_OFFSET, &q, b"").is_empty());
+        let body = br#"{"consumerGroup":"G","clientId":"c","mqSet":[{"topic":"T1",
+            "brokerName":"b","queueId":0},{"topic":"T2","brokerName":"b","queueId":1}]}"#;
+        let want = [t("group:G"), t("topic:T1"), t("topic:T2")];
+        assert_eq!(ext_res(request::LOCK_BATCH_MQ, &[], body), want);
+        assert_eq!(ext_res(request::UNLOCK_BATCH_MQ, &[], body), want);
+        let bad = resources(Policy::Extended, request::LOCK_BATCH_MQ, &ext(&[]), b"{");
+        assert!(matches!(bad, Err(ResourceError::BadBody { .. })));
+        let pull = [("topic", "T"), ("consumerGroup", "G")];
+        assert_eq!(
+            ext_res(request::PULL_MESSAGE, &pull, b""),
+            res(request::PULL_MESSAGE, &pull, b"")
+        );
     }
 }

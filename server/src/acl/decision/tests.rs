@@ -49,7 +49,7 @@ fn signed(pairs: &[(&str, &str)], body: &[u8], credentials: &Credentials) -> Ext
 }
 
 fn decide(code: i32, ext: &ExtFields, body: &[u8], remote: IpAddr) -> Result<Allowed, String> {
-    let request = AclRequest { code, version: 401, remote, ext, body };
+    let request = AclRequest { code, version: 401, remote, ext, body, policy: Policy::Reference };
     validate(&config(), &request).map_err(|d| d.message)
 }
 
@@ -217,4 +217,23 @@ fn refusal_is_answered_as_the_reference() {
     let denied = AclDenied { access_key: Some("k".into()), message: "No acl config for k".into() };
     assert_eq!(denied.remark(), "org.apache.rocketmq.acl.common.AclException: No acl config for k");
     assert_eq!(DENIED_RESPONSE_CODE, 1);
+}
+
+// Goal: the extended policy refuses an offset reset from a non-admin account, which the
+// reference's table lets through on a good signature alone.
+#[test]
+fn extended_policy_adds_admin_codes() {
+    let c = creds("RocketMQ", "12345678");
+    let ext = signed(&[("topic", "topicB"), ("group", "groupB")], b"", &c);
+    let code = request::INVOKE_BROKER_TO_RESET_OFFSET;
+    let under = |policy| {
+        let request =
+            AclRequest { code, version: 401, remote: OUTSIDE, ext: &ext, body: b"", policy };
+        validate(&config(), &request).map_err(|d| d.message)
+    };
+    assert_eq!(under(Policy::Reference), Ok(Allowed::Granted));
+    assert_eq!(
+        under(Policy::Extended),
+        Err("Need admin permission for request code=222, but accessKey=RocketMQ is not".into())
+    );
 }

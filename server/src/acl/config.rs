@@ -22,7 +22,9 @@
 //!
 //! The path: broker.conf's `aclFilePath` when set (ramjet's key, see DESIGN), else the
 //! reference's default `$ROCKETMQ_HOME/conf/plain_acl.yml`; a relative path is relative to
-//! the working directory.
+//! the working directory. Not carried over from the reference: its `rocketmq.home.dir` and
+//! `rocketmq.acl.plain.file` Java system properties, and the extra `*.yml` files it also
+//! loads from `$ROCKETMQ_HOME/conf/acl/` (multi-file ACL); one file is read.
 
 use std::collections::HashMap;
 use std::fmt;

@@ -18,6 +18,11 @@
 //! - `PlainPermissionManager.validate` compares the two base64 strings; ramjet compares them
 //!   in constant time.
 //!
+//! Known weakness, kept for compatibility: values are joined without separators or keys,
+//! so characters can move between adjacent fields without changing the signature
+//! (`b=TopicA, c=TBW102` and `b=TopicAT, c=BW102` sign alike), and nothing binds a
+//! signature to a time, so a captured request can be replayed. Only TLS closes both.
+//!
 //! ```text
 //! content = value(k1) ‖ value(k2) ‖ … ‖ body      k1 < k2 < … (Signature excluded)
 //! Signature = base64(HmacSHA1(key = utf8(secretKey), content))
@@ -200,6 +205,16 @@ mod tests {
         // Sorted keys: AccessKey < Signature < a < topic (uppercase before lowercase).
         assert_eq!(signed_content(&e, b"BODY", ContentRule::Client), b"ak1TBODY");
         assert_eq!(signed_content(&e, b"", ContentRule::Client), b"ak1T");
+    }
+
+    // Goal: wire compatibility includes the reference's lack of separators: moving a
+    // character across a field boundary keeps the content (and so the signature).
+    #[test]
+    fn content_has_no_separators_as_the_reference() {
+        let a = ext(&[("b", "TopicA"), ("c", "TBW102")]);
+        let b = ext(&[("b", "TopicAT"), ("c", "BW102")]);
+        let rule = ContentRule::Client;
+        assert_eq!(signed_content(&a, b"", rule), signed_content(&b, b"", rule));
     }
 
     // Goal: the unique-key flag is excluded only by the broker and only for old versions.

@@ -378,4 +378,29 @@ mod tests {
             "0000:0000:0000:0000:0000:0000:0000:0001"
         );
     }
+
+    // Goal: no pattern text can panic the parser or the matcher (the file is input).
+    // Method: every string of up to 5 characters over the characters the grammar uses.
+    #[test]
+    fn no_pattern_panics() {
+        const ALPHABET: &[u8] = b"019.*-:{},f ";
+        let remotes: [IpAddr; 3] = ["1.0.9.1", "::1", "ffff::1"]
+            .map(|t| t.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        let mut text = Vec::new();
+        for len in 0..=5u32 {
+            for mut n in 0..ALPHABET.len().pow(len) {
+                text.clear();
+                for _ in 0..len {
+                    text.push(ALPHABET[n % ALPHABET.len()]);
+                    n /= ALPHABET.len();
+                }
+                let pattern = std::str::from_utf8(&text).unwrap_or_default();
+                if let Ok(p) = AddressPattern::parse(pattern) {
+                    for r in remotes {
+                        let _ = p.matches(r);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -12,11 +12,13 @@
 //! - [`batch`]: the SEND_BATCH_MESSAGE body.
 //! - [`body`]: JSON bodies (routes, heartbeats, locks), fastjson-tolerant.
 //! - [`admin_body`]: JSON bodies of admin and statistics requests (mqadmin's).
+//! - [`acl`]: the plain-ACL request signature (HmacSHA1 over sorted ext field values).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod acl;
 pub mod admin_body;
 pub mod batch;
 pub mod binary_header;

@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+pub mod acl;
 pub mod client_registry;
 pub mod config;
 pub mod consumer_offset;

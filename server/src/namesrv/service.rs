@@ -19,6 +19,7 @@ use ramjet_proto::header::{
     GetKvConfigRequestHeader, GetRouteInfoRequestHeader, PutKvConfigRequestHeader,
     RegisterBrokerRequestHeader, RegisterBrokerResponseHeader, UnRegisterBrokerRequestHeader,
 };
+use ramjet_proto::text::clip_echo;
 use ramjet_proto::{FieldError, Frame, Header};
 use tracing::{info, warn};
 
@@ -104,7 +105,7 @@ impl NamesrvService {
                     }
                     None => Ok(Response::new(
                         Header::response_to(h, response::QUERY_NOT_FOUND)
-                            .with_remark(format!("No config item, Namespace: {ns}")),
+                            .with_remark(format!("No config item, Namespace: {}", clip_echo(ns))),
                     )),
                 }
             }
@@ -186,7 +187,7 @@ impl NamesrvService {
             return Ok(Response::new(
                 Header::response_to(h, response::TOPIC_NOT_EXIST).with_remark(format!(
                     "No topic route info in name server for the topic: {}",
-                    req.topic
+                    clip_echo(&req.topic)
                 )),
             ));
         };
@@ -215,7 +216,11 @@ impl NamesrvService {
                 Response::new(resp)
             }
             None => Response::new(Header::response_to(h, response::QUERY_NOT_FOUND).with_remark(
-                format!("No config item, Namespace: {} Key: {}", req.namespace, req.key),
+                format!(
+                    "No config item, Namespace: {} Key: {}",
+                    clip_echo(&req.namespace),
+                    clip_echo(&req.key)
+                ),
             )),
         })
     }

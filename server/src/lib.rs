@@ -6,6 +6,7 @@
 //! - [`namesrv`] is the NameServer (route registry) and its handlers.
 //! - [`net`] is the connection driver shared by both daemons.
 //! - [`replication`] is master/slave replication on its own shard.
+//! - [`panic`]: a panic on any thread ends the process (the hook both binaries install).
 
 #![warn(missing_docs)]
 
@@ -19,6 +20,7 @@ pub mod long_poll;
 pub mod metrics;
 pub mod namesrv;
 pub mod net;
+pub mod panic;
 pub mod register;
 pub mod replication;
 pub mod runtime;

@@ -21,6 +21,7 @@ struct Args {
 }
 
 fn main() {
+    ramjet_server::panic::install("ramjet-namesrv");
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -285,6 +285,7 @@ fn dispatch_frames<S: Service>(
             // one-way in practice; nothing waits for them.
             continue;
         }
+        crate::panic::request_fault_point();
         state.borrow_mut().inflight += 1;
         let fut = service.clone().call(frame, handle.clone());
         let state = state.clone();

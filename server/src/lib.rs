@@ -9,6 +9,7 @@
 //! - [`panic`]: a panic on any thread ends the process (the hook both binaries install).
 
 #![warn(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod client_registry;
 pub mod config;

@@ -101,7 +101,7 @@ impl Mutation {
         }
         if let Some((at, byte, n)) = self.insert {
             let i = if v.is_empty() { 0 } else { at % v.len() };
-            v.splice(i..i, std::iter::repeat(byte).take(n));
+            v.splice(i..i, vec![byte; n]);
         }
         if let Some(c) = self.cut {
             v.truncate(c % (v.len() + 1));

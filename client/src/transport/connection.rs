@@ -173,7 +173,8 @@ impl Connection {
     /// map non-success codes).
     ///
     /// # Errors
-    /// `ConnectionClosed`, `TooManyInFlight`, or `Timeout` after `timeout`.
+    /// `ConnectionClosed`, `TooManyInFlight`, `InvalidArgument` when the frame cannot be
+    /// encoded (a header over 16 MiB), or `Timeout` after `timeout`.
     ///
     /// # Cancel safety
     /// Cancel safe: dropping the future removes the request from the pending table; a
@@ -207,7 +208,7 @@ impl Connection {
     /// sends it with the next batch.
     ///
     /// # Errors
-    /// `ConnectionClosed`.
+    /// `ConnectionClosed`, or `InvalidArgument` when the frame cannot be encoded.
     pub fn oneway(&self, mut header: Header, body: &[u8]) -> Result<(), ClientError> {
         self.check_open()?;
         header.opaque = self.shared.pending.borrow_mut().allocate_opaque();

@@ -567,7 +567,7 @@ async fn broker_stats(shard: &Rc<Shard>, h: &Header) -> Response {
                 return error(
                     h,
                     response::SYSTEM_ERROR,
-                    format!("The stats <{name}> <{key}> not exist"),
+                    format!("The stats <{}> <{}> not exist", clip_echo(&name), clip_echo(&key)),
                 );
             }
             t
@@ -591,7 +591,7 @@ async fn broker_stats(shard: &Rc<Shard>, h: &Header) -> Response {
             return error(
                 h,
                 response::SYSTEM_ERROR,
-                format!("The stats <{name}> <{key}> not exist"),
+                format!("The stats <{}> <{}> not exist", clip_echo(&name), clip_echo(&key)),
             )
         }
     };

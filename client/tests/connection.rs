@@ -52,7 +52,7 @@ fn reply_to(frame: &Frame) -> Vec<u8> {
     let mut header = Header::response_to(&frame.header, 0);
     header.remark = Some(format!("code {}", frame.header.code));
     let mut out = BytesMut::new();
-    encode_frame(&header, &frame.body, &mut out);
+    encode_frame(&header, &frame.body, &mut out).expect("encodes");
     out.to_vec()
 }
 
@@ -166,10 +166,10 @@ fn server_request_goes_to_the_handler_and_its_reply_goes_back() {
             let mut req = Header::request(39, 77, SerializeType::Json);
             req.ext_fields.insert("k", "v");
             let mut out = BytesMut::new();
-            encode_frame(&req, b"", &mut out);
+            encode_frame(&req, b"", &mut out).expect("encodes");
             // A request with a code the handler refuses gets REQUEST_CODE_NOT_SUPPORTED.
             let other = Header::request(40, 78, SerializeType::Json);
-            encode_frame(&other, b"", &mut out);
+            encode_frame(&other, b"", &mut out).expect("encodes");
             s.write_all(&out).await.expect("write");
             let mut replies = Vec::new();
             read_frames(&mut s, |f| {

@@ -61,7 +61,11 @@ impl std::error::Error for BodyError {}
 
 impl From<serde_json::Error> for BodyError {
     fn from(e: serde_json::Error) -> Self {
-        BodyError::Json { message: e.to_string(), line: e.line(), column: e.column() }
+        BodyError::Json {
+            message: crate::text::clip_echo(&e.to_string()),
+            line: e.line(),
+            column: e.column(),
+        }
     }
 }
 

@@ -184,7 +184,7 @@ impl ExtFields {
             None | Some("") => Ok(None),
             Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => Ok(Some(true)),
             Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => Ok(Some(false)),
-            Some(v) => Err(FieldError::Invalid { field, value: v.to_string() }),
+            Some(v) => Err(FieldError::Invalid { field, value: crate::text::clip_echo(v) }),
         }
     }
 
@@ -195,7 +195,9 @@ impl ExtFields {
 }
 
 fn parse_int<T: std::str::FromStr>(field: &'static str, v: &str) -> Result<T, FieldError> {
-    v.trim().parse::<T>().map_err(|_| FieldError::Invalid { field, value: v.to_string() })
+    v.trim()
+        .parse::<T>()
+        .map_err(|_| FieldError::Invalid { field, value: crate::text::clip_echo(v) })
 }
 
 /// The decoded header of one frame.
@@ -218,6 +220,9 @@ pub struct Header {
     /// The encoding this header arrived in (or is to be written in).
     pub serialize_type: SerializeType,
 }
+
+/// Longest remark [`Header::with_remark`] keeps whole.
+pub const REMARK_BYTES_MAX: usize = 4096;
 
 impl Header {
     /// A request header with `code`, written in `serialize_type`.
@@ -249,8 +254,16 @@ impl Header {
     }
 
     /// Sets the remark (builder style).
+    ///
+    /// A remark over [`REMARK_BYTES_MAX`] is clipped (see [`crate::text::clip`]): a
+    /// backstop so no echoed value can make a response header unencodable.
     pub fn with_remark(mut self, remark: impl Into<String>) -> Header {
-        self.remark = Some(remark.into());
+        let remark = remark.into();
+        self.remark = Some(if remark.len() > REMARK_BYTES_MAX {
+            crate::text::clip(&remark, REMARK_BYTES_MAX)
+        } else {
+            remark
+        });
         self
     }
 

@@ -83,7 +83,7 @@ pub enum FieldError {
     Invalid {
         /// Field name.
         field: &'static str,
-        /// The value as received.
+        /// The value as received, clipped by [`crate::text::clip_echo`].
         value: String,
     },
 }
@@ -134,12 +134,57 @@ impl fmt::Display for FieldError {
         match self {
             FieldError::Missing { field } => write!(f, "the custom header field {field} is null"),
             FieldError::Invalid { field, value } => {
-                write!(f, "the custom header field {field} has an invalid value {value:?}")
+                // Already clipped when built by proto; clipping again leaves that unchanged
+                // and bounds a value built elsewhere.
+                let value = crate::text::clip(
+                    value,
+                    crate::text::ECHO_BYTES_MAX + crate::text::CUT_MARK_BYTES_MAX,
+                );
+                write!(f, "the custom header field {field} has an invalid value \"{value}\"")
             }
         }
     }
 }
 
+/// A frame could not be encoded: a header field is too large for the wire format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EncodeError {
+    /// The encoded header is longer than the 24 bits of the header-length field allow.
+    HeaderTooLarge {
+        /// Encoded header length.
+        header_length: usize,
+        /// The largest header the format can carry.
+        max: usize,
+    },
+    /// Header plus body are longer than the 31-bit frame length allows.
+    FrameTooLarge {
+        /// The frame length (everything after the length prefix).
+        length: u64,
+    },
+    /// An ext-field key is longer than the binary encoding's i16 length allows.
+    KeyTooLong {
+        /// The key's length in bytes.
+        length: usize,
+    },
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EncodeError::HeaderTooLarge { header_length, max } => {
+                write!(f, "encoded header of {header_length} bytes exceeds {max}")
+            }
+            EncodeError::FrameTooLarge { length } => {
+                write!(f, "frame length {length} exceeds {}", i32::MAX)
+            }
+            EncodeError::KeyTooLong { length } => {
+                write!(f, "ext-field key of {length} bytes exceeds {}", i16::MAX)
+            }
+        }
+    }
+}
+
+impl std::error::Error for EncodeError {}
 impl std::error::Error for FrameError {}
 impl std::error::Error for HeaderError {}
 impl std::error::Error for FieldError {}

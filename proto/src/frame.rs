@@ -17,7 +17,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::command::{Frame, Header, SerializeType};
-use crate::error::FrameError;
+use crate::error::{EncodeError, FrameError};
 use crate::{binary_header, json_header};
 
 /// Largest frame accepted by default: 16 MiB, the reference's `frameMaxLength`.
@@ -94,23 +94,38 @@ pub fn decode_frame_bytes(mut bytes: Bytes) -> Result<Frame, FrameError> {
     Ok(Frame { header, body: bytes })
 }
 
+/// Largest encoded header: the header length is the low 24 bits of a word.
+pub const HEADER_BYTES_MAX: usize = 0x00FF_FFFF;
+
 /// Appends one encoded frame (prefix, header in `header.serialize_type`, body) to `dst`.
 ///
-/// # Panics
-/// When the header grows past 16 MiB - 1 bytes, which only a caller bug can cause
-/// (ext fields are built by ramjet itself).
-pub fn encode_frame(header: &Header, body: &[u8], dst: &mut BytesMut) {
+/// # Errors
+/// The header encodes to more than [`HEADER_BYTES_MAX`] bytes, the frame to more than
+/// `i32::MAX`, or a binary header has a key over `i16::MAX` bytes; `dst` is then left as
+/// it was.
+pub fn encode_frame(header: &Header, body: &[u8], dst: &mut BytesMut) -> Result<(), EncodeError> {
     dst.reserve(FRAME_PREFIX_BYTES + 256 + body.len());
-    encode_frame_head(header, body.len(), dst);
+    encode_frame_head(header, body.len(), dst)?;
     dst.put_slice(body);
+    Ok(())
 }
 
 /// Appends a frame's prefix and header for a body of `body_len` bytes that the caller
 /// sends right after, from its own buffer (so a large body is never copied).
 ///
-/// # Panics
-/// As [`encode_frame`].
-pub fn encode_frame_head(header: &Header, body_len: usize, dst: &mut BytesMut) {
+/// # Errors
+/// As [`encode_frame`]; `dst` is then left as it was.
+pub fn encode_frame_head(
+    header: &Header,
+    body_len: usize,
+    dst: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    if header.serialize_type == SerializeType::RocketMq {
+        // The binary encoding gives an ext-field key an i16 length.
+        if let Some((k, _)) = header.ext_fields.iter().find(|(k, _)| k.len() > i16::MAX as usize) {
+            return Err(EncodeError::KeyTooLong { length: k.len() });
+        }
+    }
     let start = dst.len();
     dst.put_u32(0); // Length, patched below.
     dst.put_u32(0); // Type and header length, patched below.
@@ -119,16 +134,27 @@ pub fn encode_frame_head(header: &Header, body_len: usize, dst: &mut BytesMut) {
         SerializeType::RocketMq => binary_header::encode(header, dst),
     }
     let header_length = dst.len() - start - FRAME_PREFIX_BYTES;
-    assert!(header_length <= 0x00FF_FFFF, "header of {header_length} bytes exceeds 24 bits");
-    let length = FRAME_PREFIX_BYTES - 4 + header_length + body_len;
+    if header_length > HEADER_BYTES_MAX {
+        dst.truncate(start);
+        return Err(EncodeError::HeaderTooLarge { header_length, max: HEADER_BYTES_MAX });
+    }
+    let length = (FRAME_PREFIX_BYTES - 4 + header_length) as u64 + body_len as u64;
+    let Ok(length) = i32::try_from(length) else {
+        dst.truncate(start);
+        return Err(EncodeError::FrameTooLarge { length });
+    };
     let word = (u32::from(header.serialize_type.as_byte()) << 24) | header_length as u32;
-    dst[start..start + 4].copy_from_slice(&(length as u32).to_be_bytes());
+    dst[start..start + 4].copy_from_slice(&length.to_be_bytes());
     dst[start + 4..start + 8].copy_from_slice(&word.to_be_bytes());
+    Ok(())
 }
 
 /// Encodes one frame into a new buffer.
-pub fn encode_frame_to_bytes(header: &Header, body: &[u8]) -> Bytes {
+///
+/// # Errors
+/// As [`encode_frame`].
+pub fn encode_frame_to_bytes(header: &Header, body: &[u8]) -> Result<Bytes, EncodeError> {
     let mut dst = BytesMut::with_capacity(FRAME_PREFIX_BYTES + 256 + body.len());
-    encode_frame(header, body, &mut dst);
-    dst.freeze()
+    encode_frame(header, body, &mut dst)?;
+    Ok(dst.freeze())
 }

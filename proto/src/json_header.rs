@@ -17,8 +17,8 @@ use crate::error::HeaderError;
 /// # Errors
 /// Not a JSON object, or a numeric field out of range.
 pub fn decode(buf: &[u8]) -> Result<Header, HeaderError> {
-    let value: Value =
-        serde_json::from_slice(buf).map_err(|e| HeaderError::Json { message: e.to_string() })?;
+    let value: Value = serde_json::from_slice(buf)
+        .map_err(|e| HeaderError::Json { message: crate::text::clip_echo(&e.to_string()) })?;
     let Value::Object(map) = value else {
         return Err(HeaderError::Json { message: "header is not a JSON object".into() });
     };

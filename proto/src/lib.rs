@@ -13,6 +13,7 @@
 //! - [`body`]: JSON bodies (routes, heartbeats, locks), fastjson-tolerant.
 //! - [`admin_body`]: JSON bodies of admin and statistics requests (mqadmin's).
 //! - [`acl`]: the plain-ACL request signature (HmacSHA1 over sorted ext field values).
+//! - [`text`]: client text clipped before it is echoed in a remark.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -30,8 +31,9 @@ pub mod frame;
 pub mod header;
 pub mod json_header;
 pub mod message;
+pub mod text;
 
 pub use body::BodyError;
 pub use command::{ExtFields, Frame, Header, LanguageCode, SerializeType};
-pub use error::{FieldError, FrameError, HeaderError};
+pub use error::{EncodeError, FieldError, FrameError, HeaderError};
 pub use header::CommandHeader;

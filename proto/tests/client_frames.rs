@@ -229,7 +229,7 @@ fn every_recorded_frame_decodes_and_parses() {
         }
 
         // Re-encode in the same header encoding and decode again: the same frame.
-        let again = decode_one(&encode_frame_to_bytes(h, &frame.body));
+        let again = decode_one(&encode_frame_to_bytes(h, &frame.body).expect("encodes"));
         assert_eq!(again.body, frame.body, "{at}: body after re-encode");
         assert_eq!(again.header.code, h.code, "{at}");
         assert_eq!(again.header.opaque, h.opaque, "{at}");

@@ -96,7 +96,7 @@ fn binary_header_known_bytes() {
     assert_eq!(binary_header::decode(header).unwrap(), h);
 
     // The whole frame: length 4 + 31 + 2 = 37, type byte 1, header length 31.
-    let frame = encode_frame_to_bytes(&h, b"xy");
+    let frame = encode_frame_to_bytes(&h, b"xy").expect("encodes");
     let mut expected = vec![0, 0, 0, 37, 1, 0, 0, 31];
     expected.extend_from_slice(header);
     expected.extend_from_slice(b"xy");
@@ -305,9 +305,9 @@ fn a_frame_head_followed_by_its_body_is_the_whole_frame() {
         h.ext_fields.insert("topic", "t");
         let body = vec![9u8; 70_000];
         let mut whole = BytesMut::new();
-        encode_frame(&h, &body, &mut whole);
+        encode_frame(&h, &body, &mut whole).expect("encodes");
         let mut split = BytesMut::new();
-        encode_frame_head(&h, body.len(), &mut split);
+        encode_frame_head(&h, body.len(), &mut split).expect("encodes");
         split.extend_from_slice(&body);
         assert_eq!(whole, split);
     }

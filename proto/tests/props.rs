@@ -107,7 +107,7 @@ fn check_header<H: CommandHeader + PartialEq + std::fmt::Debug>(h: H) {
     for st in [SerializeType::Json, SerializeType::RocketMq] {
         let mut header = Header::request(10, 1, st);
         header.ext_fields = ext.clone();
-        let mut buf = BytesMut::from(&encode_frame_to_bytes(&header, b"")[..]);
+        let mut buf = BytesMut::from(&encode_frame_to_bytes(&header, b"").expect("encodes")[..]);
         let frame = decode_frame(&mut buf, FRAME_SIZE_BYTES_MAX).unwrap().unwrap();
         assert_eq!(H::decode(&frame.header.ext_fields).unwrap(), h, "through {st:?}");
     }
@@ -344,7 +344,7 @@ fn some_frame(st: SerializeType) -> Vec<u8> {
     h.remark = Some("r".into());
     h.ext_fields.insert("a", "g");
     h.ext_fields.insert("queueId", "3");
-    encode_frame_to_bytes(&h, b"body").to_vec()
+    encode_frame_to_bytes(&h, b"body").expect("encodes").to_vec()
 }
 
 fn mutate(mut bytes: Vec<u8>, edits: &[(usize, u8)]) -> Vec<u8> {
@@ -391,7 +391,7 @@ proptest! {
         body in prop::collection::vec(any::<u8>(), 0..512),
         split in any::<prop::sample::Index>(),
     ) {
-        let enc = encode_frame_to_bytes(&h, &body);
+        let enc = encode_frame_to_bytes(&h, &body).expect("encodes");
         // Feed it in two pieces: the first must ask for more.
         let cut = split.index(enc.len());
         let mut buf = BytesMut::from(&enc[..cut]);
@@ -421,7 +421,7 @@ proptest! {
         if h.remark.as_deref() == Some("") {
             h.remark = None; // Length 0 means no remark in the binary header.
         }
-        let enc = encode_frame_to_bytes(&h, &body);
+        let enc = encode_frame_to_bytes(&h, &body).expect("encodes");
         let mut buf = BytesMut::from(&enc[..]);
         let frame = decode_frame(&mut buf, FRAME_SIZE_BYTES_MAX).unwrap().unwrap();
         prop_assert!(buf.is_empty());

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
+use ramjet_proto::text::clip_echo;
 use ramjet_storage::FlushMode;
 
 /// The broker's role in its group.
@@ -175,7 +176,9 @@ impl std::fmt::Display for ConfigError {
             ConfigError::Read { path, error } => {
                 write!(f, "cannot read {}: {error}", path.display())
             }
-            ConfigError::Invalid { key, value } => write!(f, "invalid value {value:?} for {key}"),
+            ConfigError::Invalid { key, value } => {
+                write!(f, "invalid value \"{}\" for {}", clip_echo(value), clip_echo(key))
+            }
         }
     }
 }

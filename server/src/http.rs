@@ -76,18 +76,17 @@ async fn answer(mut stream: TcpStream, render: Render) -> std::io::Result<()> {
         Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "request head timed out"))
     })
     .await?;
-    let line = head.lines().next().unwrap_or_default();
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-    let path = path.split('?').next().unwrap_or_default();
-    let (status, content_type, body) = match (method, path) {
-        ("GET", "/metrics") => {
+    crate::panic::fault_point("metrics-request");
+    let (status, content_type, body) = match parse_head(&head) {
+        Target::Metrics => {
             let (body, ct) = render().await;
             ("200 OK", ct, body)
         }
-        ("GET", "/") => ("200 OK", "text/plain", "ramjet: metrics at /metrics\n".to_string()),
-        ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
-        _ => ("405 Method Not Allowed", "text/plain", "only GET\n".to_string()),
+        Target::Index => ("200 OK", "text/plain", "ramjet: metrics at /metrics\n".to_string()),
+        Target::NotFound => ("404 Not Found", "text/plain", "not found\n".to_string()),
+        Target::MethodNotAllowed => {
+            ("405 Method Not Allowed", "text/plain", "only GET\n".to_string())
+        }
     };
     let response = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
@@ -110,7 +109,7 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
             break;
         }
         buf.extend_from_slice(&chunk[..n]);
-        if buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.windows(2).any(|w| w == b"\n\n") {
+        if head_complete(&buf) {
             break;
         }
         if buf.len() > REQUEST_HEAD_BYTES_MAX {
@@ -118,4 +117,37 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
         }
     }
     Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// What a request head asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// `GET /metrics` (any query string).
+    Metrics,
+    /// `GET /`.
+    Index,
+    /// `GET` of any other path.
+    NotFound,
+    /// Any other method, or no request line.
+    MethodNotAllowed,
+}
+
+/// Parses a request head (the text up to the blank line): method and path of its first
+/// line; everything else is ignored. Pure, for the property tests.
+pub fn parse_head(head: &str) -> Target {
+    let line = head.lines().next().unwrap_or_default();
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    let path = path.split('?').next().unwrap_or_default();
+    match (method, path) {
+        ("GET", "/metrics") => Target::Metrics,
+        ("GET", "/") => Target::Index,
+        ("GET", _) => Target::NotFound,
+        _ => Target::MethodNotAllowed,
+    }
+}
+
+/// True when `buf` holds a whole request head (a blank line, CRLF or bare LF).
+pub fn head_complete(buf: &[u8]) -> bool {
+    buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.windows(2).any(|w| w == b"\n\n")
 }

@@ -6,8 +6,10 @@
 //! - [`namesrv`] is the NameServer (route registry) and its handlers.
 //! - [`net`] is the connection driver shared by both daemons.
 //! - [`replication`] is master/slave replication on its own shard.
+//! - [`panic`]: a panic on any thread ends the process (the hook both binaries install).
 
 #![warn(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod acl;
 pub mod client_registry;
@@ -20,6 +22,7 @@ pub mod long_poll;
 pub mod metrics;
 pub mod namesrv;
 pub mod net;
+pub mod panic;
 pub mod register;
 pub mod replication;
 pub mod runtime;

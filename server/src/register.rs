@@ -49,7 +49,8 @@ impl Outbound {
         self.next_opaque = self.next_opaque.wrapping_add(1);
         header.opaque = self.next_opaque;
         let mut out = BytesMut::new();
-        encode_frame(&header, body, &mut out);
+        encode_frame(&header, body, &mut out)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         self.stream.write_all(&out).await?;
         let mut chunk = vec![0u8; 16 * 1024];
         loop {

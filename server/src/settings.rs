@@ -14,6 +14,8 @@
 
 use std::collections::BTreeMap;
 
+use ramjet_proto::text::clip_echo;
+
 use crate::config::BrokerConfig;
 
 /// The live settings.
@@ -52,7 +54,7 @@ impl LiveSettings {
     pub fn with(&self, props: &BTreeMap<String, String>) -> Result<LiveSettings, String> {
         let mut next = self.clone();
         for (k, v) in props {
-            let bad = || format!("invalid value {v:?} for {k}");
+            let bad = || format!("invalid value \"{}\" for {}", clip_echo(v), clip_echo(k));
             match k.as_str() {
                 "autoCreateTopicEnable" => {
                     next.auto_create_topic_enable = match v.to_ascii_lowercase().as_str() {
@@ -71,7 +73,7 @@ impl LiveSettings {
                 "diskMaxUsedSpaceRatio" => {
                     let n: i32 = v.parse().map_err(|_| bad())?;
                     if !(10..=95).contains(&n) {
-                        return Err(format!("{k} must be within 10..=95, got {v}"));
+                        return Err(format!("{k} must be within 10..=95, got {}", clip_echo(v)));
                     }
                     next.disk_max_used_space_ratio = n;
                 }
@@ -84,9 +86,10 @@ impl LiveSettings {
                 }
                 _ => {
                     return Err(format!(
-                        "{k} cannot change while the broker runs; set it in broker.conf and \
+                        "{} cannot change while the broker runs; set it in broker.conf and \
                          restart (live keys: autoCreateTopicEnable, maxMessageSize, \
-                         diskMaxUsedSpaceRatio, brokerPermission)"
+                         diskMaxUsedSpaceRatio, brokerPermission)",
+                        clip_echo(k)
                     ))
                 }
             }

@@ -570,3 +570,88 @@ pub async fn read_queue(
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Processes expected to exit on their own (tests/tests/panic_exit.rs).
+
+/// A daemon started with extra environment that is expected to end by itself (a test
+/// fault); its stderr is collected. Killed when dropped if it still runs.
+pub struct Exiting {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Exiting {
+    /// Starts binary `name` with `args` and environment `env`, not waiting for anything.
+    pub fn start(name: &str, args: &[&str], env: &[(&str, &str)]) -> Exiting {
+        let mut cmd = Command::new(bin(name));
+        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.env("RUST_LOG", "warn");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = log2.lock().expect("log");
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        Exiting { child, log }
+    }
+
+    /// Waits (bounded by `timeout`) until the log holds `needle`; false when it never did.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.log_text().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    /// The word after `key` in the ready line (`broker`, `namesrv`, `metrics`).
+    pub fn ready_word(&self, key: &str) -> String {
+        assert!(self.wait_for_log(" ready: ", READY_TIMEOUT), "never ready:\n{}", self.log_text());
+        let log = self.log_text();
+        let line = log.lines().find(|l| l.contains(" ready: ")).expect("ready line");
+        let words: Vec<&str> = line.split_whitespace().collect();
+        words
+            .windows(2)
+            .find(|w| w[0] == key)
+            .map(|w| w[1].to_string())
+            .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+    }
+
+    /// Waits (bounded by `timeout`) for the process to exit; `None` when it still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// What it printed on stderr so far.
+    pub fn log_text(&self) -> String {
+        self.log.lock().expect("log").clone()
+    }
+}
+
+impl Drop for Exiting {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

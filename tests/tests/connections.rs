@@ -33,7 +33,7 @@ fn max_offset_request(opaque: i32) -> Vec<u8> {
     h.ext_fields.insert("topic", "TBW102");
     h.ext_fields.insert("queueId", "0");
     let mut out = BytesMut::new();
-    encode_frame(&h, b"", &mut out);
+    encode_frame(&h, b"", &mut out).expect("encodes");
     out.to_vec()
 }
 
@@ -207,7 +207,7 @@ fn a_peer_that_never_reads_its_responses_is_closed_after_the_write_timeout() {
         ] {
             h.ext_fields.insert(k, v);
         }
-        encode_frame(&h, b"", &mut frames);
+        encode_frame(&h, b"", &mut frames).expect("encodes");
     }
     s.write_all(&frames).unwrap();
     // Not reading: the broker's responses pile up until the write timeout closes it.

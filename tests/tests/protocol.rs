@@ -95,7 +95,7 @@ fn replay(addr: &str, raw: &[u8]) -> Option<ramjet_proto::Frame> {
     }
     let oneway = frame.header.is_oneway();
     let mut out = BytesMut::new();
-    encode_frame(&frame.header, &frame.body, &mut out);
+    encode_frame(&frame.header, &frame.body, &mut out).expect("encodes");
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(TIMEOUT)).expect("timeout");
     s.write_all(&out).expect("write");

@@ -173,7 +173,8 @@ impl Connection {
     /// map non-success codes).
     ///
     /// # Errors
-    /// `ConnectionClosed`, `TooManyInFlight`, or `Timeout` after `timeout`.
+    /// `ConnectionClosed`, `TooManyInFlight`, `InvalidArgument` when the frame cannot be
+    /// encoded (a header over 16 MiB), or `Timeout` after `timeout`.
     ///
     /// # Cancel safety
     /// Cancel safe: dropping the future removes the request from the pending table; a
@@ -195,7 +196,7 @@ impl Connection {
         header.opaque = opaque;
         header.flag &= !ramjet_proto::command::FLAG_ONEWAY;
         let code = header.code;
-        self.shared.enqueue(&header, body);
+        self.shared.enqueue(&header, body)?;
         let timed_out = async {
             Timer::new(timeout).await;
             Err(ClientError::Timeout { code, opaque, timeout })
@@ -207,13 +208,12 @@ impl Connection {
     /// sends it with the next batch.
     ///
     /// # Errors
-    /// `ConnectionClosed`.
+    /// `ConnectionClosed`, or `InvalidArgument` when the frame cannot be encoded.
     pub fn oneway(&self, mut header: Header, body: &[u8]) -> Result<(), ClientError> {
         self.check_open()?;
         header.opaque = self.shared.pending.borrow_mut().allocate_opaque();
         header.set_oneway();
-        self.shared.enqueue(&header, body);
-        Ok(())
+        self.shared.enqueue(&header, body)
     }
 
     /// Waits until every frame queued so far (requests and one-way requests) has been
@@ -279,14 +279,21 @@ impl Drop for PendingGuard<'_> {
 }
 
 impl Shared {
-    fn enqueue(&self, header: &Header, body: &[u8]) {
+    /// Queues one frame for the writer task.
+    ///
+    /// # Errors
+    /// `InvalidArgument` when the frame cannot be encoded (a header field too large).
+    fn enqueue(&self, header: &Header, body: &[u8]) -> Result<(), ClientError> {
         let mut buf = self.write_buf.borrow_mut();
         let before = buf.len();
-        encode_frame(header, body, &mut buf);
+        encode_frame(header, body, &mut buf).map_err(|e| ClientError::InvalidArgument {
+            reason: format!("request code {} cannot be encoded: {e}", header.code),
+        })?;
         let added = (buf.len() - before) as u64;
         drop(buf);
         self.enqueued_bytes.set(self.enqueued_bytes.get() + added);
         self.write_signal.notify();
+        Ok(())
     }
 
     fn wake_flush_waiters(&self) {
@@ -343,7 +350,9 @@ impl Shared {
         };
         header.opaque = frame.header.opaque;
         header.flag |= ramjet_proto::command::FLAG_RESPONSE;
-        self.enqueue(&header, &body);
+        if let Err(e) = self.enqueue(&header, &body) {
+            tracing::warn!(error = %e, "reply to a server request dropped");
+        }
     }
 }
 

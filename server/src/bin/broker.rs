@@ -103,6 +103,7 @@ fn build_config(args: Args) -> Result<BrokerConfig, String> {
 }
 
 fn main() {
+    ramjet_server::panic::install("ramjet-broker");
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -69,6 +69,7 @@ fn settings(args: Args) -> Result<Settings, String> {
 }
 
 fn main() {
+    ramjet_server::panic::install("ramjet-namesrv");
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

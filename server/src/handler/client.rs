@@ -99,7 +99,7 @@ pub fn consumer_connections(shard: &Shard, h: &Header) -> Response {
         return error(
             h,
             response::CONSUMER_NOT_ONLINE,
-            format!("the consumer group[{group}] not online"),
+            format!("the consumer group[{}] not online", ramjet_proto::text::clip_echo(&group)),
         );
     };
     let body = ConsumerConnection {

@@ -30,6 +30,7 @@ use ramjet_proto::admin_body::{
 };
 use ramjet_proto::body::{self, Connection, KvTable, MessageQueue};
 use ramjet_proto::codes::{request, response};
+use ramjet_proto::text::clip_echo;
 use ramjet_proto::{Frame, Header};
 use tracing::info;
 
@@ -306,7 +307,7 @@ fn mq(shard: &Shard, topic: &str, queue_id: i32) -> MessageQueue {
 }
 
 fn topic_not_exist(h: &Header, topic: &str) -> Response {
-    error(h, response::TOPIC_NOT_EXIST, format!("topic[{topic}] not exist"))
+    error(h, response::TOPIC_NOT_EXIST, format!("topic[{}] not exist", clip_echo(topic)))
 }
 
 async fn topic_stats(shard: &Rc<Shard>, h: &Header) -> Response {
@@ -397,6 +398,7 @@ fn producer_connections(shard: &Shard, h: &Header) -> Response {
     };
     let members = shard.clients.borrow().producer_channels(&group);
     if members.is_empty() {
+        let group = clip_echo(&group);
         return error(h, response::SYSTEM_ERROR, format!("the producer group[{group}] not exist"));
     }
     let body = ProducerConnection {
@@ -438,7 +440,7 @@ async fn upsert_group(shard: &Rc<Shard>, frame: &Frame) -> Response {
         return error(
             h,
             response::SYSTEM_ERROR,
-            format!("invalid group name {:?}", config.group_name),
+            format!("invalid group name \"{}\"", clip_echo(&config.group_name)),
         );
     }
     let name = config.group_name.clone();
@@ -565,7 +567,7 @@ async fn broker_stats(shard: &Rc<Shard>, h: &Header) -> Response {
                 return error(
                     h,
                     response::SYSTEM_ERROR,
-                    format!("The stats <{name}> <{key}> not exist"),
+                    format!("The stats <{}> <{}> not exist", clip_echo(&name), clip_echo(&key)),
                 );
             }
             t
@@ -589,7 +591,7 @@ async fn broker_stats(shard: &Rc<Shard>, h: &Header) -> Response {
             return error(
                 h,
                 response::SYSTEM_ERROR,
-                format!("The stats <{name}> <{key}> not exist"),
+                format!("The stats <{}> <{}> not exist", clip_echo(&name), clip_echo(&key)),
             )
         }
     };

@@ -3,10 +3,18 @@
 //!
 //! Lives on: the NameServer executor.
 //!
-//! Invariants (asserted in `check`):
-//! - every broker address in `broker_addr_table` has a live entry, and vice versa;
-//! - every broker name in `cluster_addr_table` has a `broker_addr_table` entry;
-//! - a topic's queue data names only brokers that are registered.
+//! Invariants (checked by [`RouteInfo::invariant_violation`] after every change, as a
+//! debug assertion; a property test drives random event sequences through them):
+//! - every live address is in its broker name's `broker_addrs` under its broker id, and
+//!   every address in `broker_addrs` is live under that name and id;
+//! - a broker name is in a cluster's set exactly while a live address registered it there;
+//! - a topic's queue data names only brokers that are registered;
+//! - no empty set, map or address table is kept.
+//!
+//! Every event keeps them, whatever a client sends: an address that registers under
+//! another broker name or cluster leaves its old place first (the reference's channel
+//! close does the same sweep over every cluster), and an id registered at a new address
+//! displaces the address that held it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -77,6 +85,25 @@ impl RouteInfo {
 
     /// Records a broker's registration at `now_ms`.
     pub fn register(&mut self, reg: Registration, now_ms: u64) -> RegisterResult {
+        // An address moving to another broker name or cluster leaves its old place first.
+        if self
+            .live
+            .get(&reg.broker_addr)
+            .is_some_and(|l| l.broker_name != reg.broker_name || l.cluster_name != reg.cluster_name)
+        {
+            self.unregister(&reg.broker_addr);
+        }
+        // One id holds one address: an id now registered at a new address displaces the
+        // old one (a master that came back on another port).
+        let displaced = self
+            .broker_addr_table
+            .get(&reg.broker_name)
+            .and_then(|d| d.broker_addrs.get(&reg.broker_id))
+            .filter(|a| **a != reg.broker_addr)
+            .cloned();
+        if let Some(old) = displaced {
+            self.unregister(&old);
+        }
         self.cluster_addr_table
             .entry(reg.cluster_name.clone())
             .or_default()
@@ -154,6 +181,13 @@ impl RouteInfo {
         }
         if name_gone {
             self.broker_addr_table.remove(&live.broker_name);
+        }
+        // The name stays in its cluster only while another live address registered it there.
+        let still_in_cluster = self
+            .live
+            .values()
+            .any(|l| l.broker_name == live.broker_name && l.cluster_name == live.cluster_name);
+        if !still_in_cluster {
             if let Some(names) = self.cluster_addr_table.get_mut(&live.cluster_name) {
                 names.remove(&live.broker_name);
                 if names.is_empty() {
@@ -259,19 +293,68 @@ impl RouteInfo {
         self.live.len()
     }
 
+    /// Checks the invariants (see the module doc) after a change: a debug assertion, so a
+    /// bug shows in tests and never stops a release NameServer.
     fn check(&self) {
+        debug_assert_eq!(self.invariant_violation(), None);
+    }
+
+    /// The first broken invariant, described; `None` when the tables agree.
+    pub fn invariant_violation(&self) -> Option<String> {
         for (addr, live) in &self.live {
-            let data = self.broker_addr_table.get(&live.broker_name);
-            assert!(
-                data.is_some_and(|d| d.broker_addrs.values().any(|a| a == addr)),
-                "live broker {addr} missing from the address table"
-            );
-        }
-        for (cluster, names) in &self.cluster_addr_table {
-            for n in names {
-                assert!(self.broker_addr_table.contains_key(n), "{cluster}/{n} has no broker data");
+            let held = self
+                .broker_addr_table
+                .get(&live.broker_name)
+                .and_then(|d| d.broker_addrs.get(&live.broker_id));
+            if held != Some(addr) {
+                return Some(format!(
+                    "live {addr} ({}/{}) not in the address table",
+                    live.broker_name, live.broker_id
+                ));
+            }
+            let listed = self
+                .cluster_addr_table
+                .get(&live.cluster_name)
+                .is_some_and(|names| names.contains(&live.broker_name));
+            if !listed {
+                return Some(format!("live {addr} missing from cluster {}", live.cluster_name));
             }
         }
+        for (name, data) in &self.broker_addr_table {
+            if data.broker_addrs.is_empty() {
+                return Some(format!("broker {name} has no addresses"));
+            }
+            for (id, addr) in &data.broker_addrs {
+                let ok = self
+                    .live
+                    .get(addr)
+                    .is_some_and(|l| l.broker_name == *name && l.broker_id == *id);
+                if !ok {
+                    return Some(format!("address {addr} of {name}/{id} is not live as such"));
+                }
+            }
+        }
+        for (cluster, names) in &self.cluster_addr_table {
+            if names.is_empty() {
+                return Some(format!("cluster {cluster} is empty"));
+            }
+            for n in names {
+                let registered =
+                    self.live.values().any(|l| l.broker_name == *n && l.cluster_name == *cluster);
+                if !registered {
+                    return Some(format!("{cluster}/{n} has no live address"));
+                }
+            }
+        }
+        for (topic, queues) in &self.topic_queue_table {
+            if queues.is_empty() {
+                return Some(format!("topic {topic} has no queues"));
+            }
+            if let Some(b) = queues.keys().find(|b| !self.broker_addr_table.contains_key(*b)) {
+                return Some(format!("topic {topic} names unregistered broker {b}"));
+            }
+        }
+        None
     }
 }
 
@@ -355,5 +438,156 @@ mod tests {
         r.register(reg("a", "127.0.0.1:1", 0, vec![topic("t", 4)], 1), 10);
         assert!(r.route("u").is_none());
         assert!(r.route("t").is_some());
+    }
+
+    #[test]
+    fn same_broker_under_a_second_cluster_then_unregister_keeps_tables_consistent() {
+        // Issue 12: this sequence tripped the consistency assert and stopped the NameServer.
+        let mut r = RouteInfo::new();
+        r.register(reg("a", "127.0.0.1:1", 0, vec![topic("t", 4)], 1), 0);
+        let mut second = reg("a", "127.0.0.1:1", 0, vec![topic("t", 4)], 1);
+        second.cluster_name = "OtherCluster".into();
+        r.register(second, 1);
+        assert_eq!(r.invariant_violation(), None);
+        let clusters = r.cluster_info().cluster_addr_table;
+        assert_eq!(clusters.keys().collect::<Vec<_>>(), vec!["OtherCluster"]);
+        r.unregister("127.0.0.1:1");
+        assert_eq!(r.invariant_violation(), None);
+        assert!(r.cluster_info().cluster_addr_table.is_empty());
+        assert!(r.cluster_info().broker_addr_table.is_empty());
+        assert!(r.route("t").is_none());
+    }
+
+    #[test]
+    fn a_master_back_on_another_address_displaces_the_old_one() {
+        let mut r = RouteInfo::new();
+        r.register(reg("a", "127.0.0.1:1", 0, vec![topic("t", 4)], 1), 0);
+        r.register(reg("a", "127.0.0.1:9", 0, vec![topic("t", 4)], 2), 1);
+        assert_eq!(r.invariant_violation(), None);
+        assert_eq!(r.broker_count(), 1);
+        let route = r.route("t").expect("route");
+        assert_eq!(
+            route.broker_datas[0].broker_addrs.get(&0).map(String::as_str),
+            Some("127.0.0.1:9")
+        );
+        // The old address's connection closing forgets nothing it no longer holds.
+        assert!(r.connection_closed(1).is_empty());
+        assert!(r.route("t").is_some());
+    }
+
+    #[test]
+    fn an_address_renamed_to_another_broker_leaves_its_old_name() {
+        let mut r = RouteInfo::new();
+        r.register(reg("a", "127.0.0.1:1", 0, vec![topic("t", 4)], 1), 0);
+        r.register(reg("b", "127.0.0.1:1", 0, vec![topic("u", 4)], 1), 1);
+        assert_eq!(r.invariant_violation(), None);
+        assert!(r.route("t").is_none());
+        assert!(!r.cluster_info().broker_addr_table.contains_key("a"));
+        r.unregister("127.0.0.1:1");
+        assert_eq!(r.invariant_violation(), None);
+        assert!(r.cluster_info().broker_addr_table.is_empty());
+    }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::super::*;
+        use super::topic;
+
+        /// One NameServer event, over small name spaces so that names and addresses collide.
+        #[derive(Debug, Clone)]
+        enum Op {
+            Register {
+                cluster: u8,
+                name: u8,
+                addr: u8,
+                id: u8,
+                conn: u8,
+                topics: u8,
+                timeout: bool,
+            },
+            Unregister {
+                addr: u8,
+            },
+            Close {
+                conn: u8,
+            },
+            Tick {
+                ms: u64,
+            },
+            DeleteTopic {
+                topic: u8,
+            },
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                4 => (0u8..3, 0u8..3, 0u8..4, 0u8..3, 0u8..3, any::<u8>(), any::<bool>()).prop_map(
+                    |(cluster, name, addr, id, conn, topics, timeout)| Op::Register {
+                        cluster, name, addr, id, conn, topics, timeout
+                    }
+                ),
+                2 => (0u8..4).prop_map(|addr| Op::Unregister { addr }),
+                1 => (0u8..3).prop_map(|conn| Op::Close { conn }),
+                1 => (0u64..200_000).prop_map(|ms| Op::Tick { ms }),
+                1 => (0u8..4).prop_map(|topic| Op::DeleteTopic { topic }),
+            ]
+        }
+
+        fn addr(i: u8) -> String {
+            format!("127.0.0.1:{}", 10_911 + u16::from(i))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+            /// Any sequence of register / unregister / close / expiry keeps the tables
+            /// consistent, and every answer is built without a panic.
+            #[test]
+            fn any_event_sequence_keeps_the_tables_consistent(
+                ops in proptest::collection::vec(op(), 1..60)
+            ) {
+                let mut r = RouteInfo::new();
+                let mut now = 0u64;
+                for op in ops {
+                    match op.clone() {
+                        Op::Register { cluster, name, addr: a, id, conn, topics, timeout } => {
+                            let reg = Registration {
+                                cluster_name: format!("c{cluster}"),
+                                broker_name: format!("b{name}"),
+                                broker_addr: addr(a),
+                                ha_server_addr: format!("{}-ha", addr(a)),
+                                broker_id: i64::from(id),
+                                heartbeat_timeout_ms: timeout.then_some(30_000),
+                                topics: (0..4u8)
+                                    .filter(|t| topics & (1 << t) != 0)
+                                    .map(|t| topic(&format!("t{t}"), 1 + i32::from(t)))
+                                    .collect(),
+                                connection_id: u64::from(conn),
+                            };
+                            r.register(reg, now);
+                        }
+                        Op::Unregister { addr: a } => r.unregister(&addr(a)),
+                        Op::Close { conn } => {
+                            r.connection_closed(u64::from(conn));
+                        }
+                        Op::Tick { ms } => {
+                            now += ms;
+                            r.expire(now);
+                        }
+                        Op::DeleteTopic { topic } => r.delete_topic(&format!("t{topic}")),
+                    }
+                    prop_assert_eq!(r.invariant_violation(), None, "after {:?}", op);
+                    for t in r.topics() {
+                        let route = r.route(&t);
+                        prop_assert!(route.is_some(), "listed topic {} has no route", t);
+                    }
+                    let info = r.cluster_info();
+                    let listed: usize =
+                        info.broker_addr_table.values().map(|d| d.broker_addrs.len()).sum();
+                    prop_assert_eq!(listed, r.broker_count());
+                }
+            }
+        }
     }
 }

@@ -19,6 +19,7 @@ use ramjet_proto::header::{
     GetKvConfigRequestHeader, GetRouteInfoRequestHeader, PutKvConfigRequestHeader,
     RegisterBrokerRequestHeader, RegisterBrokerResponseHeader, UnRegisterBrokerRequestHeader,
 };
+use ramjet_proto::text::clip_echo;
 use ramjet_proto::{FieldError, Frame, Header};
 use tracing::{info, warn};
 
@@ -61,10 +62,13 @@ impl NamesrvService {
         })
     }
 
-    fn handle(&self, frame: &Frame, conn: &ConnectionHandle) -> Response {
+    /// Handles one request frame that arrived on connection `connection_id` (the id a
+    /// registration remembers, so the connection's close forgets the broker). No I/O: the
+    /// fuzz and property tests call it directly.
+    pub fn dispatch(&self, frame: &Frame, connection_id: u64) -> Response {
         let h = &frame.header;
         let result = match h.code {
-            request::REGISTER_BROKER => self.register_broker(frame, conn),
+            request::REGISTER_BROKER => self.register_broker(frame, connection_id),
             request::UNREGISTER_BROKER => self.unregister_broker(h),
             request::GET_ROUTEINFO_BY_TOPIC => self.route(h),
             request::GET_BROKER_CLUSTER_INFO => {
@@ -104,7 +108,7 @@ impl NamesrvService {
                     }
                     None => Ok(Response::new(
                         Header::response_to(h, response::QUERY_NOT_FOUND)
-                            .with_remark(format!("No config item, Namespace: {ns}")),
+                            .with_remark(format!("No config item, Namespace: {}", clip_echo(ns))),
                     )),
                 }
             }
@@ -118,11 +122,7 @@ impl NamesrvService {
         })
     }
 
-    fn register_broker(
-        &self,
-        frame: &Frame,
-        conn: &ConnectionHandle,
-    ) -> Result<Response, FieldError> {
+    fn register_broker(&self, frame: &Frame, connection_id: u64) -> Result<Response, FieldError> {
         let h = &frame.header;
         let req = RegisterBrokerRequestHeader::decode(&h.ext_fields)?;
         if let Some(crc) = req.body_crc32.filter(|c| *c != 0) {
@@ -161,7 +161,7 @@ impl NamesrvService {
             broker_id: req.broker_id,
             heartbeat_timeout_ms: req.heartbeat_timeout_millis.and_then(|v| u64::try_from(v).ok()),
             topics,
-            connection_id: self.connection_id(conn),
+            connection_id,
         };
         let result = self.routes.borrow_mut().register(reg, now_ms());
         let mut resp = Header::response_to(h, response::SUCCESS);
@@ -186,7 +186,7 @@ impl NamesrvService {
             return Ok(Response::new(
                 Header::response_to(h, response::TOPIC_NOT_EXIST).with_remark(format!(
                     "No topic route info in name server for the topic: {}",
-                    req.topic
+                    clip_echo(&req.topic)
                 )),
             ));
         };
@@ -215,7 +215,11 @@ impl NamesrvService {
                 Response::new(resp)
             }
             None => Response::new(Header::response_to(h, response::QUERY_NOT_FOUND).with_remark(
-                format!("No config item, Namespace: {} Key: {}", req.namespace, req.key),
+                format!(
+                    "No config item, Namespace: {} Key: {}",
+                    clip_echo(&req.namespace),
+                    clip_echo(&req.key)
+                ),
             )),
         })
     }
@@ -235,7 +239,7 @@ impl Service for NamesrvService {
         frame: Frame,
         conn: ConnectionHandle,
     ) -> Pin<Box<dyn Future<Output = Option<Response>>>> {
-        let resp = self.handle(&frame, &conn);
+        let resp = self.dispatch(&frame, self.connection_id(&conn));
         let oneway = frame.header.is_oneway();
         Box::pin(async move {
             if oneway {
@@ -249,10 +253,7 @@ impl Service for NamesrvService {
     fn closed(self: Rc<Self>, conn: &ConnectionHandle) {
         let id = self.connection_ids.borrow_mut().remove(&conn.peer());
         if let Some(id) = id {
-            let gone = self.routes.borrow_mut().connection_closed(id);
-            for addr in gone {
-                warn!(broker = %addr, "broker connection closed; removed from routes");
-            }
+            self.connection_closed(id);
         }
     }
 }
@@ -263,6 +264,27 @@ pub async fn run_namesrv(listener: TcpListener, stop: impl Future<Output = ()>) 
 }
 
 impl NamesrvService {
+    /// Forgets the brokers registered on connection `connection_id`, which closed.
+    pub fn connection_closed(&self, connection_id: u64) {
+        let gone = self.routes.borrow_mut().connection_closed(connection_id);
+        for addr in gone {
+            warn!(broker = %addr, "broker connection closed; removed from routes");
+        }
+    }
+
+    /// Forgets brokers silent for longer than their timeout at `now_ms`.
+    pub fn expire(&self, now_ms: u64) {
+        let gone = self.routes.borrow_mut().expire(now_ms);
+        for addr in gone {
+            warn!(broker = %addr, "broker expired after silence; removed from routes");
+        }
+    }
+
+    /// The route table's first broken invariant, if any (for tests).
+    pub fn route_invariant_violation(&self) -> Option<String> {
+        self.routes.borrow().invariant_violation()
+    }
+
     /// The Prometheus page: registered brokers and the topic count.
     pub fn metrics_page(&self) -> String {
         let routes = self.routes.borrow();
@@ -290,10 +312,7 @@ pub async fn run_namesrv_with_metrics(
         glommio::spawn_local(async move {
             loop {
                 glommio::timer::sleep(Duration::from_millis(EXPIRY_SCAN_INTERVAL_MS)).await;
-                let gone = service.routes.borrow_mut().expire(now_ms());
-                for addr in gone {
-                    warn!(broker = %addr, "broker expired after silence; removed from routes");
-                }
+                service.expire(now_ms());
             }
         })
     };

@@ -40,8 +40,9 @@ use std::time::Instant;
 use bytes::{Buf, Bytes, BytesMut};
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
+use ramjet_proto::codes::response;
 use ramjet_proto::frame::{decode_frame, encode_frame, encode_frame_head};
-use ramjet_proto::{Frame, Header};
+use ramjet_proto::{EncodeError, Frame, Header};
 use tracing::{debug, warn};
 
 use super::limits::{self, LimitHit, Permit};
@@ -92,16 +93,18 @@ impl ConnectionHandle {
         if state.closed {
             return false;
         }
-        if out.body.len() >= BODY_BYTES_ZERO_COPY_MIN {
-            // A large body (a pull response) is written from its own buffer: the head goes
-            // into the write buffer, which is queued before the body to keep frame order.
-            encode_frame_head(&out.header, out.body.len(), &mut state.write_buf);
-            let head = state.write_buf.split().freeze();
-            state.queued_bytes += head.len() + out.body.len();
-            state.write_queue.push_back(head);
-            state.write_queue.push_back(out.body.clone());
-        } else {
-            encode_frame(&out.header, &out.body, &mut state.write_buf);
+        if let Err(e) = state.queue(out) {
+            // An encoder limit, reached only by a bug that put unbounded data in a header:
+            // answer a short SYSTEM_ERROR instead, and send nothing for a request.
+            warn!(peer = %state.peer, code = out.header.code, error = %e, "frame cannot be encoded");
+            if !out.header.is_response() {
+                return false;
+            }
+            let reply = Header::response_to(&out.header, response::SYSTEM_ERROR)
+                .with_remark(format!("response cannot be encoded: {e}"));
+            if state.queue(&Response::new(reply)).is_err() {
+                return false;
+            }
         }
         if !state.pending_writes {
             // The write timeout counts from when output starts waiting.
@@ -143,6 +146,24 @@ struct ConnState {
     pending_writes: bool,
     /// A limit ended the connection: the driver closes it at its next poll.
     kill: Option<LimitHit>,
+}
+
+impl ConnState {
+    /// Encodes `out` behind everything already queued.
+    fn queue(&mut self, out: &Outbound) -> Result<(), EncodeError> {
+        if out.body.len() >= BODY_BYTES_ZERO_COPY_MIN {
+            // A large body (a pull response) is written from its own buffer: the head goes
+            // into the write buffer, which is queued before the body to keep frame order.
+            encode_frame_head(&out.header, out.body.len(), &mut self.write_buf)?;
+            let head = self.write_buf.split().freeze();
+            self.queued_bytes += head.len() + out.body.len();
+            self.write_queue.push_back(head);
+            self.write_queue.push_back(out.body.clone());
+        } else {
+            encode_frame(&out.header, &out.body, &mut self.write_buf)?;
+        }
+        Ok(())
+    }
 }
 
 /// What a connection hands each request to.
@@ -377,6 +398,7 @@ fn dispatch_frames<S: Service>(
             // one-way in practice; nothing waits for them.
             continue;
         }
+        crate::panic::request_fault_point();
         state.borrow_mut().inflight += 1;
         let fut = service.clone().call(frame, handle.clone());
         let state = state.clone();

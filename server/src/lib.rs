@@ -12,6 +12,7 @@
 pub mod client_registry;
 pub mod config;
 pub mod consumer_offset;
+pub mod error;
 pub mod handler;
 pub mod http;
 pub mod lock_manager;

@@ -29,6 +29,7 @@ use ramjet_storage::LogStore;
 
 use crate::config::BrokerConfig;
 use crate::consumer_offset::ConsumerOffsets;
+use crate::error::BrokerError;
 use crate::long_poll::LongPollTable;
 use crate::net::connection::Response;
 use crate::topic::{TopicManager, TopicTable};
@@ -72,7 +73,7 @@ pub enum ShardMsg {
         /// The records.
         batch: ramjet_storage::AppendBatch,
         /// Where the result goes.
-        reply: flume::Sender<Result<ramjet_storage::AppendResult, String>>,
+        reply: flume::Sender<Result<ramjet_storage::AppendResult, BrokerError>>,
     },
     /// Write a server-initiated request (NOTIFY_CONSUMER_IDS_CHANGED, ...) to the client
     /// connection from `peer` held by this shard.
@@ -259,13 +260,12 @@ impl Shard {
     pub async fn append_local(
         &self,
         batch: ramjet_storage::AppendBatch,
-    ) -> Result<ramjet_storage::AppendResult, String> {
+    ) -> Result<ramjet_storage::AppendResult, BrokerError> {
         let (topic, queue_id) = (batch.topic.clone(), batch.queue_id);
-        let store = self
-            .store_for(&topic, queue_id)
-            .cloned()
-            .ok_or_else(|| format!("queue {topic}:{queue_id} is not owned by shard {}", self.id))?;
-        let result = store.append(batch).await.map_err(|e| e.to_string())?;
+        let store = self.store_for(&topic, queue_id).cloned().ok_or_else(|| {
+            BrokerError::NotOwned { topic: topic.clone(), queue_id, shard: self.id }
+        })?;
+        let result = store.append(batch).await?;
         self.long_poll.borrow_mut().notify(&topic, queue_id);
         Ok(result)
     }
@@ -278,7 +278,7 @@ impl Shard {
     pub async fn append_routed(
         &self,
         batch: ramjet_storage::AppendBatch,
-    ) -> Result<ramjet_storage::AppendResult, String> {
+    ) -> Result<ramjet_storage::AppendResult, BrokerError> {
         let owner = self.shard_for(&batch.topic, batch.queue_id);
         if owner == self.id {
             return self.append_local(batch).await;
@@ -287,8 +287,8 @@ impl Shard {
         self.peers[owner]
             .send_async(ShardMsg::Append { batch, reply: tx })
             .await
-            .map_err(|_| format!("shard {owner} is gone"))?;
-        rx.recv_async().await.map_err(|_| format!("shard {owner} dropped the append"))?
+            .map_err(|_| BrokerError::ShardGone(owner))?;
+        rx.recv_async().await.map_err(|_| BrokerError::ShardGone(owner))?
     }
 
     /// Forwards `frame` to shard `target` and waits for its response.

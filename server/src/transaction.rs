@@ -28,7 +28,8 @@ use ramjet_proto::message::{self, property, StoredMessage};
 use ramjet_proto::{Frame, Header, SerializeType};
 use tracing::{info, warn};
 
-use crate::handler::{error, field_error, success};
+use crate::error::BrokerError;
+use crate::handler::{error, error_response, field_error, success};
 use crate::net::connection::Response;
 use crate::schedule::reput_batch;
 use crate::shard::Shard;
@@ -59,7 +60,7 @@ async fn read_queue(
     topic: &str,
     queue_id: i32,
     offset: i64,
-) -> Result<(Vec<StoredMessage>, i64), String> {
+) -> Result<(Vec<StoredMessage>, i64), BrokerError> {
     let mut header = Header::request(request::PULL_MESSAGE, 0, SerializeType::RocketMq);
     PullMessageRequestHeader {
         consumer_group: CHECK_GROUP.into(),
@@ -87,7 +88,7 @@ async fn read_queue(
     } else {
         shard.forward(owner, frame, shard.store_host).await
     };
-    let resp = resp.ok_or("no response to an internal pull")?;
+    let resp = resp.ok_or(BrokerError::ShardGone(owner))?;
     if resp.header.code != response::SUCCESS {
         return Ok((Vec::new(), offset));
     }
@@ -97,12 +98,13 @@ async fn read_queue(
         .get("nextBeginOffset")
         .and_then(|v| v.parse().ok())
         .unwrap_or(offset);
-    let records = message::decode_records(&resp.body, false).map_err(|e| e.to_string())?;
+    let records = message::decode_records(&resp.body, false)
+        .map_err(|e| BrokerError::System(e.to_string()))?;
     Ok((records, next))
 }
 
 /// Rebuilds the finished set from op records not read yet.
-async fn load_ops(shard: &Rc<Shard>) -> Result<(), String> {
+async fn load_ops(shard: &Rc<Shard>) -> Result<(), BrokerError> {
     loop {
         let from = shard.transactions.borrow().op_read_offset;
         let (records, next) = read_queue(shard, TRANS_OP_HALF_TOPIC, 0, from).await?;
@@ -122,11 +124,15 @@ async fn load_ops(shard: &Rc<Shard>) -> Result<(), String> {
     }
 }
 
-async fn ensure_loaded(shard: &Rc<Shard>) -> Result<(), String> {
+async fn ensure_loaded(shard: &Rc<Shard>) -> Result<(), BrokerError> {
     if shard.transactions.borrow().loaded {
         return Ok(());
     }
-    let _permit = shard.transaction_lock.acquire_permit(1).await.map_err(|e| e.to_string())?;
+    let _permit = shard
+        .transaction_lock
+        .acquire_permit(1)
+        .await
+        .map_err(|e| BrokerError::System(e.to_string()))?;
     if shard.transactions.borrow().loaded {
         return Ok(());
     }
@@ -134,7 +140,7 @@ async fn ensure_loaded(shard: &Rc<Shard>) -> Result<(), String> {
 }
 
 /// Marks a half finished: op record first to the op queue, then in memory.
-async fn finish(shard: &Rc<Shard>, half: &StoredMessage) -> Result<(), String> {
+async fn finish(shard: &Rc<Shard>, half: &StoredMessage) -> Result<(), BrokerError> {
     let body = Bytes::from(half.queue_offset.to_string());
     let props = message::encode_properties([(property::TAGS, OP_TAG)]);
     let mut op = half.clone();
@@ -176,7 +182,7 @@ async fn end_transaction_inner(shard: &Rc<Shard>, h: &Header) -> Response {
         _ => return Response::new(success(h)),
     };
     if let Err(e) = ensure_loaded(shard).await {
-        return error(h, response::SYSTEM_ERROR, e);
+        return error_response(h, &e);
     }
     let Some(half) = read_half(shard, req.commit_log_offset).await else {
         return error(h, response::SYSTEM_ERROR, "Find prepared transaction message failed");
@@ -200,19 +206,21 @@ async fn end_transaction_inner(shard: &Rc<Shard>, h: &Header) -> Response {
     shard.transactions.borrow_mut().ending.remove(&half.queue_offset);
     match outcome {
         Ok(()) => Response::new(success(h)),
-        Err(e) => error(h, response::SYSTEM_ERROR, e),
+        Err(e) => error_response(h, &e),
     }
 }
 
-async fn end_half(shard: &Rc<Shard>, half: &StoredMessage, commit: bool) -> Result<(), String> {
+async fn end_half(shard: &Rc<Shard>, half: &StoredMessage, commit: bool) -> Result<(), BrokerError> {
     if commit {
         commit_half(shard, half).await?;
     }
     finish(shard, half).await
 }
 
-async fn commit_half(shard: &Rc<Shard>, half: &StoredMessage) -> Result<(), String> {
-    let topic = half.property(property::REAL_TOPIC).ok_or("half message without REAL_TOPIC")?;
+async fn commit_half(shard: &Rc<Shard>, half: &StoredMessage) -> Result<(), BrokerError> {
+    let topic = half
+        .property(property::REAL_TOPIC)
+        .ok_or_else(|| BrokerError::System("half message without REAL_TOPIC".into()))?;
     let queue_id: i32 =
         half.property(property::REAL_QUEUE_ID).and_then(|q| q.parse().ok()).unwrap_or(0);
     let props = message::remove_properties(
@@ -239,7 +247,7 @@ pub async fn check_loop(shard: Rc<Shard>) {
     }
 }
 
-async fn check_once(shard: &Rc<Shard>) -> Result<(), String> {
+async fn check_once(shard: &Rc<Shard>) -> Result<(), BrokerError> {
     ensure_loaded(shard).await?;
     let log = shard.log_for(TRANS_HALF_TOPIC, 0);
     let start = shard.offsets.borrow().get(log, CHECK_GROUP, TRANS_HALF_TOPIC, 0).unwrap_or(0);
@@ -283,7 +291,7 @@ async fn check_once(shard: &Rc<Shard>) -> Result<(), String> {
 }
 
 /// Re-puts `half` with its check count and asks its producer group.
-async fn recheck(shard: &Rc<Shard>, half: &StoredMessage, checks: i32) -> Result<(), String> {
+async fn recheck(shard: &Rc<Shard>, half: &StoredMessage, checks: i32) -> Result<(), BrokerError> {
     let props = message::set_property(
         &half.properties,
         property::TRANSACTION_CHECK_TIMES,

@@ -12,7 +12,8 @@ use ramjet_proto::header::{CommandHeader, CreateTopicRequestHeader};
 use ramjet_proto::Header;
 use tracing::{info, warn};
 
-use super::{error, field_error, success};
+use super::{error, error_response, field_error, success};
+use crate::error::BrokerError;
 use crate::net::connection::Response;
 use crate::shard::{Shard, ShardMsg};
 use crate::topic::{validate_topic_name, TopicTable, TOPIC_QUEUES_MAX};
@@ -24,8 +25,8 @@ pub async fn create_topic(shard: &Rc<Shard>, h: &Header) -> Response {
         Ok(r) => r,
         Err(e) => return field_error(h, &e),
     };
-    if let Err(r) = validate_topic_name(&req.topic) {
-        return error(h, response::SYSTEM_ERROR, r);
+    if let Err(e) = validate_topic_name(&req.topic) {
+        return error_response(h, &e);
     }
     let queues_ok = |n: i32| (0..=TOPIC_QUEUES_MAX).contains(&n);
     if !queues_ok(req.read_queue_nums)
@@ -61,7 +62,7 @@ pub async fn create_topic(shard: &Rc<Shard>, h: &Header) -> Response {
     match change {
         Some((table, json)) => {
             if let Err(e) = publish(shard, table, json).await {
-                return error(h, response::SYSTEM_ERROR, e);
+                return error_response(h, &e);
             }
             info!(topic = %req.topic, queues = req.write_queue_nums, "topic created or updated");
         }
@@ -90,7 +91,7 @@ pub async fn delete_topic(shard: &Rc<Shard>, h: &Header) -> Response {
     let change = manager.borrow_mut().remove(&topic);
     if let Some((table, json)) = change {
         if let Err(e) = publish(shard, table, json).await {
-            return error(h, response::SYSTEM_ERROR, e);
+            return error_response(h, &e);
         }
     }
     Response::new(success(h))
@@ -107,14 +108,18 @@ pub(crate) async fn publish(
     shard: &Rc<Shard>,
     table: std::sync::Arc<TopicTable>,
     json: Vec<u8>,
-) -> Result<(), String> {
+) -> Result<(), BrokerError> {
     let path = match shard.topic_manager.as_ref() {
         Some(m) => m.borrow().path().to_path_buf(),
-        None => return Err("no topic manager".into()),
+        None => return Err(BrokerError::System("no topic manager".into())),
     };
     // Persistence is serialised and always writes the newest table, so two concurrent
     // changes can never leave an older table on disk.
-    let _permit = shard.persist_lock.acquire_permit(1).await.map_err(|e| e.to_string())?;
+    let _permit = shard
+        .persist_lock
+        .acquire_permit(1)
+        .await
+        .map_err(|e| BrokerError::System(e.to_string()))?;
     let newest = shard.topic_manager.as_ref().map(|m| m.borrow().table());
     let json = match newest {
         Some(t) if !std::sync::Arc::ptr_eq(&t, &table) => body::to_json(&t.to_wrapper()),
@@ -122,7 +127,7 @@ pub(crate) async fn publish(
     };
     write_file_durably(path.clone(), json)
         .await
-        .map_err(|e| format!("persisting {}: {e}", path.display()))?;
+        .map_err(|e| BrokerError::System(format!("persisting {}: {e}", path.display())))?;
     *shard.topics.borrow_mut() = table.clone();
     for (i, peer) in shard.peers.iter().enumerate() {
         if i == shard.id {
@@ -143,11 +148,11 @@ pub(crate) async fn publish(
 /// Returns once every shard has the new topic table.
 ///
 /// # Errors
-/// The response code and remark of a refused creation.
+/// Why the creation was refused.
 pub async fn create_topic_anywhere(
     shard: &Rc<Shard>,
     create: &ramjet_proto::header::CreateTopicRequestHeader,
-) -> Result<(), (i32, String)> {
+) -> Result<(), BrokerError> {
     let mut header = Header::request(
         ramjet_proto::codes::request::UPDATE_AND_CREATE_TOPIC,
         0,
@@ -161,12 +166,15 @@ pub async fn create_topic_anywhere(
         shard
             .forward(0, frame, shard.store_host)
             .await
-            .ok_or((response::SYSTEM_ERROR, "topic creation did not complete".to_string()))?
+            .ok_or(BrokerError::ShardGone(0))?
     };
     if resp.header.code == response::SUCCESS {
         Ok(())
     } else {
-        Err((resp.header.code, resp.header.remark.unwrap_or_default()))
+        Err(BrokerError::Refused {
+            code: resp.header.code,
+            remark: resp.header.remark.unwrap_or_default(),
+        })
     }
 }
 

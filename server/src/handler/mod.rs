@@ -216,6 +216,11 @@ pub fn error(request: &Header, code: i32, remark: impl Into<String>) -> Response
     Response::new(Header::response_to(request, code).with_remark(remark))
 }
 
+/// The response that answers `e`: its response code and its text as the remark.
+pub fn error_response(request: &Header, e: &crate::error::BrokerError) -> Response {
+    error(request, e.response_code(), e.to_string())
+}
+
 /// The response to a header that fails to decode: SYSTEM_ERROR with the field named, as
 /// the reference answers a `RemotingCommandException`.
 pub fn field_error(request: &Header, e: &ramjet_proto::FieldError) -> Response {

@@ -16,7 +16,7 @@ use ramjet_proto::header::{CommandHeader, ConsumerSendMsgBackRequestHeader};
 use ramjet_proto::message::{self, property};
 use ramjet_proto::Header;
 
-use super::{error, field_error, success};
+use super::{error, error_response, field_error, success};
 use crate::net::connection::Response;
 use crate::schedule::{delay_ms, parked_properties, reput_batch};
 use crate::shard::Shard;
@@ -88,7 +88,7 @@ pub async fn execute(shard: &Rc<Shard>, h: &Header) -> Response {
     };
     match shard.append_routed(batch).await {
         Ok(_) => Response::new(success(h)),
-        Err(e) => error(h, response::SYSTEM_ERROR, e),
+        Err(e) => error_response(h, &e),
     }
 }
 
@@ -99,5 +99,5 @@ async fn ensure_topic(shard: &Rc<Shard>, h: &Header, topic: &str) -> Result<(), 
     }
     super::admin::create_topic_anywhere(shard, &super::admin::one_queue_topic(topic))
         .await
-        .map_err(|(code, remark)| error(h, code, remark))
+        .map_err(|e| error_response(h, &e))
 }

@@ -20,7 +20,7 @@ use tracing::{error, info, warn};
 use crate::client_registry::ClientRegistry;
 use crate::config::{BrokerConfig, BrokerRole};
 use crate::consumer_offset::{ConsumerOffsets, PERSIST_INTERVAL_MS};
-use crate::handler::{execute, BrokerService, RequestContext};
+use crate::handler::BrokerService;
 use crate::long_poll::LongPollTable;
 use crate::net::connection::serve;
 use crate::net::listener::bind_group;
@@ -451,7 +451,7 @@ async fn run_shard(ctx: ShardContext) {
         }
     }
     let _ = ctx.ready.send(Ok(id));
-    let done = inbox(shard.clone(), ctx.rx).await;
+    let done = crate::shard::inbox::serve(shard.clone(), ctx.rx).await;
     drop(tasks);
     shutdown(&shard, &ctx.namesrv_addrs).await;
     if let Some(done) = done {
@@ -472,62 +472,6 @@ async fn accept_loop(listener: TcpListener, shard: Rc<Shard>) {
             }
         }
     }
-}
-
-/// Serves messages from other shards until Shutdown; returns its acknowledgement.
-async fn inbox(shard: Rc<Shard>, rx: flume::Receiver<ShardMsg>) -> Option<flume::Sender<()>> {
-    while let Ok(msg) = rx.recv_async().await {
-        match msg {
-            ShardMsg::Request { frame, peer, origin, reply } => {
-                let shard = shard.clone();
-                glommio::spawn_local(async move {
-                    let resp = execute(&shard, frame, RequestContext { peer, origin }).await;
-                    let _ = reply.send(resp);
-                })
-                .detach();
-            }
-            ShardMsg::Topics { table, ack } => {
-                *shard.topics.borrow_mut() = table;
-                let _ = ack.send(());
-            }
-            ShardMsg::Subscriptions { table } => *shard.subscriptions.borrow_mut() = table,
-            ShardMsg::ConnectionClosed { peer } => {
-                crate::handler::client::connection_closed(&shard, peer)
-            }
-            ShardMsg::Push { peer, header, body } => {
-                shard.push_with_body(shard.id, peer, header, body)
-            }
-            ShardMsg::PushToProducer { group, header, body } => {
-                shard.push_to_producer(&group, header, body)
-            }
-            ShardMsg::Append { batch, reply } => {
-                let shard = shard.clone();
-                glommio::spawn_local(async move {
-                    let _ = reply.send(shard.append_local(batch).await);
-                })
-                .detach();
-            }
-            ShardMsg::Ops { query, reply } => {
-                let shard = shard.clone();
-                glommio::spawn_local(async move {
-                    let _ = reply.send(crate::shard_ops::answer(&shard, query).await);
-                })
-                .detach();
-            }
-            ShardMsg::Replica(request) => crate::replication::on_shard(&shard, request),
-            ShardMsg::InstallOffsets { offsets } => {
-                let mut table = shard.offsets.borrow_mut();
-                for (topic, group, queue_id, offset) in offsets {
-                    let log = shard.log_for(&topic, queue_id);
-                    if shard.logs.contains_key(&log) {
-                        table.set(log, &group, &topic, queue_id, offset);
-                    }
-                }
-            }
-            ShardMsg::Shutdown { done } => return Some(done),
-        }
-    }
-    None
 }
 
 async fn persist_offsets(shard: &Shard) {

@@ -64,10 +64,7 @@ pub fn timer_deliver_ms(properties: &[u8], now_ms: i64) -> Option<i64> {
 /// Turns a timer message's properties into a delay-level parking: `TIMER_DELIVER_MS` made
 /// absolute and `DELAY` set to [`timer_level`]. `None` when the message has no timer or
 /// is already due. `Err` when the delay passes [`TIMER_DELAY_MS_MAX`].
-pub fn timer_properties(
-    properties: &[u8],
-    now_ms: i64,
-) -> Result<Option<Vec<u8>>, BrokerError> {
+pub fn timer_properties(properties: &[u8], now_ms: i64) -> Result<Option<Vec<u8>>, BrokerError> {
     let Some(deliver) = timer_deliver_ms(properties, now_ms) else {
         return Ok(None);
     };

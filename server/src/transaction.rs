@@ -22,16 +22,17 @@ use bytes::{Bytes, BytesMut};
 use ramjet_proto::codes::{request, response};
 use ramjet_proto::header::{
     CheckTransactionStateRequestHeader, CommandHeader, EndTransactionRequestHeader,
-    PullMessageRequestHeader,
 };
 use ramjet_proto::message::{self, property, StoredMessage};
-use ramjet_proto::{Frame, Header, SerializeType};
+use ramjet_proto::{Header, SerializeType};
+use ramjet_storage::GetStatus;
 use tracing::{info, warn};
 
 use crate::error::BrokerError;
 use crate::handler::{error, error_response, field_error, success};
 use crate::net::connection::Response;
 use crate::schedule::reput_batch;
+use crate::shard::api::QueueRead;
 use crate::shard::Shard;
 use crate::topic::{TRANS_HALF_TOPIC, TRANS_OP_HALF_TOPIC};
 use crate::util::now_ms;
@@ -54,53 +55,35 @@ pub struct TransactionState {
     loaded: bool,
 }
 
-/// Reads a queue through the ordinary pull path (routed to its owner), from `offset`.
+/// Records read from a transaction queue per step.
+const READ_BATCH_MAX: u32 = 256;
+
+/// Reads a queue on its owner shard from `offset`: its records and the offset to read
+/// next (`offset` again when nothing was found there).
 async fn read_queue(
-    shard: &Rc<Shard>,
+    shard: &Shard,
     topic: &str,
     queue_id: i32,
     offset: i64,
 ) -> Result<(Vec<StoredMessage>, i64), BrokerError> {
-    let mut header = Header::request(request::PULL_MESSAGE, 0, SerializeType::RocketMq);
-    PullMessageRequestHeader {
-        consumer_group: CHECK_GROUP.into(),
-        topic: topic.into(),
+    let read = QueueRead {
+        topic: topic.to_string(),
         queue_id,
-        queue_offset: offset,
-        max_msg_nums: 256,
-        sys_flag: 0,
-        commit_offset: 0,
-        suspend_timeout_millis: 0,
-        subscription: None,
-        sub_version: 0,
-        expression_type: None,
-        max_msg_bytes: None,
-    }
-    .encode(&mut header.ext_fields);
-    let frame = Frame { header, body: Bytes::new() };
-    let owner = shard.shard_for(topic, queue_id);
-    let ctx = crate::handler::RequestContext { peer: shard.store_host, origin: shard.id };
-    let resp = if owner == shard.id {
-        // Boxed: the pull handler is reached from END_TRANSACTION's own dispatch.
-        let pull: std::pin::Pin<Box<dyn std::future::Future<Output = Option<Response>> + '_>> =
-            Box::pin(crate::handler::execute(shard, frame, ctx));
-        pull.await
-    } else {
-        shard.forward(owner, frame, shard.store_host).await
+        offset,
+        max_count: READ_BATCH_MAX,
+        max_bytes: crate::handler::pull_message::PULL_BYTES_MAX,
     };
-    let resp = resp.ok_or(BrokerError::ShardGone(owner))?;
-    if resp.header.code != response::SUCCESS {
+    let found = shard.read_routed(read).await?;
+    if found.status != GetStatus::Found {
         return Ok((Vec::new(), offset));
     }
-    let next = resp
-        .header
-        .ext_fields
-        .get("nextBeginOffset")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(offset);
-    let records = message::decode_records(&resp.body, false)
-        .map_err(|e| BrokerError::System(e.to_string()))?;
-    Ok((records, next))
+    let mut records = Vec::with_capacity(found.messages.len());
+    for r in &found.messages {
+        records.push(
+            message::decode_record(r, false).map_err(|e| BrokerError::System(e.to_string()))?,
+        );
+    }
+    Ok((records, found.next_offset))
 }
 
 /// Rebuilds the finished set from op records not read yet.
@@ -210,7 +193,11 @@ async fn end_transaction_inner(shard: &Rc<Shard>, h: &Header) -> Response {
     }
 }
 
-async fn end_half(shard: &Rc<Shard>, half: &StoredMessage, commit: bool) -> Result<(), BrokerError> {
+async fn end_half(
+    shard: &Rc<Shard>,
+    half: &StoredMessage,
+    commit: bool,
+) -> Result<(), BrokerError> {
     if commit {
         commit_half(shard, half).await?;
     }

@@ -153,9 +153,7 @@ async fn ensure_retry_topic(shard: &Rc<Shard>, group: &str) {
     if shard.topic_table().get(&retry).is_some() {
         return;
     }
-    if let Err(e) =
-        super::admin::create_topic_anywhere(shard, &super::admin::one_queue_topic(&retry)).await
-    {
+    if let Err(e) = shard.create_topic(&crate::shard::topics::one_queue_topic(&retry)).await {
         warn!(topic = %retry, code = e.response_code(), remark = %e, "retry topic creation failed");
     }
 }

@@ -97,7 +97,8 @@ async fn ensure_topic(shard: &Rc<Shard>, h: &Header, topic: &str) -> Result<(), 
     if shard.topic_table().get(topic).is_some() {
         return Ok(());
     }
-    super::admin::create_topic_anywhere(shard, &super::admin::one_queue_topic(topic))
+    shard
+        .create_topic(&crate::shard::topics::one_queue_topic(topic))
         .await
         .map_err(|e| error_response(h, &e))
 }

@@ -172,9 +172,7 @@ async fn auto_create(
         topic_sys_flag: Some(0),
         order: false,
     };
-    super::admin::create_topic_anywhere(shard, &create)
-        .await
-        .map_err(|e| error_response(h, &e))?;
+    shard.create_topic(&create).await.map_err(|e| error_response(h, &e))?;
     shard.topic_table().get(&req.topic).cloned().ok_or_else(not_exist)
 }
 

@@ -120,7 +120,7 @@ async fn install_topics(
     let change = manager.borrow_mut().replace(table);
     if let Some((table, json)) = change {
         let count = table.topics.len();
-        crate::handler::admin::publish(shard, table, json).await.map_err(|e| e.to_string())?;
+        shard.publish_topics(table, json).await.map_err(|e| e.to_string())?;
         info!(topics = count, "topic table copied from the master");
     }
     Ok(())

@@ -18,6 +18,10 @@
 //! forwarded whole (header + body `Bytes`, no copy) to the owner, which runs the same
 //! handler and sends the response back.
 
+pub mod api;
+pub mod inbox;
+pub mod topics;
+
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -74,6 +78,21 @@ pub enum ShardMsg {
         batch: ramjet_storage::AppendBatch,
         /// Where the result goes.
         reply: flume::Sender<Result<ramjet_storage::AppendResult, BrokerError>>,
+    },
+    /// Read a queue here (the owner) and reply with what the store found.
+    ReadQueue {
+        /// What to read.
+        read: api::QueueRead,
+        /// Where the result goes.
+        reply: flume::Sender<Result<ramjet_storage::GetResult, BrokerError>>,
+    },
+    /// Create or update a topic (to shard 0, the topic table's owner); reply once every
+    /// shard has the new table.
+    CreateTopic {
+        /// The topic's configuration, already checked.
+        config: ramjet_proto::body::TopicConfig,
+        /// Where the result goes.
+        reply: flume::Sender<Result<(), BrokerError>>,
     },
     /// Write a server-initiated request (NOTIFY_CONSUMER_IDS_CHANGED, ...) to the client
     /// connection from `peer` held by this shard.
@@ -251,44 +270,6 @@ impl Shard {
             // A full channel drops the notification; clients also rebalance periodically.
             let _ = p.try_send(ShardMsg::Push { peer, header, body });
         }
-    }
-
-    /// Appends on this shard (which must own the queue) and wakes the queue's waiters.
-    ///
-    /// # Errors
-    /// The store's error, or a queue this shard does not own.
-    pub async fn append_local(
-        &self,
-        batch: ramjet_storage::AppendBatch,
-    ) -> Result<ramjet_storage::AppendResult, BrokerError> {
-        let (topic, queue_id) = (batch.topic.clone(), batch.queue_id);
-        let store = self.store_for(&topic, queue_id).cloned().ok_or_else(|| {
-            BrokerError::NotOwned { topic: topic.clone(), queue_id, shard: self.id }
-        })?;
-        let result = store.append(batch).await?;
-        self.long_poll.borrow_mut().notify(&topic, queue_id);
-        Ok(result)
-    }
-
-    /// Appends records on whichever shard owns their queue (internal re-puts: scheduled
-    /// delivery, retries, committed transactions).
-    ///
-    /// # Errors
-    /// The owner's store error, or a shard that is gone.
-    pub async fn append_routed(
-        &self,
-        batch: ramjet_storage::AppendBatch,
-    ) -> Result<ramjet_storage::AppendResult, BrokerError> {
-        let owner = self.shard_for(&batch.topic, batch.queue_id);
-        if owner == self.id {
-            return self.append_local(batch).await;
-        }
-        let (tx, rx) = flume::bounded(1);
-        self.peers[owner]
-            .send_async(ShardMsg::Append { batch, reply: tx })
-            .await
-            .map_err(|_| BrokerError::ShardGone(owner))?;
-        rx.recv_async().await.map_err(|_| BrokerError::ShardGone(owner))?
     }
 
     /// Forwards `frame` to shard `target` and waits for its response.

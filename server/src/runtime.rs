@@ -388,7 +388,6 @@ async fn run_shard(ctx: ShardContext) {
         settings: std::cell::RefCell::new(Arc::new(crate::settings::LiveSettings::from_config(
             &ctx.config,
         ))),
-        subscription_groups: std::cell::RefCell::new(groups),
         id,
         shard_count: ctx.shard_count,
         log_count: ctx.log_count,
@@ -396,20 +395,23 @@ async fn run_shard(ctx: ShardContext) {
         logs,
         peers: ctx.peers,
         topics: std::cell::RefCell::new(ctx.topics),
-        topic_manager: ctx.start.topic_manager.map(std::cell::RefCell::new),
+        zero: ctx.start.topic_manager.map(|manager| crate::shard::Shard0State {
+            topic_manager: std::cell::RefCell::new(manager),
+            clients: std::cell::RefCell::new(ClientRegistry::default()),
+            subscription_groups: std::cell::RefCell::new(groups),
+            locks: std::cell::RefCell::new(crate::lock_manager::LockManager::default()),
+            register_kick: Notify::new(),
+        }),
         offsets: std::cell::RefCell::new(ctx.start.offsets),
         long_poll: std::cell::RefCell::new(LongPollTable::default()),
         store_host: ctx.broker_addr,
         send_cursor: std::cell::Cell::new(id),
         sequence: std::cell::Cell::new(0),
-        clients: std::cell::RefCell::new(ClientRegistry::default()),
         persist_lock: glommio::sync::Semaphore::new(1),
-        register_kick: Notify::new(),
         subscriptions: std::cell::RefCell::new(Arc::default()),
         connections: std::cell::RefCell::new(HashMap::new()),
         transactions: std::cell::RefCell::new(Default::default()),
         transaction_lock: glommio::sync::Semaphore::new(1),
-        locks: std::cell::RefCell::new(crate::lock_manager::LockManager::default()),
         replica: crate::replication::ShardReplica::new(ctx.config.broker_role, ctx.ha_addr_tx),
     });
     let slave = ctx.config.broker_role == BrokerRole::Slave;
@@ -519,7 +521,8 @@ async fn retention_loop(shard: Rc<Shard>) {
 async fn client_expiry_loop(shard: Rc<Shard>) {
     loop {
         glommio::timer::sleep(Duration::from_secs(10)).await;
-        let change = shard.clients.borrow_mut().expire(now_ms());
+        let Some(zero) = shard.zero.as_ref() else { return };
+        let change = zero.clients.borrow_mut().expire(now_ms());
         crate::handler::client::notify_changes(&shard, &change);
     }
 }

@@ -33,7 +33,7 @@ use ramjet_proto::codes::{request, response};
 use ramjet_proto::{Frame, Header};
 use tracing::info;
 
-use super::{error, field_error, success, RequestContext};
+use super::{error, error_response, field_error, success, RequestContext};
 use crate::metrics::{BrokerFacts, Rates, ShardSnapshot};
 use crate::net::connection::Response;
 use crate::shard::Shard;
@@ -395,7 +395,11 @@ fn producer_connections(shard: &Shard, h: &Header) -> Response {
         Ok(g) => g.to_string(),
         Err(e) => return field_error(h, &e),
     };
-    let members = shard.clients.borrow().producer_channels(&group);
+    let zero = match shard.zero() {
+        Ok(z) => z,
+        Err(e) => return error_response(h, &e),
+    };
+    let members = zero.clients.borrow().producer_channels(&group);
     if members.is_empty() {
         return error(h, response::SYSTEM_ERROR, format!("the producer group[{group}] not exist"));
     }
@@ -414,10 +418,11 @@ fn producer_connections(shard: &Shard, h: &Header) -> Response {
 }
 
 async fn persist_groups(shard: &Shard, json: Vec<u8>) -> Result<(), String> {
-    let path = shard.subscription_groups.borrow().path().to_path_buf();
+    let zero = shard.zero().map_err(|e| e.to_string())?;
+    let path = zero.subscription_groups.borrow().path().to_path_buf();
     let _permit = shard.persist_lock.acquire_permit(1).await.map_err(|e| e.to_string())?;
     // Always write the newest table, so concurrent changes never leave an older one.
-    let newest = body::to_json(shard.subscription_groups.borrow().table());
+    let newest = body::to_json(zero.subscription_groups.borrow().table());
     let json = if newest == json { json } else { newest };
     write_file_durably(path.clone(), json)
         .await
@@ -442,7 +447,11 @@ async fn upsert_group(shard: &Rc<Shard>, frame: &Frame) -> Response {
         );
     }
     let name = config.group_name.clone();
-    let change = shard.subscription_groups.borrow_mut().upsert(config);
+    let zero = match shard.zero() {
+        Ok(z) => z,
+        Err(e) => return error_response(h, &e),
+    };
+    let change = zero.subscription_groups.borrow_mut().upsert(config);
     if let Some(json) = change {
         if let Err(e) = persist_groups(shard, json).await {
             return error(h, response::SYSTEM_ERROR, e);
@@ -457,7 +466,11 @@ async fn delete_group(shard: &Rc<Shard>, h: &Header) -> Response {
         Ok(g) => g.to_string(),
         Err(e) => return field_error(h, &e),
     };
-    let change = shard.subscription_groups.borrow_mut().remove(&group);
+    let zero = match shard.zero() {
+        Ok(z) => z,
+        Err(e) => return error_response(h, &e),
+    };
+    let change = zero.subscription_groups.borrow_mut().remove(&group);
     if let Some(json) = change {
         if let Err(e) = persist_groups(shard, json).await {
             return error(h, response::SYSTEM_ERROR, e);
@@ -470,8 +483,12 @@ async fn delete_group(shard: &Rc<Shard>, h: &Header) -> Response {
 /// Every configured group, plus groups with live consumers (with default settings), as
 /// the reference auto-creates those.
 fn all_groups(shard: &Shard, h: &Header) -> Response {
-    let mut wrapper = shard.subscription_groups.borrow().table().clone();
-    for g in shard.clients.borrow().consumer_groups() {
+    let zero = match shard.zero() {
+        Ok(z) => z,
+        Err(e) => return error_response(h, &e),
+    };
+    let mut wrapper = zero.subscription_groups.borrow().table().clone();
+    for g in zero.clients.borrow().consumer_groups() {
         wrapper
             .subscription_group_table
             .entry(g.clone())
@@ -525,7 +542,8 @@ async fn reset_offset(shard: &Rc<Shard>, h: &Header) -> Response {
 }
 
 async fn notify_reset(shard: &Rc<Shard>, group: &str, topic: &str, timestamp: i64, json: Bytes) {
-    let members = shard.clients.borrow().consumer_channels(group);
+    let Some(zero) = shard.zero.as_ref() else { return };
+    let members = zero.clients.borrow().consumer_channels(group);
     for (_, ch) in members {
         let Ok(peer) = ch.addr.parse::<SocketAddr>() else { continue };
         let mut header =

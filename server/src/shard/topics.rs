@@ -109,7 +109,7 @@ impl Shard {
     }
 
     fn topic_owner(&self) -> Result<&std::cell::RefCell<crate::topic::TopicManager>, BrokerError> {
-        self.topic_manager.as_ref().ok_or_else(|| {
+        self.zero.as_ref().map(|z| &z.topic_manager).ok_or_else(|| {
             BrokerError::System("topic change reached a shard that does not own topics".into())
         })
     }
@@ -123,10 +123,11 @@ impl Shard {
         table: Arc<TopicTable>,
         json: Vec<u8>,
     ) -> Result<(), BrokerError> {
-        let path = match self.topic_manager.as_ref() {
-            Some(m) => m.borrow().path().to_path_buf(),
+        let manager = match self.zero.as_ref() {
+            Some(z) => &z.topic_manager,
             None => return Err(BrokerError::System("no topic manager".into())),
         };
+        let path = manager.borrow().path().to_path_buf();
         // Persistence is serialised and always writes the newest table, so two concurrent
         // changes can never leave an older table on disk.
         let _permit = self
@@ -134,11 +135,9 @@ impl Shard {
             .acquire_permit(1)
             .await
             .map_err(|e| BrokerError::System(e.to_string()))?;
-        let newest = self.topic_manager.as_ref().map(|m| m.borrow().table());
-        let json = match newest {
-            Some(t) if !Arc::ptr_eq(&t, &table) => body::to_json(&t.to_wrapper()),
-            _ => json,
-        };
+        let newest = manager.borrow().table();
+        let json =
+            if Arc::ptr_eq(&newest, &table) { json } else { body::to_json(&newest.to_wrapper()) };
         write_file_durably(path.clone(), json)
             .await
             .map_err(|e| BrokerError::System(format!("persisting {}: {e}", path.display())))?;
@@ -154,7 +153,9 @@ impl Shard {
             }
             let _ = done.recv_async().await;
         }
-        self.register_kick.notify();
+        if let Some(z) = self.zero.as_ref() {
+            z.register_kick.notify();
+        }
         Ok(())
     }
 }

@@ -10,25 +10,27 @@
 #![warn(missing_docs)]
 
 pub mod client_registry;
+pub mod clock;
 pub mod config;
 pub mod consumer_offset;
+pub mod durable_file;
 pub mod error;
 pub mod handler;
 pub mod http;
+pub mod live_settings;
 pub mod lock_manager;
 pub mod long_poll;
 pub mod metrics;
 pub mod namesrv;
 pub mod net;
+pub mod notify;
 pub mod register;
 pub mod replication;
 pub mod runtime;
 pub mod schedule;
-pub mod settings;
 pub mod shard;
 pub mod shard_ops;
 pub mod signal;
 pub mod subscription_group;
 pub mod topic;
 pub mod transaction;
-pub mod util;

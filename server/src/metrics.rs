@@ -31,6 +31,7 @@ use prometheus_client::metrics::MetricType;
 use ramjet_proto::codes::{request, response};
 use ramjet_proto::Header;
 
+use crate::handler::table::Stats;
 use crate::net::connection::Response;
 use crate::shard::Shard;
 
@@ -347,6 +348,7 @@ impl Rates {
 /// borrows, so it may live across the request's awaits.
 pub struct RequestProbe {
     code: i32,
+    stats: Stats,
     started: Instant,
     oneway: bool,
     body_bytes: u64,
@@ -354,8 +356,9 @@ pub struct RequestProbe {
     get: Option<Rc<GetCounters>>,
 }
 
-fn is_send(code: i32) -> bool {
-    matches!(code, request::SEND_MESSAGE | request::SEND_MESSAGE_V2 | request::SEND_BATCH_MESSAGE)
+/// How the request table says `code` is counted.
+fn stats_of(code: i32) -> Stats {
+    crate::handler::table::entry(code).map_or(Stats::Other, |e| e.stats)
 }
 
 impl RequestProbe {
@@ -363,13 +366,14 @@ impl RequestProbe {
     pub fn start(shard: &Shard, header: &Header, body_bytes: usize) -> RequestProbe {
         let code = header.code;
         let ext = &header.ext_fields;
-        let put = if is_send(code) {
+        let stats = stats_of(code);
+        let put = if stats == Stats::Put {
             let topic = if code == request::SEND_MESSAGE { ext.get("topic") } else { ext.get("b") };
             topic.map(|t| shard.metrics.put_slot(t))
         } else {
             None
         };
-        let get = if code == request::PULL_MESSAGE {
+        let get = if stats == Stats::Get {
             match (ext.get("topic"), ext.get("consumerGroup")) {
                 (Some(t), Some(g)) => Some(shard.metrics.get_slot(t, g)),
                 _ => None,
@@ -379,6 +383,7 @@ impl RequestProbe {
         };
         RequestProbe {
             code,
+            stats,
             started: Instant::now(),
             oneway: header.is_oneway(),
             body_bytes: body_bytes as u64,
@@ -393,7 +398,7 @@ impl RequestProbe {
         let elapsed = self.started.elapsed().as_secs_f64();
         let code = response.map_or(-1, |r| r.header.code);
         m.count_request(self.code, code);
-        if is_send(self.code) {
+        if self.stats == Stats::Put {
             m.send_latency.observe(elapsed);
             let stored = response.is_some_and(|r| stored_code(r.header.code)) || self.oneway;
             if let (Some(put), true) = (&self.put, stored) {
@@ -404,7 +409,7 @@ impl RequestProbe {
                 put.bytes.set(put.bytes.get() + self.body_bytes);
                 m.append_records.observe(records as f64);
             }
-        } else if self.code == request::PULL_MESSAGE {
+        } else if self.stats == Stats::Get {
             m.pull_latency.observe(elapsed);
             if let (Some(get), Some(r)) = (&self.get, response) {
                 if r.header.code == response::SUCCESS {

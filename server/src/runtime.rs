@@ -6,8 +6,6 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener as StdListener};
-use std::os::fd::IntoRawFd;
-use std::os::unix::io::FromRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,17 +16,19 @@ use ramjet_storage::{LogStore, StoreConfig};
 use tracing::{error, info, warn};
 
 use crate::client_registry::ClientRegistry;
+use crate::clock::now_ms;
 use crate::config::{BrokerConfig, BrokerRole};
 use crate::consumer_offset::{ConsumerOffsets, PERSIST_INTERVAL_MS};
+use crate::durable_file::write_file_durably;
 use crate::handler::BrokerService;
 use crate::long_poll::LongPollTable;
 use crate::net::connection::serve;
 use crate::net::listener::bind_group;
+use crate::notify::Notify;
 use crate::shard::{shard_of_log, Shard, ShardMsg, SHARD_CHANNEL_DEPTH};
 use crate::topic::{
     topic_config, TopicManager, SCHEDULE_TOPIC, TBW102, TRANS_HALF_TOPIC, TRANS_OP_HALF_TOPIC,
 };
-use crate::util::{now_ms, write_file_durably, Notify};
 
 /// Locked memory given to each executor for io_uring registered buffers. Small on
 /// purpose: the default RLIMIT_MEMLOCK is 8 MiB and DMA buffers beyond the registered
@@ -212,8 +212,7 @@ pub fn start(mut config: BrokerConfig) -> Result<RunningBroker, String> {
                 .name("namesrv")
                 .io_memory(IO_MEMORY_BYTES)
                 .spawn(move || async move {
-                    // SAFETY: the fd comes from a listening std socket we own and give up here.
-                    let listener = unsafe { TcpListener::from_raw_fd(l.into_raw_fd()) };
+                    let listener = crate::net::listener::adopt(l);
                     let _ = ready.send(Ok(usize::MAX));
                     crate::namesrv::run_namesrv(listener, async move {
                         let _ = stop_rx.recv_async().await;
@@ -385,9 +384,9 @@ async fn run_shard(ctx: ShardContext) {
     let (groups, metrics_listener) = crate::shard_ops::OpsStart::split(ctx.ops);
     let shard = Rc::new(Shard {
         metrics: crate::metrics::ShardMetrics::default(),
-        settings: std::cell::RefCell::new(Arc::new(crate::settings::LiveSettings::from_config(
-            &ctx.config,
-        ))),
+        settings: std::cell::RefCell::new(Arc::new(
+            crate::live_settings::LiveSettings::from_config(&ctx.config),
+        )),
         id,
         shard_count: ctx.shard_count,
         log_count: ctx.log_count,
@@ -417,8 +416,7 @@ async fn run_shard(ctx: ShardContext) {
     let slave = ctx.config.broker_role == BrokerRole::Slave;
     let mut tasks = Vec::new();
     for l in ctx.start.listeners {
-        // SAFETY: the fd comes from a listening std socket we own and give up here.
-        let listener = unsafe { TcpListener::from_raw_fd(l.into_raw_fd()) };
+        let listener = crate::net::listener::adopt(l);
         tasks.push(glommio::spawn_local(accept_loop(listener, shard.clone())));
     }
     tasks.push(glommio::spawn_local(persist_loop(shard.clone())));

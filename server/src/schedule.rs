@@ -18,10 +18,10 @@ use ramjet_proto::message::{self, property, MessageMeta, StoredMessage};
 use ramjet_storage::{AppendBatch, GetRequest, GetStatus};
 use tracing::{debug, warn};
 
+use crate::clock::now_ms;
 use crate::error::BrokerError;
 use crate::shard::Shard;
 use crate::topic::SCHEDULE_TOPIC;
-use crate::util::now_ms;
 
 /// `messageDelayLevel` default: `1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h`.
 pub const DELAY_LEVELS_MS: [i64; 18] = [

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use ramjet_proto::body::{self, DataVersion, TopicConfig, TopicConfigSerializeWrapper};
 
+use crate::clock::now_ms;
 use crate::error::BrokerError;
-use crate::util::now_ms;
 
 /// The auto-create template topic.
 pub const TBW102: &str = "TBW102";

@@ -28,6 +28,7 @@ use ramjet_proto::{Header, SerializeType};
 use ramjet_storage::GetStatus;
 use tracing::{info, warn};
 
+use crate::clock::now_ms;
 use crate::error::BrokerError;
 use crate::handler::{error, error_response, field_error, success};
 use crate::net::connection::Response;
@@ -35,7 +36,6 @@ use crate::schedule::reput_batch;
 use crate::shard::api::QueueRead;
 use crate::shard::Shard;
 use crate::topic::{TRANS_HALF_TOPIC, TRANS_OP_HALF_TOPIC};
-use crate::util::now_ms;
 
 /// The reserved group whose offset records how far the check task has looked.
 pub const CHECK_GROUP: &str = "%TRANS_CHECK%";

@@ -24,9 +24,9 @@ use tracing::warn;
 
 use super::{error, error_response, field_error, success, RequestContext};
 use crate::client_registry::{ClientChannel, MembershipChange};
+use crate::clock::now_ms;
 use crate::net::connection::Response;
 use crate::shard::{Shard, ShardMsg};
-use crate::util::now_ms;
 
 /// Subscription expressions by (group, topic). Immutable once published.
 #[derive(Debug, Default)]

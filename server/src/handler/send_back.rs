@@ -17,11 +17,11 @@ use ramjet_proto::message::{self, property};
 use ramjet_proto::Header;
 
 use super::{error, error_response, field_error, success};
+use crate::clock::now_ms;
 use crate::net::connection::Response;
 use crate::schedule::{delay_ms, parked_properties, reput_batch};
 use crate::shard::Shard;
 use crate::topic::SCHEDULE_TOPIC;
-use crate::util::now_ms;
 
 /// Redeliveries before the DLQ when the request does not say (`retryMaxTimes`).
 pub const MAX_RECONSUME_TIMES_DEFAULT: i32 = 16;

@@ -22,13 +22,13 @@ use ramjet_proto::{Frame, Header};
 use ramjet_storage::AppendBatch;
 
 use super::{error, error_response, field_error, success};
+use crate::clock::now_ms;
 use crate::error::BrokerError;
 use crate::net::connection::Response;
 use crate::shard::Shard;
 use crate::topic::{
     validate_topic_name, PERM_INHERIT, PERM_WRITE, SCHEDULE_TOPIC, TBW102, TRANS_HALF_TOPIC,
 };
-use crate::util::{now_ms, uniq_id};
 
 /// Region reported in every send response (the reference's default `regionId`).
 const REGION_DEFAULT: &str = "DefaultRegion";
@@ -338,4 +338,18 @@ fn build_batch(
 
 fn next_uniq_id(shard: &Shard) -> String {
     uniq_id(shard.store_host.ip(), shard.id as u32, now_ms(), shard.next_sequence() as u16)
+}
+
+/// A broker-made message id for messages that arrive without `UNIQ_KEY`, in the client
+/// layout of the reference's `MessageClientIDSetter`: ip 4, pid 2, a per-shard salt 4, time 4, counter 2 → 32 hex.
+fn uniq_id(ip: std::net::IpAddr, salt: u32, now_ms: u64, counter: u16) -> String {
+    let mut raw = [0u8; 16];
+    if let std::net::IpAddr::V4(v4) = ip {
+        raw[..4].copy_from_slice(&v4.octets());
+    }
+    raw[4..6].copy_from_slice(&(std::process::id() as u16).to_be_bytes());
+    raw[6..10].copy_from_slice(&salt.to_be_bytes());
+    raw[10..14].copy_from_slice(&(now_ms as u32).to_be_bytes());
+    raw[14..16].copy_from_slice(&counter.to_be_bytes());
+    raw.iter().map(|b| format!("{b:02X}")).collect()
 }

@@ -25,11 +25,11 @@ use ramjet_proto::codes::{request, response};
 use ramjet_proto::{Frame, Header, SerializeType};
 use tracing::{info, warn};
 
+use crate::durable_file::write_file_durably;
 use crate::handler::delay_offset::{delivery_key, DelayOffsets};
 use crate::register::Outbound;
 use crate::shard::{Shard, ShardMsg};
 use crate::topic::{TopicTable, SCHEDULE_TOPIC};
-use crate::util::write_file_durably;
 
 /// Pause between two sync rounds.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(3);

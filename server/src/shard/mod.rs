@@ -184,7 +184,7 @@ pub struct Shard {
     /// This shard's metrics (counted here, gathered by a scrape).
     pub metrics: crate::metrics::ShardMetrics,
     /// Settings UPDATE_BROKER_CONFIG may change while running (snapshot from shard 0).
-    pub settings: RefCell<Arc<crate::settings::LiveSettings>>,
+    pub settings: RefCell<Arc<crate::live_settings::LiveSettings>>,
     /// Finished half messages (owner of the half queue only).
     pub transactions: RefCell<crate::transaction::TransactionState>,
     /// Serialises the rebuild of `transactions`.
@@ -210,7 +210,7 @@ pub struct Shard0State {
     /// Order locks of queues.
     pub locks: RefCell<crate::lock_manager::LockManager>,
     /// Wakes the NameServer registration task after a topic change.
-    pub register_kick: crate::util::Notify,
+    pub register_kick: crate::notify::Notify,
 }
 
 impl Shard {

@@ -10,9 +10,9 @@ use ramjet_proto::header::CreateTopicRequestHeader;
 use tracing::{info, warn};
 
 use super::{Shard, ShardMsg};
+use crate::durable_file::write_file_durably;
 use crate::error::BrokerError;
 use crate::topic::{validate_topic_name, TopicTable, TOPIC_QUEUES_MAX};
-use crate::util::write_file_durably;
 
 /// The topic configuration a create request asks for, checked as the reference checks it.
 ///

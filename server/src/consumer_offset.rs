@@ -116,7 +116,7 @@ mod tests {
         let files = o.take_dirty();
         assert_eq!(files.len(), 1);
         for (p, data) in files {
-            crate::util::write_file_durably_sync(&p, &data).expect("write");
+            crate::durable_file::write_file_durably_sync(&p, &data).expect("write");
         }
         assert!(o.take_dirty().is_empty());
         let again = ConsumerOffsets::load(dir.path(), &[1]).expect("reload");

@@ -17,7 +17,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::{TcpListener, TcpStream};
+use glommio::net::TcpStream;
 use tracing::{debug, warn};
 
 /// Largest request head read.
@@ -44,10 +44,7 @@ pub fn bind(ip: IpAddr, port: u16) -> Result<StdListener, String> {
 /// # Cancel safety
 /// Dropping the future stops accepting; connections being served finish on their own.
 pub async fn serve(listener: StdListener, render: Render) {
-    use std::os::fd::IntoRawFd;
-    use std::os::unix::io::FromRawFd;
-    // SAFETY: the fd comes from a listening std socket we own and give up here.
-    let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
+    let listener = crate::net::listener::adopt(listener);
     let slots = Rc::new(glommio::sync::Semaphore::new(CONNECTIONS_MAX as u64));
     loop {
         let stream = match listener.accept().await {

@@ -41,11 +41,14 @@ impl Future for Waiter {
     }
 }
 
+/// The parked pulls of one queue.
+type QueueWaiters = Vec<Rc<RefCell<Slot>>>;
+
 /// Waiters by topic, then queue id (keyed by topic first so that the notify on every
 /// append looks up with a `&str`, allocating nothing).
 #[derive(Default)]
 pub struct LongPollTable {
-    waiters: HashMap<String, HashMap<i32, Vec<Rc<RefCell<Slot>>>>>,
+    waiters: HashMap<String, HashMap<i32, QueueWaiters>>,
 }
 
 impl LongPollTable {

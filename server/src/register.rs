@@ -76,7 +76,8 @@ pub async fn registration_loop(shard: Rc<Shard>, namesrv_addrs: Vec<String>) {
     let mut conns: HashMap<String, Outbound> = HashMap::new();
     let interval = Duration::from_millis(shard.config.register_interval_ms);
     loop {
-        let kicked = shard.register_kick.wait();
+        let Some(zero) = shard.zero.as_ref() else { return };
+        let kicked = zero.register_kick.wait();
         register_all(&shard, &namesrv_addrs, &mut conns).await;
         // A slave that does not know its master yet asks again soon.
         let slave = shard.config.broker_role == crate::config::BrokerRole::Slave;

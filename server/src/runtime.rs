@@ -6,8 +6,6 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener as StdListener};
-use std::os::fd::IntoRawFd;
-use std::os::unix::io::FromRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,17 +16,19 @@ use ramjet_storage::{LogStore, StoreConfig};
 use tracing::{error, info, warn};
 
 use crate::client_registry::ClientRegistry;
+use crate::clock::now_ms;
 use crate::config::{BrokerConfig, BrokerRole};
 use crate::consumer_offset::{ConsumerOffsets, PERSIST_INTERVAL_MS};
-use crate::handler::{execute, BrokerService, RequestContext};
+use crate::durable_file::write_file_durably;
+use crate::handler::BrokerService;
 use crate::long_poll::LongPollTable;
 use crate::net::connection::serve;
 use crate::net::listener::bind_group;
+use crate::notify::Notify;
 use crate::shard::{shard_of_log, Shard, ShardMsg, SHARD_CHANNEL_DEPTH};
 use crate::topic::{
     topic_config, TopicManager, SCHEDULE_TOPIC, TBW102, TRANS_HALF_TOPIC, TRANS_OP_HALF_TOPIC,
 };
-use crate::util::{now_ms, write_file_durably, Notify};
 
 /// Locked memory given to each executor for io_uring registered buffers. Small on
 /// purpose: the default RLIMIT_MEMLOCK is 8 MiB and DMA buffers beyond the registered
@@ -212,8 +212,7 @@ pub fn start(mut config: BrokerConfig) -> Result<RunningBroker, String> {
                 .name("namesrv")
                 .io_memory(IO_MEMORY_BYTES)
                 .spawn(move || async move {
-                    // SAFETY: the fd comes from a listening std socket we own and give up here.
-                    let listener = unsafe { TcpListener::from_raw_fd(l.into_raw_fd()) };
+                    let listener = crate::net::listener::adopt(l);
                     let _ = ready.send(Ok(usize::MAX));
                     crate::namesrv::run_namesrv(listener, async move {
                         let _ = stop_rx.recv_async().await;
@@ -385,10 +384,9 @@ async fn run_shard(ctx: ShardContext) {
     let (groups, metrics_listener) = crate::shard_ops::OpsStart::split(ctx.ops);
     let shard = Rc::new(Shard {
         metrics: crate::metrics::ShardMetrics::default(),
-        settings: std::cell::RefCell::new(Arc::new(crate::settings::LiveSettings::from_config(
-            &ctx.config,
-        ))),
-        subscription_groups: std::cell::RefCell::new(groups),
+        settings: std::cell::RefCell::new(Arc::new(
+            crate::live_settings::LiveSettings::from_config(&ctx.config),
+        )),
         id,
         shard_count: ctx.shard_count,
         log_count: ctx.log_count,
@@ -396,27 +394,29 @@ async fn run_shard(ctx: ShardContext) {
         logs,
         peers: ctx.peers,
         topics: std::cell::RefCell::new(ctx.topics),
-        topic_manager: ctx.start.topic_manager.map(std::cell::RefCell::new),
+        zero: ctx.start.topic_manager.map(|manager| crate::shard::Shard0State {
+            topic_manager: std::cell::RefCell::new(manager),
+            clients: std::cell::RefCell::new(ClientRegistry::default()),
+            subscription_groups: std::cell::RefCell::new(groups),
+            locks: std::cell::RefCell::new(crate::lock_manager::LockManager::default()),
+            register_kick: Notify::new(),
+        }),
         offsets: std::cell::RefCell::new(ctx.start.offsets),
         long_poll: std::cell::RefCell::new(LongPollTable::default()),
         store_host: ctx.broker_addr,
         send_cursor: std::cell::Cell::new(id),
         sequence: std::cell::Cell::new(0),
-        clients: std::cell::RefCell::new(ClientRegistry::default()),
         persist_lock: glommio::sync::Semaphore::new(1),
-        register_kick: Notify::new(),
         subscriptions: std::cell::RefCell::new(Arc::default()),
         connections: std::cell::RefCell::new(HashMap::new()),
         transactions: std::cell::RefCell::new(Default::default()),
         transaction_lock: glommio::sync::Semaphore::new(1),
-        locks: std::cell::RefCell::new(crate::lock_manager::LockManager::default()),
         replica: crate::replication::ShardReplica::new(ctx.config.broker_role, ctx.ha_addr_tx),
     });
     let slave = ctx.config.broker_role == BrokerRole::Slave;
     let mut tasks = Vec::new();
     for l in ctx.start.listeners {
-        // SAFETY: the fd comes from a listening std socket we own and give up here.
-        let listener = unsafe { TcpListener::from_raw_fd(l.into_raw_fd()) };
+        let listener = crate::net::listener::adopt(l);
         tasks.push(glommio::spawn_local(accept_loop(listener, shard.clone())));
     }
     tasks.push(glommio::spawn_local(persist_loop(shard.clone())));
@@ -451,7 +451,7 @@ async fn run_shard(ctx: ShardContext) {
         }
     }
     let _ = ctx.ready.send(Ok(id));
-    let done = inbox(shard.clone(), ctx.rx).await;
+    let done = crate::shard::inbox::serve(shard.clone(), ctx.rx).await;
     drop(tasks);
     shutdown(&shard, &ctx.namesrv_addrs).await;
     if let Some(done) = done {
@@ -472,62 +472,6 @@ async fn accept_loop(listener: TcpListener, shard: Rc<Shard>) {
             }
         }
     }
-}
-
-/// Serves messages from other shards until Shutdown; returns its acknowledgement.
-async fn inbox(shard: Rc<Shard>, rx: flume::Receiver<ShardMsg>) -> Option<flume::Sender<()>> {
-    while let Ok(msg) = rx.recv_async().await {
-        match msg {
-            ShardMsg::Request { frame, peer, origin, reply } => {
-                let shard = shard.clone();
-                glommio::spawn_local(async move {
-                    let resp = execute(&shard, frame, RequestContext { peer, origin }).await;
-                    let _ = reply.send(resp);
-                })
-                .detach();
-            }
-            ShardMsg::Topics { table, ack } => {
-                *shard.topics.borrow_mut() = table;
-                let _ = ack.send(());
-            }
-            ShardMsg::Subscriptions { table } => *shard.subscriptions.borrow_mut() = table,
-            ShardMsg::ConnectionClosed { peer } => {
-                crate::handler::client::connection_closed(&shard, peer)
-            }
-            ShardMsg::Push { peer, header, body } => {
-                shard.push_with_body(shard.id, peer, header, body)
-            }
-            ShardMsg::PushToProducer { group, header, body } => {
-                shard.push_to_producer(&group, header, body)
-            }
-            ShardMsg::Append { batch, reply } => {
-                let shard = shard.clone();
-                glommio::spawn_local(async move {
-                    let _ = reply.send(shard.append_local(batch).await);
-                })
-                .detach();
-            }
-            ShardMsg::Ops { query, reply } => {
-                let shard = shard.clone();
-                glommio::spawn_local(async move {
-                    let _ = reply.send(crate::shard_ops::answer(&shard, query).await);
-                })
-                .detach();
-            }
-            ShardMsg::Replica(request) => crate::replication::on_shard(&shard, request),
-            ShardMsg::InstallOffsets { offsets } => {
-                let mut table = shard.offsets.borrow_mut();
-                for (topic, group, queue_id, offset) in offsets {
-                    let log = shard.log_for(&topic, queue_id);
-                    if shard.logs.contains_key(&log) {
-                        table.set(log, &group, &topic, queue_id, offset);
-                    }
-                }
-            }
-            ShardMsg::Shutdown { done } => return Some(done),
-        }
-    }
-    None
 }
 
 async fn persist_offsets(shard: &Shard) {
@@ -575,7 +519,8 @@ async fn retention_loop(shard: Rc<Shard>) {
 async fn client_expiry_loop(shard: Rc<Shard>) {
     loop {
         glommio::timer::sleep(Duration::from_secs(10)).await;
-        let change = shard.clients.borrow_mut().expire(now_ms());
+        let Some(zero) = shard.zero.as_ref() else { return };
+        let change = zero.clients.borrow_mut().expire(now_ms());
         crate::handler::client::notify_changes(&shard, &change);
     }
 }

@@ -18,9 +18,10 @@ use ramjet_proto::message::{self, property, MessageMeta, StoredMessage};
 use ramjet_storage::{AppendBatch, GetRequest, GetStatus};
 use tracing::{debug, warn};
 
+use crate::clock::now_ms;
+use crate::error::BrokerError;
 use crate::shard::Shard;
 use crate::topic::SCHEDULE_TOPIC;
-use crate::util::now_ms;
 
 /// `messageDelayLevel` default: `1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h`.
 pub const DELAY_LEVELS_MS: [i64; 18] = [
@@ -63,15 +64,15 @@ pub fn timer_deliver_ms(properties: &[u8], now_ms: i64) -> Option<i64> {
 /// Turns a timer message's properties into a delay-level parking: `TIMER_DELIVER_MS` made
 /// absolute and `DELAY` set to [`timer_level`]. `None` when the message has no timer or
 /// is already due. `Err` when the delay passes [`TIMER_DELAY_MS_MAX`].
-pub fn timer_properties(properties: &[u8], now_ms: i64) -> Result<Option<Vec<u8>>, String> {
+pub fn timer_properties(properties: &[u8], now_ms: i64) -> Result<Option<Vec<u8>>, BrokerError> {
     let Some(deliver) = timer_deliver_ms(properties, now_ms) else {
         return Ok(None);
     };
     let remaining = deliver - now_ms;
     if remaining > TIMER_DELAY_MS_MAX {
-        return Err(format!(
+        return Err(BrokerError::IllegalMessage(format!(
             "timer delay {remaining} ms is over the maximum {TIMER_DELAY_MS_MAX} ms"
-        ));
+        )));
     }
     if remaining <= 0 {
         return Ok(None);
@@ -197,8 +198,9 @@ async fn wait_for_append(shard: &Shard, queue_id: i32, max_ms: u64) {
 }
 
 /// Re-puts one parked message to its real topic and queue, `DELAY` removed.
-async fn deliver(shard: &Rc<Shard>, record: &Bytes) -> Result<(), String> {
-    let m = message::decode_record(record, false).map_err(|e| e.to_string())?;
+async fn deliver(shard: &Rc<Shard>, record: &Bytes) -> Result<(), BrokerError> {
+    let m = message::decode_record(record, false)
+        .map_err(|e| BrokerError::System(format!("undecodable parked record: {e}")))?;
     let Some(topic) = m.property(property::REAL_TOPIC) else {
         warn!(offset = m.physical_offset, "parked message without REAL_TOPIC dropped");
         return Ok(());

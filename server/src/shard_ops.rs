@@ -19,8 +19,8 @@ use bytes::Bytes;
 use ramjet_proto::admin_body::{OffsetWrapper, TopicOffset};
 use ramjet_storage::{GetRequest, GetStatus, LogStore};
 
+use crate::live_settings::LiveSettings;
 use crate::metrics::ShardSnapshot;
-use crate::settings::LiveSettings;
 use crate::shard::{Shard, ShardMsg};
 
 /// A question for every shard.

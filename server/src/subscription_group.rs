@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use ramjet_proto::admin_body::{SubscriptionGroupConfig, SubscriptionGroupWrapper};
 use ramjet_proto::body;
 
-use crate::util::now_ms;
+use crate::clock::now_ms;
 
 /// The table's owner.
 ///
@@ -89,7 +89,7 @@ mod tests {
         let cfg = SubscriptionGroupConfig { group_name: "g".into(), ..Default::default() };
         let json = g.upsert(cfg.clone()).expect("changed");
         assert!(g.upsert(cfg).is_none(), "unchanged");
-        crate::util::write_file_durably_sync(g.path(), &json).expect("write");
+        crate::durable_file::write_file_durably_sync(g.path(), &json).expect("write");
         let again = SubscriptionGroups::load(dir.path()).expect("reload");
         assert_eq!(again.get("g").map(|c| c.retry_max_times), Some(16));
         assert!(g.remove("g").is_some());

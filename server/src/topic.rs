@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use ramjet_proto::body::{self, DataVersion, TopicConfig, TopicConfigSerializeWrapper};
 
-use crate::util::now_ms;
+use crate::clock::now_ms;
+use crate::error::BrokerError;
 
 /// The auto-create template topic.
 pub const TBW102: &str = "TBW102";
@@ -57,15 +58,19 @@ impl TopicTable {
 }
 
 /// Checks a topic name as the reference does: 1..=127 bytes of `[A-Za-z0-9%_|-]`.
-pub fn validate_topic_name(topic: &str) -> Result<(), String> {
+pub fn validate_topic_name(topic: &str) -> Result<(), BrokerError> {
     if topic.is_empty() {
-        return Err("the specified topic is blank".into());
+        return Err(BrokerError::System("the specified topic is blank".into()));
     }
     if topic.len() > TOPIC_NAME_BYTES_MAX {
-        return Err(format!("the specified topic is longer than {TOPIC_NAME_BYTES_MAX} bytes"));
+        return Err(BrokerError::System(format!(
+            "the specified topic is longer than {TOPIC_NAME_BYTES_MAX} bytes"
+        )));
     }
     if !topic.bytes().all(|b| b.is_ascii_alphanumeric() || b"%_|-".contains(&b)) {
-        return Err(format!("the specified topic[{topic}] contains illegal characters"));
+        return Err(BrokerError::System(format!(
+            "the specified topic[{topic}] contains illegal characters"
+        )));
     }
     Ok(())
 }

@@ -22,18 +22,20 @@ use bytes::{Bytes, BytesMut};
 use ramjet_proto::codes::{request, response};
 use ramjet_proto::header::{
     CheckTransactionStateRequestHeader, CommandHeader, EndTransactionRequestHeader,
-    PullMessageRequestHeader,
 };
 use ramjet_proto::message::{self, property, StoredMessage};
-use ramjet_proto::{Frame, Header, SerializeType};
+use ramjet_proto::{Header, SerializeType};
+use ramjet_storage::GetStatus;
 use tracing::{info, warn};
 
-use crate::handler::{error, field_error, success};
+use crate::clock::now_ms;
+use crate::error::BrokerError;
+use crate::handler::{error, error_response, field_error, success};
 use crate::net::connection::Response;
 use crate::schedule::reput_batch;
+use crate::shard::api::QueueRead;
 use crate::shard::Shard;
 use crate::topic::{TRANS_HALF_TOPIC, TRANS_OP_HALF_TOPIC};
-use crate::util::now_ms;
 
 /// The reserved group whose offset records how far the check task has looked.
 pub const CHECK_GROUP: &str = "%TRANS_CHECK%";
@@ -53,56 +55,39 @@ pub struct TransactionState {
     loaded: bool,
 }
 
-/// Reads a queue through the ordinary pull path (routed to its owner), from `offset`.
+/// Records read from a transaction queue per step.
+const READ_BATCH_MAX: u32 = 256;
+
+/// Reads a queue on its owner shard from `offset`: its records and the offset to read
+/// next (`offset` again when nothing was found there).
 async fn read_queue(
-    shard: &Rc<Shard>,
+    shard: &Shard,
     topic: &str,
     queue_id: i32,
     offset: i64,
-) -> Result<(Vec<StoredMessage>, i64), String> {
-    let mut header = Header::request(request::PULL_MESSAGE, 0, SerializeType::RocketMq);
-    PullMessageRequestHeader {
-        consumer_group: CHECK_GROUP.into(),
-        topic: topic.into(),
+) -> Result<(Vec<StoredMessage>, i64), BrokerError> {
+    let read = QueueRead {
+        topic: topic.to_string(),
         queue_id,
-        queue_offset: offset,
-        max_msg_nums: 256,
-        sys_flag: 0,
-        commit_offset: 0,
-        suspend_timeout_millis: 0,
-        subscription: None,
-        sub_version: 0,
-        expression_type: None,
-        max_msg_bytes: None,
-    }
-    .encode(&mut header.ext_fields);
-    let frame = Frame { header, body: Bytes::new() };
-    let owner = shard.shard_for(topic, queue_id);
-    let ctx = crate::handler::RequestContext { peer: shard.store_host, origin: shard.id };
-    let resp = if owner == shard.id {
-        // Boxed: the pull handler is reached from END_TRANSACTION's own dispatch.
-        let pull: std::pin::Pin<Box<dyn std::future::Future<Output = Option<Response>> + '_>> =
-            Box::pin(crate::handler::execute(shard, frame, ctx));
-        pull.await
-    } else {
-        shard.forward(owner, frame, shard.store_host).await
+        offset,
+        max_count: READ_BATCH_MAX,
+        max_bytes: crate::handler::pull_message::PULL_BYTES_MAX,
     };
-    let resp = resp.ok_or("no response to an internal pull")?;
-    if resp.header.code != response::SUCCESS {
+    let found = shard.read_routed(read).await?;
+    if found.status != GetStatus::Found {
         return Ok((Vec::new(), offset));
     }
-    let next = resp
-        .header
-        .ext_fields
-        .get("nextBeginOffset")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(offset);
-    let records = message::decode_records(&resp.body, false).map_err(|e| e.to_string())?;
-    Ok((records, next))
+    let mut records = Vec::with_capacity(found.messages.len());
+    for r in &found.messages {
+        records.push(
+            message::decode_record(r, false).map_err(|e| BrokerError::System(e.to_string()))?,
+        );
+    }
+    Ok((records, found.next_offset))
 }
 
 /// Rebuilds the finished set from op records not read yet.
-async fn load_ops(shard: &Rc<Shard>) -> Result<(), String> {
+async fn load_ops(shard: &Rc<Shard>) -> Result<(), BrokerError> {
     loop {
         let from = shard.transactions.borrow().op_read_offset;
         let (records, next) = read_queue(shard, TRANS_OP_HALF_TOPIC, 0, from).await?;
@@ -122,11 +107,15 @@ async fn load_ops(shard: &Rc<Shard>) -> Result<(), String> {
     }
 }
 
-async fn ensure_loaded(shard: &Rc<Shard>) -> Result<(), String> {
+async fn ensure_loaded(shard: &Rc<Shard>) -> Result<(), BrokerError> {
     if shard.transactions.borrow().loaded {
         return Ok(());
     }
-    let _permit = shard.transaction_lock.acquire_permit(1).await.map_err(|e| e.to_string())?;
+    let _permit = shard
+        .transaction_lock
+        .acquire_permit(1)
+        .await
+        .map_err(|e| BrokerError::System(e.to_string()))?;
     if shard.transactions.borrow().loaded {
         return Ok(());
     }
@@ -134,7 +123,7 @@ async fn ensure_loaded(shard: &Rc<Shard>) -> Result<(), String> {
 }
 
 /// Marks a half finished: op record first to the op queue, then in memory.
-async fn finish(shard: &Rc<Shard>, half: &StoredMessage) -> Result<(), String> {
+async fn finish(shard: &Rc<Shard>, half: &StoredMessage) -> Result<(), BrokerError> {
     let body = Bytes::from(half.queue_offset.to_string());
     let props = message::encode_properties([(property::TAGS, OP_TAG)]);
     let mut op = half.clone();
@@ -176,7 +165,7 @@ async fn end_transaction_inner(shard: &Rc<Shard>, h: &Header) -> Response {
         _ => return Response::new(success(h)),
     };
     if let Err(e) = ensure_loaded(shard).await {
-        return error(h, response::SYSTEM_ERROR, e);
+        return error_response(h, &e);
     }
     let Some(half) = read_half(shard, req.commit_log_offset).await else {
         return error(h, response::SYSTEM_ERROR, "Find prepared transaction message failed");
@@ -200,19 +189,25 @@ async fn end_transaction_inner(shard: &Rc<Shard>, h: &Header) -> Response {
     shard.transactions.borrow_mut().ending.remove(&half.queue_offset);
     match outcome {
         Ok(()) => Response::new(success(h)),
-        Err(e) => error(h, response::SYSTEM_ERROR, e),
+        Err(e) => error_response(h, &e),
     }
 }
 
-async fn end_half(shard: &Rc<Shard>, half: &StoredMessage, commit: bool) -> Result<(), String> {
+async fn end_half(
+    shard: &Rc<Shard>,
+    half: &StoredMessage,
+    commit: bool,
+) -> Result<(), BrokerError> {
     if commit {
         commit_half(shard, half).await?;
     }
     finish(shard, half).await
 }
 
-async fn commit_half(shard: &Rc<Shard>, half: &StoredMessage) -> Result<(), String> {
-    let topic = half.property(property::REAL_TOPIC).ok_or("half message without REAL_TOPIC")?;
+async fn commit_half(shard: &Rc<Shard>, half: &StoredMessage) -> Result<(), BrokerError> {
+    let topic = half
+        .property(property::REAL_TOPIC)
+        .ok_or_else(|| BrokerError::System("half message without REAL_TOPIC".into()))?;
     let queue_id: i32 =
         half.property(property::REAL_QUEUE_ID).and_then(|q| q.parse().ok()).unwrap_or(0);
     let props = message::remove_properties(
@@ -239,7 +234,7 @@ pub async fn check_loop(shard: Rc<Shard>) {
     }
 }
 
-async fn check_once(shard: &Rc<Shard>) -> Result<(), String> {
+async fn check_once(shard: &Rc<Shard>) -> Result<(), BrokerError> {
     ensure_loaded(shard).await?;
     let log = shard.log_for(TRANS_HALF_TOPIC, 0);
     let start = shard.offsets.borrow().get(log, CHECK_GROUP, TRANS_HALF_TOPIC, 0).unwrap_or(0);
@@ -283,7 +278,7 @@ async fn check_once(shard: &Rc<Shard>) -> Result<(), String> {
 }
 
 /// Re-puts `half` with its check count and asks its producer group.
-async fn recheck(shard: &Rc<Shard>, half: &StoredMessage, checks: i32) -> Result<(), String> {
+async fn recheck(shard: &Rc<Shard>, half: &StoredMessage, checks: i32) -> Result<(), BrokerError> {
     let props = message::set_property(
         &half.properties,
         property::TRANSACTION_CHECK_TIMES,

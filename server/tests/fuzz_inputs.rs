@@ -297,7 +297,7 @@ fn run_ns_input(
         NsInput::Expire(ms) => {
             // Registrations carry the wall clock: expire that far ahead of it.
             *later_ms += ms;
-            ns.expire(ramjet_server::util::now_ms() + *later_ms);
+            ns.expire(ramjet_server::clock::now_ms() + *later_ms);
             assert_eq!(ns.route_invariant_violation(), None);
             0
         }

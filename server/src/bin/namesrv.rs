@@ -116,11 +116,7 @@ fn main() {
         .name("namesrv")
         .io_memory(runtime::IO_MEMORY_BYTES)
         .spawn(move || async move {
-            use std::os::fd::IntoRawFd;
-            use std::os::unix::io::FromRawFd;
-            // SAFETY: the fd comes from a listening std socket we own and give up here.
-            let listener =
-                unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) };
+            let listener = ramjet_server::net::listener::adopt(listener);
             let stop = async move {
                 let _ = stop_rx.recv_async().await;
             };

@@ -22,11 +22,11 @@ use ramjet_proto::header::{
 use ramjet_proto::{Frame, Header};
 use tracing::warn;
 
-use super::{error, field_error, success, RequestContext};
+use super::{error, error_response, field_error, success, RequestContext};
 use crate::client_registry::{ClientChannel, MembershipChange};
+use crate::clock::now_ms;
 use crate::net::connection::Response;
 use crate::shard::{Shard, ShardMsg};
-use crate::util::now_ms;
 
 /// Subscription expressions by (group, topic). Immutable once published.
 #[derive(Debug, Default)]
@@ -61,7 +61,11 @@ pub async fn heartbeat(shard: &Rc<Shard>, frame: &Frame, ctx: RequestContext) ->
         language: h.language.name().to_string(),
         version: h.version,
     };
-    let change = shard.clients.borrow_mut().heartbeat(hb, channel, now_ms());
+    let zero = match shard.zero() {
+        Ok(z) => z,
+        Err(e) => return error_response(h, &e),
+    };
+    let change = zero.clients.borrow_mut().heartbeat(hb, channel, now_ms());
     for group in &groups {
         ensure_retry_topic(shard, group).await;
     }
@@ -74,7 +78,8 @@ pub async fn heartbeat(shard: &Rc<Shard>, frame: &Frame, ctx: RequestContext) ->
 /// clients rebalance at once instead of at their next periodic rebalance.
 pub fn notify_changes(shard: &Shard, change: &MembershipChange) {
     for group in &change.changed_groups {
-        let members = shard.clients.borrow().consumer_channels(group);
+        let Some(zero) = shard.zero.as_ref() else { return };
+        let members = zero.clients.borrow().consumer_channels(group);
         for (_, ch) in members {
             let Ok(peer) = ch.addr.parse::<SocketAddr>() else { continue };
             let mut header =
@@ -93,7 +98,11 @@ pub fn consumer_connections(shard: &Shard, h: &Header) -> Response {
         Ok(g) => g.to_string(),
         Err(e) => return field_error(h, &e),
     };
-    let clients = shard.clients.borrow();
+    let zero = match shard.zero() {
+        Ok(z) => z,
+        Err(e) => return error_response(h, &e),
+    };
+    let clients = zero.clients.borrow();
     let members = clients.consumer_channels(&group);
     let Some(data) = clients.consumer_data(&group) else {
         return error(
@@ -131,8 +140,12 @@ pub fn lock_batch(shard: &Shard, frame: &Frame) -> Response {
         Ok(r) => r,
         Err(e) => return error(h, response::SYSTEM_ERROR, format!("bad lock body: {e}")),
     };
+    let zero = match shard.zero() {
+        Ok(z) => z,
+        Err(e) => return error_response(h, &e),
+    };
     let granted =
-        shard.locks.borrow_mut().lock(&req.consumer_group, &req.client_id, &req.mq_set, now_ms());
+        zero.locks.borrow_mut().lock(&req.consumer_group, &req.client_id, &req.mq_set, now_ms());
     let body = LockBatchResponseBody { lock_ok_mq_set: granted };
     Response { header: success(h), body: body::to_json(&body).into() }
 }
@@ -144,7 +157,11 @@ pub fn unlock_batch(shard: &Shard, frame: &Frame) -> Response {
         Ok(r) => r,
         Err(e) => return error(h, response::SYSTEM_ERROR, format!("bad unlock body: {e}")),
     };
-    shard.locks.borrow_mut().unlock(&req.consumer_group, &req.client_id, &req.mq_set);
+    let zero = match shard.zero() {
+        Ok(z) => z,
+        Err(e) => return error_response(h, &e),
+    };
+    zero.locks.borrow_mut().unlock(&req.consumer_group, &req.client_id, &req.mq_set);
     Response::new(success(h))
 }
 
@@ -153,17 +170,16 @@ async fn ensure_retry_topic(shard: &Rc<Shard>, group: &str) {
     if shard.topic_table().get(&retry).is_some() {
         return;
     }
-    if let Err((code, remark)) =
-        super::admin::create_topic_anywhere(shard, &super::admin::one_queue_topic(&retry)).await
-    {
-        warn!(topic = %retry, code, %remark, "retry topic creation failed");
+    if let Err(e) = shard.create_topic(&crate::shard::topics::one_queue_topic(&retry)).await {
+        warn!(topic = %retry, code = e.response_code(), remark = %e, "retry topic creation failed");
     }
 }
 
 async fn publish_subscriptions(shard: &Rc<Shard>) {
     let mut table = SubscriptionTable::default();
     {
-        let clients = shard.clients.borrow();
+        let Some(zero) = shard.zero.as_ref() else { return };
+        let clients = zero.clients.borrow();
         for (group, topic, expr) in clients.subscriptions() {
             table.by_group_topic.insert((group, topic), expr);
         }
@@ -187,7 +203,11 @@ pub fn unregister(shard: &Shard, h: &Header) -> Response {
         Ok(r) => r,
         Err(e) => return field_error(h, &e),
     };
-    let change = shard.clients.borrow_mut().unregister(&req.client_id);
+    let zero = match shard.zero() {
+        Ok(z) => z,
+        Err(e) => return error_response(h, &e),
+    };
+    let change = zero.clients.borrow_mut().unregister(&req.client_id);
     notify_changes(shard, &change);
     Response::new(success(h))
 }
@@ -198,7 +218,11 @@ pub fn consumer_list(shard: &Shard, h: &Header) -> Response {
         Ok(r) => r,
         Err(e) => return field_error(h, &e),
     };
-    let ids = shard.clients.borrow().consumer_ids(&req.consumer_group);
+    let zero = match shard.zero() {
+        Ok(z) => z,
+        Err(e) => return error_response(h, &e),
+    };
+    let ids = zero.clients.borrow().consumer_ids(&req.consumer_group);
     if ids.is_empty() {
         return error(
             h,
@@ -214,8 +238,8 @@ pub fn consumer_list(shard: &Shard, h: &Header) -> Response {
 
 /// A client connection ended: on shard 0 forget its clients now; elsewhere tell shard 0.
 pub fn connection_closed(shard: &Rc<Shard>, peer: SocketAddr) {
-    if shard.id == 0 {
-        let change = shard.clients.borrow_mut().connection_closed(&peer.to_string());
+    if let Some(zero) = shard.zero.as_ref() {
+        let change = zero.clients.borrow_mut().connection_closed(&peer.to_string());
         notify_changes(shard, &change);
         return;
     }

@@ -1,7 +1,7 @@
 //! Request handlers of the broker, one file per request-code family, and the dispatcher
 //! that routes each request to the shard that owns its queue.
 //!
-//! Every request goes through [`dispatch`]:
+//! Every request goes through [`dispatch`], driven by the request table ([`table`]):
 //! 1. **Route**: find the owner shard (queue-addressed codes by `shard_for`, offsets by
 //!    their log id, cluster-wide state on shard 0, everything else locally).
 //! 2. **Forward** the whole frame to the owner when it is another shard.
@@ -18,17 +18,19 @@ pub mod pull_message;
 pub mod send_back;
 pub mod send_message;
 pub mod stats;
+pub mod table;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 
-use ramjet_proto::codes::{request, response};
+use ramjet_proto::codes::response;
 use ramjet_proto::{Frame, Header};
 
 use crate::net::connection::{ConnectionHandle, Response, Service};
 use crate::shard::{shard_of_log, Shard};
+use table::{Handler, Route};
 
 /// The broker's per-connection service.
 ///
@@ -106,22 +108,19 @@ pub async fn dispatch(
 
 async fn route(shard: &Rc<Shard>, frame: &mut Frame) -> Result<Target, Response> {
     let h = &frame.header;
-    match h.code {
-        request::SEND_MESSAGE | request::SEND_MESSAGE_V2 | request::SEND_BATCH_MESSAGE => {
-            send_message::route(shard, frame).await.map(Target::Shard)
-        }
-        request::PULL_MESSAGE
-        | request::LITE_PULL_MESSAGE
-        | request::QUERY_CONSUMER_OFFSET
-        | request::UPDATE_CONSUMER_OFFSET
-        | request::GET_MAX_OFFSET
-        | request::GET_MIN_OFFSET
-        | request::SEARCH_OFFSET_BY_TIMESTAMP
-        | request::GET_EARLIEST_MSG_STORETIME => {
+    let Some(entry) = table::entry(h.code) else {
+        // Unknown codes are answered where they arrived.
+        return Ok(Target::Here);
+    };
+    match entry.route {
+        Route::Here => Ok(Target::Here),
+        Route::ShardZero => Ok(Target::Shard(0)),
+        Route::Send => send_message::route(shard, frame).await.map(Target::Shard),
+        Route::QueueOwner => {
             let (topic, queue_id) = queue_of(h)?;
             Ok(Target::Shard(shard.shard_for(topic, queue_id)))
         }
-        request::END_TRANSACTION => {
+        Route::HalfLog => {
             let offset: i64 =
                 h.ext_fields.req_int("commitLogOffset").map_err(|e| field_error(h, &e))?;
             match ramjet_storage::split_log_offset(offset) {
@@ -135,7 +134,7 @@ async fn route(shard: &Rc<Shard>, frame: &mut Frame) -> Result<Target, Response>
                 )),
             }
         }
-        request::VIEW_MESSAGE_BY_ID | request::CONSUMER_SEND_MSG_BACK => {
+        Route::RecordLog => {
             let offset: i64 = h.ext_fields.req_int("offset").map_err(|e| field_error(h, &e))?;
             match ramjet_storage::split_log_offset(offset) {
                 Some((log, _)) if log < shard.log_count => {
@@ -148,17 +147,6 @@ async fn route(shard: &Rc<Shard>, frame: &mut Frame) -> Result<Target, Response>
                 )),
             }
         }
-        request::UPDATE_AND_CREATE_TOPIC
-        | request::DELETE_TOPIC_IN_BROKER
-        | request::GET_ALL_TOPIC_CONFIG
-        | request::HEART_BEAT
-        | request::UNREGISTER_CLIENT
-        | request::GET_CONSUMER_LIST_BY_GROUP
-        | request::GET_CONSUMER_CONNECTION_LIST
-        | request::LOCK_BATCH_MQ
-        | request::UNLOCK_BATCH_MQ => Ok(Target::Shard(0)),
-        code if stats::on_shard_zero(code) => Ok(Target::Shard(0)),
-        _ => Ok(Target::Here),
     }
 }
 
@@ -166,40 +154,49 @@ async fn route(shard: &Rc<Shard>, frame: &mut Frame) -> Result<Target, Response>
 pub async fn execute(shard: &Rc<Shard>, frame: Frame, ctx: RequestContext) -> Option<Response> {
     let h = &frame.header;
     let peer = ctx.peer;
-    let resp = match h.code {
-        request::SEND_MESSAGE | request::SEND_MESSAGE_V2 | request::SEND_BATCH_MESSAGE => {
-            send_message::execute(shard, &frame, peer).await
-        }
-        // A 5.x lite pull consumer's pull is an ordinary pull (its FLAG_LITE_PULL_MESSAGE
-        // only says no heartbeat subscription is needed, which ramjet never requires).
-        request::PULL_MESSAGE | request::LITE_PULL_MESSAGE => {
-            pull_message::execute(shard, &frame).await
-        }
-        request::QUERY_CONSUMER_OFFSET => consumer_offset::query(shard, h),
-        request::UPDATE_CONSUMER_OFFSET => consumer_offset::update(shard, h),
-        request::GET_MAX_OFFSET => offset::max_offset(shard, h),
-        request::GET_MIN_OFFSET => offset::min_offset(shard, h),
-        request::SEARCH_OFFSET_BY_TIMESTAMP => offset::search_by_timestamp(shard, h).await,
-        request::GET_EARLIEST_MSG_STORETIME => offset::earliest_store_time(shard, h).await,
-        request::VIEW_MESSAGE_BY_ID => offset::view_message(shard, h).await,
-        request::CONSUMER_SEND_MSG_BACK => send_back::execute(shard, h).await,
-        request::END_TRANSACTION => crate::transaction::end_transaction(shard, h).await,
-        request::UPDATE_AND_CREATE_TOPIC => admin::create_topic(shard, h).await,
-        request::DELETE_TOPIC_IN_BROKER => admin::delete_topic(shard, h).await,
-        request::GET_ALL_TOPIC_CONFIG => admin::all_topic_config(shard, h),
-        request::HEART_BEAT => client::heartbeat(shard, &frame, ctx).await,
-        request::GET_CONSUMER_CONNECTION_LIST => client::consumer_connections(shard, h),
-        request::LOCK_BATCH_MQ => client::lock_batch(shard, &frame),
-        request::UNLOCK_BATCH_MQ => client::unlock_batch(shard, &frame),
-        request::UNREGISTER_CLIENT => client::unregister(shard, h),
-        request::GET_CONSUMER_LIST_BY_GROUP => client::consumer_list(shard, h),
-        request::GET_ALL_DELAY_OFFSET => delay_offset::all_delay_offsets(shard, h).await,
-        code if stats::handles(code) => stats::execute(shard, &frame, ctx).await,
-        code => error(
+    let Some(entry) = table::entry(h.code) else {
+        let code = h.code;
+        return Some(error(
             h,
             response::REQUEST_CODE_NOT_SUPPORTED,
             format!("request type {code} not supported"),
-        ),
+        ));
+    };
+    let resp = match entry.handler {
+        Handler::Send => send_message::execute(shard, &frame, peer).await,
+        Handler::Pull => pull_message::execute(shard, &frame).await,
+        Handler::QueryConsumerOffset => consumer_offset::query(shard, h),
+        Handler::UpdateConsumerOffset => consumer_offset::update(shard, h),
+        Handler::MaxOffset => offset::max_offset(shard, h),
+        Handler::MinOffset => offset::min_offset(shard, h),
+        Handler::SearchOffsetByTimestamp => offset::search_by_timestamp(shard, h).await,
+        Handler::EarliestStoreTime => offset::earliest_store_time(shard, h).await,
+        Handler::ViewMessage => offset::view_message(shard, h).await,
+        Handler::SendBack => send_back::execute(shard, h).await,
+        Handler::EndTransaction => crate::transaction::end_transaction(shard, h).await,
+        Handler::CreateTopic => admin::create_topic(shard, h).await,
+        Handler::DeleteTopic => admin::delete_topic(shard, h).await,
+        Handler::AllTopicConfig => admin::all_topic_config(shard, h),
+        Handler::Heartbeat => client::heartbeat(shard, &frame, ctx).await,
+        Handler::ConsumerConnections => client::consumer_connections(shard, h),
+        Handler::LockBatch => client::lock_batch(shard, &frame),
+        Handler::UnlockBatch => client::unlock_batch(shard, &frame),
+        Handler::Unregister => client::unregister(shard, h),
+        Handler::ConsumerList => client::consumer_list(shard, h),
+        Handler::AllDelayOffsets => delay_offset::all_delay_offsets(shard, h).await,
+        Handler::QueryMessage => stats::query_message(shard, h).await,
+        Handler::UpdateBrokerConfig => stats::update_broker_config(shard, &frame).await,
+        Handler::BrokerConfig => stats::broker_config(shard, h),
+        Handler::RuntimeInfo => stats::runtime_info(shard, h).await,
+        Handler::AllConsumerOffsets => stats::all_consumer_offsets(shard, h).await,
+        Handler::UpsertGroup => stats::upsert_group(shard, &frame).await,
+        Handler::AllGroups => stats::all_groups(shard, h),
+        Handler::DeleteGroup => stats::delete_group(shard, h).await,
+        Handler::TopicStats => stats::topic_stats(shard, h).await,
+        Handler::ProducerConnections => stats::producer_connections(shard, h),
+        Handler::ConsumeStats => stats::consume_stats(shard, h).await,
+        Handler::ResetOffset => stats::reset_offset(shard, h).await,
+        Handler::BrokerStats => stats::broker_stats(shard, h).await,
     };
     Some(resp)
 }
@@ -214,6 +211,11 @@ fn queue_of(h: &Header) -> Result<(&str, i32), Response> {
 /// A response with `code` and `remark`.
 pub fn error(request: &Header, code: i32, remark: impl Into<String>) -> Response {
     Response::new(Header::response_to(request, code).with_remark(remark))
+}
+
+/// The response that answers `e`: its response code and its text as the remark.
+pub fn error_response(request: &Header, e: &crate::error::BrokerError) -> Response {
+    error(request, e.response_code(), e.to_string())
 }
 
 /// The response to a header that fails to decode: SYSTEM_ERROR with the field named, as

@@ -16,12 +16,12 @@ use ramjet_proto::header::{CommandHeader, ConsumerSendMsgBackRequestHeader};
 use ramjet_proto::message::{self, property};
 use ramjet_proto::Header;
 
-use super::{error, field_error, success};
+use super::{error, error_response, field_error, success};
+use crate::clock::now_ms;
 use crate::net::connection::Response;
 use crate::schedule::{delay_ms, parked_properties, reput_batch};
 use crate::shard::Shard;
 use crate::topic::SCHEDULE_TOPIC;
-use crate::util::now_ms;
 
 /// Redeliveries before the DLQ when the request does not say (`retryMaxTimes`).
 pub const MAX_RECONSUME_TIMES_DEFAULT: i32 = 16;
@@ -88,7 +88,7 @@ pub async fn execute(shard: &Rc<Shard>, h: &Header) -> Response {
     };
     match shard.append_routed(batch).await {
         Ok(_) => Response::new(success(h)),
-        Err(e) => error(h, response::SYSTEM_ERROR, e),
+        Err(e) => error_response(h, &e),
     }
 }
 
@@ -97,7 +97,8 @@ async fn ensure_topic(shard: &Rc<Shard>, h: &Header, topic: &str) -> Result<(), 
     if shard.topic_table().get(topic).is_some() {
         return Ok(());
     }
-    super::admin::create_topic_anywhere(shard, &super::admin::one_queue_topic(topic))
+    shard
+        .create_topic(&crate::shard::topics::one_queue_topic(topic))
         .await
-        .map_err(|(code, remark)| error(h, code, remark))
+        .map_err(|e| error_response(h, &e))
 }

@@ -19,15 +19,16 @@ use ramjet_proto::header::{
 };
 use ramjet_proto::message::{self, property, MessageMeta};
 use ramjet_proto::{Frame, Header};
-use ramjet_storage::{AppendBatch, StoreError};
+use ramjet_storage::AppendBatch;
 
-use super::{error, field_error, success};
+use super::{error, error_response, field_error, success};
+use crate::clock::now_ms;
+use crate::error::BrokerError;
 use crate::net::connection::Response;
 use crate::shard::Shard;
 use crate::topic::{
     validate_topic_name, PERM_INHERIT, PERM_WRITE, SCHEDULE_TOPIC, TBW102, TRANS_HALF_TOPIC,
 };
-use crate::util::{now_ms, uniq_id};
 
 /// Region reported in every send response (the reference's default `regionId`).
 const REGION_DEFAULT: &str = "DefaultRegion";
@@ -42,16 +43,16 @@ pub async fn route(shard: &Rc<Shard>, frame: &mut Frame) -> Result<usize, Respon
     let h = &frame.header;
     if shard.replica.role() == crate::config::BrokerRole::Slave {
         // As the reference's store: a slave's logs change only by replication.
-        return Err(error(h, response::SERVICE_NOT_AVAILABLE, "message store is slave mode"));
+        return Err(error_response(h, &BrokerError::SlaveMode));
     }
     let mut req = SendMessageRequestHeader::decode_for_code(h.code, &h.ext_fields)
         .map_err(|e| field_error(h, &e))?;
-    validate_topic_name(&req.topic).map_err(|r| error(h, response::SYSTEM_ERROR, r))?;
+    validate_topic_name(&req.topic).map_err(|e| error_response(h, &e))?;
     // 5.x timer messages become delay-level parkings here, once, so the owner chosen now
     // and the queue the owner stores into agree.
     let props = req.properties.as_deref().unwrap_or_default().as_bytes();
     let timer = crate::schedule::timer_properties(props, now_ms() as i64)
-        .map_err(|r| error(h, response::MESSAGE_ILLEGAL, r))?;
+        .map_err(|e| error_response(h, &e))?;
     if let Some(parked) = timer {
         let text = String::from_utf8_lossy(&parked).into_owned();
         let key = if is_v2(h.code) { "i" } else { "properties" };
@@ -65,11 +66,11 @@ pub async fn route(shard: &Rc<Shard>, frame: &mut Frame) -> Result<usize, Respon
         None => auto_create(shard, h, &req).await?,
     };
     if config.perm & PERM_WRITE == 0 {
-        return Err(error(
-            h,
-            response::NO_PERMISSION,
-            format!("the topic[{}] sending message is forbidden", req.topic),
+        let e = BrokerError::NoPermission(format!(
+            "the topic[{}] sending message is forbidden",
+            req.topic
         ));
+        return Err(error_response(h, &e));
     }
     let mut queue_id = req.queue_id;
     if queue_id < 0 {
@@ -148,13 +149,7 @@ async fn auto_create(
     h: &Header,
     req: &SendMessageRequestHeader,
 ) -> Result<ramjet_proto::body::TopicConfig, Response> {
-    let not_exist = || {
-        error(
-            h,
-            response::TOPIC_NOT_EXIST,
-            format!("topic[{}] not exist, apply first please!", req.topic),
-        )
-    };
+    let not_exist = || error_response(h, &BrokerError::TopicNotExist(req.topic.clone()));
     if !shard.settings.borrow().auto_create_topic_enable {
         return Err(not_exist());
     }
@@ -177,9 +172,7 @@ async fn auto_create(
         topic_sys_flag: Some(0),
         order: false,
     };
-    super::admin::create_topic_anywhere(shard, &create)
-        .await
-        .map_err(|(code, remark)| error(h, code, remark))?;
+    shard.create_topic(&create).await.map_err(|e| error_response(h, &e))?;
     shard.topic_table().get(&req.topic).cloned().ok_or_else(not_exist)
 }
 
@@ -198,19 +191,14 @@ pub async fn execute(shard: &Rc<Shard>, frame: &Frame, peer: SocketAddr) -> Resp
     };
     let (append, uniq_key) = match built {
         Ok(b) => b,
-        Err((code, remark)) => return error(h, code, remark),
-    };
-    let Some(store) = shard.store_for(&append.topic, append.queue_id).cloned() else {
-        return error(h, response::SYSTEM_ERROR, "queue is not owned by this shard");
+        Err(e) => return error_response(h, &e),
     };
     let queue_id = req.queue_id;
-    let (stored_topic, stored_queue) = (append.topic.clone(), append.queue_id);
     let records_len = append.records.len() as u64;
-    let result = match store.append(append).await {
+    let result = match shard.append_local(append).await {
         Ok(r) => r,
-        Err(e) => return map_store_error(h, &e),
+        Err(e) => return error_response(h, &e),
     };
-    shard.long_poll.borrow_mut().notify(&stored_topic, stored_queue);
     // SYNC_MASTER: answered once a slave holds the records; SLAVE_NOT_AVAILABLE or
     // FLUSH_SLAVE_TIMEOUT (stored either way) otherwise (replication/mod.rs).
     let code = match ramjet_storage::split_log_offset(result.first_log_offset) {
@@ -239,7 +227,7 @@ pub async fn execute(shard: &Rc<Shard>, frame: &Frame, peer: SocketAddr) -> Resp
     Response::new(header)
 }
 
-type Built = Result<(AppendBatch, Option<String>), (i32, String)>;
+type Built = Result<(AppendBatch, Option<String>), BrokerError>;
 
 fn meta(req: &SendMessageRequestHeader, flag: i32, shard: &Shard, peer: SocketAddr) -> MessageMeta {
     MessageMeta {
@@ -254,13 +242,12 @@ fn meta(req: &SendMessageRequestHeader, flag: i32, shard: &Shard, peer: SocketAd
     }
 }
 
-fn check_body(shard: &Shard, len: usize) -> Result<(), (i32, String)> {
+fn check_body(shard: &Shard, len: usize) -> Result<(), BrokerError> {
     let max = shard.settings.borrow().max_message_size_bytes;
     if len > max {
-        return Err((
-            response::MESSAGE_ILLEGAL,
-            format!("the message body size {len} is over the limit {max}"),
-        ));
+        return Err(BrokerError::IllegalMessage(format!(
+            "the message body size {len} is over the limit {max}"
+        )));
     }
     Ok(())
 }
@@ -313,7 +300,7 @@ fn build_single(
     let mut records =
         BytesMut::with_capacity(message::record_len(&m, body.len(), topic.len(), props.len()));
     message::encode_record(&mut records, &m, &body, topic, &props)
-        .map_err(|e| (response::MESSAGE_ILLEGAL, e.to_string()))?;
+        .map_err(|e| BrokerError::IllegalMessage(e.to_string()))?;
     let append =
         AppendBatch { topic: topic.to_string(), queue_id, records, tags_codes: vec![tags_code] };
     Ok((append, uniq))
@@ -326,14 +313,13 @@ fn build_batch(
     peer: SocketAddr,
 ) -> Built {
     if req.topic.starts_with("%RETRY%") {
-        return Err((
-            response::MESSAGE_ILLEGAL,
+        return Err(BrokerError::IllegalMessage(
             "batch request does not support retry group".into(),
         ));
     }
-    let items = decode_batch(body).map_err(|e| (response::MESSAGE_ILLEGAL, e.to_string()))?;
+    let items = decode_batch(body).map_err(|e| BrokerError::IllegalMessage(e.to_string()))?;
     if items.is_empty() {
-        return Err((response::MESSAGE_ILLEGAL, "empty batch".into()));
+        return Err(BrokerError::IllegalMessage("empty batch".into()));
     }
     let mut records = BytesMut::with_capacity(body.len() + items.len() * 160);
     let mut tags_codes = Vec::with_capacity(items.len());
@@ -343,7 +329,7 @@ fn build_batch(
         let tags = message::property_value(&item.properties, property::TAGS);
         tags_codes.push(tags.as_deref().map_or(0, message::tags_code));
         message::encode_record(&mut records, &m, &item.body, &req.topic, &item.properties)
-            .map_err(|e| (response::MESSAGE_ILLEGAL, e.to_string()))?;
+            .map_err(|e| BrokerError::IllegalMessage(e.to_string()))?;
     }
     let append =
         AppendBatch { topic: req.topic.clone(), queue_id: req.queue_id, records, tags_codes };
@@ -354,20 +340,16 @@ fn next_uniq_id(shard: &Shard) -> String {
     uniq_id(shard.store_host.ip(), shard.id as u32, now_ms(), shard.next_sequence() as u16)
 }
 
-/// Maps storage errors to send response codes (the family's one mapping function).
-fn map_store_error(h: &Header, e: &StoreError) -> Response {
-    let code = match e {
-        // The commit pipeline is full: fail fast so producers back off or try another
-        // broker, as the reference's [PC_SYNCHRONIZED] / [TIMEOUT_CLEAN_QUEUE] answers.
-        StoreError::Busy { .. } => response::SYSTEM_BUSY,
-        // A failed fdatasync poisons the log; nothing more can be acknowledged. The
-        // reference answers SERVICE_NOT_AVAILABLE when its store is not writeable.
-        StoreError::Poisoned => response::SERVICE_NOT_AVAILABLE,
-        StoreError::MessageTooLarge => response::MESSAGE_ILLEGAL,
-        // Disk use past the warning ratio, or the store set read-only: refuse writes
-        // rather than corrupt anything, as the reference's "not writeable" store does.
-        StoreError::DiskFull { .. } | StoreError::NotWritable => response::SERVICE_NOT_AVAILABLE,
-        _ => response::SYSTEM_ERROR,
-    };
-    error(h, code, e.to_string())
+/// A broker-made message id for messages that arrive without `UNIQ_KEY`, in the client
+/// layout of the reference's `MessageClientIDSetter`: ip 4, pid 2, a per-shard salt 4, time 4, counter 2 → 32 hex.
+fn uniq_id(ip: std::net::IpAddr, salt: u32, now_ms: u64, counter: u16) -> String {
+    let mut raw = [0u8; 16];
+    if let std::net::IpAddr::V4(v4) = ip {
+        raw[..4].copy_from_slice(&v4.octets());
+    }
+    raw[4..6].copy_from_slice(&(std::process::id() as u16).to_be_bytes());
+    raw[6..10].copy_from_slice(&salt.to_be_bytes());
+    raw[10..14].copy_from_slice(&(now_ms as u32).to_be_bytes());
+    raw[14..16].copy_from_slice(&counter.to_be_bytes());
+    raw.iter().map(|b| format!("{b:02X}")).collect()
 }

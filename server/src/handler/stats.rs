@@ -34,70 +34,12 @@ use ramjet_proto::text::clip_echo;
 use ramjet_proto::{Frame, Header};
 use tracing::info;
 
-use super::{error, field_error, success, RequestContext};
+use super::{error, error_response, field_error, success};
+use crate::durable_file::write_file_durably;
 use crate::metrics::{BrokerFacts, Rates, ShardSnapshot};
 use crate::net::connection::Response;
 use crate::shard::Shard;
 use crate::shard_ops::{gather, OpsQuery, OpsReply};
-use crate::util::write_file_durably;
-
-/// True for the codes this module serves.
-pub fn handles(code: i32) -> bool {
-    matches!(
-        code,
-        request::QUERY_MESSAGE
-            | request::UPDATE_BROKER_CONFIG
-            | request::GET_BROKER_CONFIG
-            | request::GET_BROKER_RUNTIME_INFO
-            | request::GET_ALL_CONSUMER_OFFSET
-            | request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP
-            | request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG
-            | request::DELETE_SUBSCRIPTIONGROUP
-            | request::GET_TOPIC_STATS_INFO
-            | request::GET_PRODUCER_CONNECTION_LIST
-            | request::GET_CONSUME_STATS
-            | request::INVOKE_BROKER_TO_RESET_OFFSET
-            | request::VIEW_BROKER_STATS_DATA
-    )
-}
-
-/// True for the codes that must run on shard 0 (the owner of the state they touch).
-pub fn on_shard_zero(code: i32) -> bool {
-    matches!(
-        code,
-        request::UPDATE_BROKER_CONFIG
-            | request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP
-            | request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG
-            | request::DELETE_SUBSCRIPTIONGROUP
-            | request::GET_PRODUCER_CONNECTION_LIST
-            | request::INVOKE_BROKER_TO_RESET_OFFSET
-    )
-}
-
-/// Runs one of [`handles`]'s requests.
-pub async fn execute(shard: &Rc<Shard>, frame: &Frame, _ctx: RequestContext) -> Response {
-    let h = &frame.header;
-    match h.code {
-        request::QUERY_MESSAGE => query_message(shard, h).await,
-        request::UPDATE_BROKER_CONFIG => update_broker_config(shard, frame).await,
-        request::GET_BROKER_CONFIG => broker_config(shard, h),
-        request::GET_BROKER_RUNTIME_INFO => runtime_info(shard, h).await,
-        request::GET_ALL_CONSUMER_OFFSET => all_consumer_offsets(shard, h).await,
-        request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => upsert_group(shard, frame).await,
-        request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => all_groups(shard, h),
-        request::DELETE_SUBSCRIPTIONGROUP => delete_group(shard, h).await,
-        request::GET_TOPIC_STATS_INFO => topic_stats(shard, h).await,
-        request::GET_PRODUCER_CONNECTION_LIST => producer_connections(shard, h),
-        request::GET_CONSUME_STATS => consume_stats(shard, h).await,
-        request::INVOKE_BROKER_TO_RESET_OFFSET => reset_offset(shard, h).await,
-        request::VIEW_BROKER_STATS_DATA => broker_stats(shard, h).await,
-        code => error(
-            h,
-            response::REQUEST_CODE_NOT_SUPPORTED,
-            format!("request type {code} not supported"),
-        ),
-    }
-}
 
 fn with_body(h: &Header, body: impl Into<Bytes>) -> Response {
     Response { header: success(h), body: body.into() }
@@ -109,7 +51,7 @@ pub const QUERY_MESSAGES_MAX: usize = 256;
 /// QUERY_MESSAGE: messages by key (a word of KEYS) or, with ext `_UNIQUE_KEY_QUERY=true`,
 /// by the client's unique id, from every shard's index. The body is the records back to
 /// back, as the reference sends them; none found is QUERY_NOT_FOUND.
-async fn query_message(shard: &Rc<Shard>, h: &Header) -> Response {
+pub(super) async fn query_message(shard: &Rc<Shard>, h: &Header) -> Response {
     let ext = &h.ext_fields;
     let parsed = (|| {
         let topic = ext.req_str("topic")?.to_string();
@@ -147,21 +89,21 @@ async fn query_message(shard: &Rc<Shard>, h: &Header) -> Response {
         body.extend_from_slice(r);
     }
     let mut resp = with_body(h, body.freeze());
-    resp.header.ext_fields.insert("indexLastUpdateTimestamp", crate::util::now_ms().to_string());
+    resp.header.ext_fields.insert("indexLastUpdateTimestamp", crate::clock::now_ms().to_string());
     resp.header.ext_fields.insert("indexLastUpdatePhyoffset", "0");
     resp
 }
 
-fn broker_config(shard: &Shard, h: &Header) -> Response {
+pub(super) fn broker_config(shard: &Shard, h: &Header) -> Response {
     let live = shard.settings.borrow().clone();
-    let props = crate::settings::properties(&shard.config, &live);
-    let mut resp = with_body(h, crate::settings::to_properties_text(&props));
+    let props = crate::live_settings::properties(&shard.config, &live);
+    let mut resp = with_body(h, crate::live_settings::to_properties_text(&props));
     let version = body::to_json(&shard.topic_table().data_version);
     resp.header.ext_fields.insert("version", String::from_utf8_lossy(&version).into_owned());
     resp
 }
 
-async fn update_broker_config(shard: &Rc<Shard>, frame: &Frame) -> Response {
+pub(super) async fn update_broker_config(shard: &Rc<Shard>, frame: &Frame) -> Response {
     let h = &frame.header;
     let props: BTreeMap<String, String> = parse_properties_body(&frame.body).into_iter().collect();
     if props.is_empty() {
@@ -192,7 +134,7 @@ fn snapshots(replies: Vec<OpsReply>) -> Vec<ShardSnapshot> {
 }
 
 /// GET_BROKER_RUNTIME_INFO: the reference's keys (as strings) plus ramjet's own.
-async fn runtime_info(shard: &Rc<Shard>, h: &Header) -> Response {
+pub(super) async fn runtime_info(shard: &Rc<Shard>, h: &Header) -> Response {
     let snaps = snapshots(gather(shard, OpsQuery::Metrics).await);
     let facts = crate::metrics::broker_facts(shard).await;
     let table = runtime_table(shard, &facts, &snaps);
@@ -227,7 +169,7 @@ fn runtime_table(
         f.disk_total_bytes.saturating_sub(f.disk_free_bytes) as f64 / f.disk_total_bytes as f64
     };
     let secs = f.uptime_seconds as u64;
-    let boot = crate::util::now_ms().saturating_sub(secs * 1000);
+    let boot = crate::clock::now_ms().saturating_sub(secs * 1000);
     let avg = put_bytes.checked_div(put).unwrap_or(0);
     let pairs: Vec<(&str, String)> = vec![
         ("brokerVersionDesc", format!("ramjet {}", env!("CARGO_PKG_VERSION"))),
@@ -286,7 +228,7 @@ fn runtime_table(
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
-async fn all_consumer_offsets(shard: &Rc<Shard>, h: &Header) -> Response {
+pub(super) async fn all_consumer_offsets(shard: &Rc<Shard>, h: &Header) -> Response {
     let mut wrapper = ConsumerOffsetSerializeWrapper::default();
     for reply in gather(shard, OpsQuery::AllOffsets).await {
         if let OpsReply::Offsets(entries) = reply {
@@ -310,7 +252,7 @@ fn topic_not_exist(h: &Header, topic: &str) -> Response {
     error(h, response::TOPIC_NOT_EXIST, format!("topic[{}] not exist", clip_echo(topic)))
 }
 
-async fn topic_stats(shard: &Rc<Shard>, h: &Header) -> Response {
+pub(super) async fn topic_stats(shard: &Rc<Shard>, h: &Header) -> Response {
     let topic = match h.ext_fields.req_str("topic") {
         Ok(t) => t.to_string(),
         Err(e) => return field_error(h, &e),
@@ -359,7 +301,7 @@ async fn group_topics(shard: &Rc<Shard>, group: &str, topic: Option<&str>) -> BT
     topics
 }
 
-async fn consume_stats(shard: &Rc<Shard>, h: &Header) -> Response {
+pub(super) async fn consume_stats(shard: &Rc<Shard>, h: &Header) -> Response {
     let group = match h.ext_fields.req_str("consumerGroup") {
         Ok(g) => g.to_string(),
         Err(e) => return field_error(h, &e),
@@ -391,12 +333,16 @@ async fn consume_stats(shard: &Rc<Shard>, h: &Header) -> Response {
     with_body(h, stats.to_json_fastjson())
 }
 
-fn producer_connections(shard: &Shard, h: &Header) -> Response {
+pub(super) fn producer_connections(shard: &Shard, h: &Header) -> Response {
     let group = match h.ext_fields.req_str("producerGroup") {
         Ok(g) => g.to_string(),
         Err(e) => return field_error(h, &e),
     };
-    let members = shard.clients.borrow().producer_channels(&group);
+    let zero = match shard.zero() {
+        Ok(z) => z,
+        Err(e) => return error_response(h, &e),
+    };
+    let members = zero.clients.borrow().producer_channels(&group);
     if members.is_empty() {
         let group = clip_echo(&group);
         return error(h, response::SYSTEM_ERROR, format!("the producer group[{group}] not exist"));
@@ -416,17 +362,18 @@ fn producer_connections(shard: &Shard, h: &Header) -> Response {
 }
 
 async fn persist_groups(shard: &Shard, json: Vec<u8>) -> Result<(), String> {
-    let path = shard.subscription_groups.borrow().path().to_path_buf();
+    let zero = shard.zero().map_err(|e| e.to_string())?;
+    let path = zero.subscription_groups.borrow().path().to_path_buf();
     let _permit = shard.persist_lock.acquire_permit(1).await.map_err(|e| e.to_string())?;
     // Always write the newest table, so concurrent changes never leave an older one.
-    let newest = body::to_json(shard.subscription_groups.borrow().table());
+    let newest = body::to_json(zero.subscription_groups.borrow().table());
     let json = if newest == json { json } else { newest };
     write_file_durably(path.clone(), json)
         .await
         .map_err(|e| format!("persisting {}: {e}", path.display()))
 }
 
-async fn upsert_group(shard: &Rc<Shard>, frame: &Frame) -> Response {
+pub(super) async fn upsert_group(shard: &Rc<Shard>, frame: &Frame) -> Response {
     let h = &frame.header;
     let config: SubscriptionGroupConfig = match body::from_json(&frame.body) {
         Ok(c) => c,
@@ -444,7 +391,11 @@ async fn upsert_group(shard: &Rc<Shard>, frame: &Frame) -> Response {
         );
     }
     let name = config.group_name.clone();
-    let change = shard.subscription_groups.borrow_mut().upsert(config);
+    let zero = match shard.zero() {
+        Ok(z) => z,
+        Err(e) => return error_response(h, &e),
+    };
+    let change = zero.subscription_groups.borrow_mut().upsert(config);
     if let Some(json) = change {
         if let Err(e) = persist_groups(shard, json).await {
             return error(h, response::SYSTEM_ERROR, e);
@@ -454,12 +405,16 @@ async fn upsert_group(shard: &Rc<Shard>, frame: &Frame) -> Response {
     Response::new(success(h))
 }
 
-async fn delete_group(shard: &Rc<Shard>, h: &Header) -> Response {
+pub(super) async fn delete_group(shard: &Rc<Shard>, h: &Header) -> Response {
     let group = match h.ext_fields.req_str("groupName") {
         Ok(g) => g.to_string(),
         Err(e) => return field_error(h, &e),
     };
-    let change = shard.subscription_groups.borrow_mut().remove(&group);
+    let zero = match shard.zero() {
+        Ok(z) => z,
+        Err(e) => return error_response(h, &e),
+    };
+    let change = zero.subscription_groups.borrow_mut().remove(&group);
     if let Some(json) = change {
         if let Err(e) = persist_groups(shard, json).await {
             return error(h, response::SYSTEM_ERROR, e);
@@ -471,9 +426,13 @@ async fn delete_group(shard: &Rc<Shard>, h: &Header) -> Response {
 
 /// Every configured group, plus groups with live consumers (with default settings), as
 /// the reference auto-creates those.
-fn all_groups(shard: &Shard, h: &Header) -> Response {
-    let mut wrapper = shard.subscription_groups.borrow().table().clone();
-    for g in shard.clients.borrow().consumer_groups() {
+pub(super) fn all_groups(shard: &Shard, h: &Header) -> Response {
+    let zero = match shard.zero() {
+        Ok(z) => z,
+        Err(e) => return error_response(h, &e),
+    };
+    let mut wrapper = zero.subscription_groups.borrow().table().clone();
+    for g in zero.clients.borrow().consumer_groups() {
         wrapper
             .subscription_group_table
             .entry(g.clone())
@@ -486,7 +445,7 @@ fn all_groups(shard: &Shard, h: &Header) -> Response {
 /// stored at or after `timestamp` on every queue (on its owner), then tells the group's
 /// online consumers (RESET_CONSUMER_CLIENT_OFFSET) so they do not commit their old
 /// positions over it. Unlike the reference, an offline group is reset too.
-async fn reset_offset(shard: &Rc<Shard>, h: &Header) -> Response {
+pub(super) async fn reset_offset(shard: &Rc<Shard>, h: &Header) -> Response {
     let ext = &h.ext_fields;
     let parsed = (|| {
         let topic = ext.req_str("topic")?.to_string();
@@ -527,7 +486,8 @@ async fn reset_offset(shard: &Rc<Shard>, h: &Header) -> Response {
 }
 
 async fn notify_reset(shard: &Rc<Shard>, group: &str, topic: &str, timestamp: i64, json: Bytes) {
-    let members = shard.clients.borrow().consumer_channels(group);
+    let Some(zero) = shard.zero.as_ref() else { return };
+    let members = zero.clients.borrow().consumer_channels(group);
     for (_, ch) in members {
         let Ok(peer) = ch.addr.parse::<SocketAddr>() else { continue };
         let mut header =
@@ -549,7 +509,7 @@ async fn notify_reset(shard: &Rc<Shard>, group: &str, topic: &str, timestamp: i6
 /// VIEW_BROKER_STATS_DATA for TOPIC_PUT_NUMS/SIZE (key topic), GROUP_GET_NUMS/SIZE (key
 /// `topic@group`) and BROKER_PUT_NUMS/BROKER_GET_NUMS. Minute figures come from the rate
 /// samples; hour and day figures are totals since start (ramjet keeps no longer history).
-async fn broker_stats(shard: &Rc<Shard>, h: &Header) -> Response {
+pub(super) async fn broker_stats(shard: &Rc<Shard>, h: &Header) -> Response {
     let (name, key) = match (h.ext_fields.req_str("statsName"), h.ext_fields.req_str("statsKey")) {
         (Ok(n), Ok(k)) => (n.to_string(), k.to_string()),
         (Err(e), _) | (_, Err(e)) => return field_error(h, &e),

@@ -24,8 +24,8 @@ use ramjet_proto::{FieldError, Frame, Header};
 use tracing::{info, warn};
 
 use super::route_info::{Registration, RouteInfo};
+use crate::clock::now_ms;
 use crate::net::connection::{serve, ConnectionHandle, Response, Service};
-use crate::util::now_ms;
 
 /// How often silent brokers are looked for (the reference scans every 5 s).
 pub const EXPIRY_SCAN_INTERVAL_MS: u64 = 5_000;

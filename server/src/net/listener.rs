@@ -31,3 +31,12 @@ pub fn bind_group(ip: IpAddr, port: u16, count: usize) -> std::io::Result<Vec<St
     }
     Ok(all)
 }
+
+/// Hands a listening std socket (bound on the main thread) to the glommio executor this
+/// is called on. The one place a listener's fd changes owner.
+pub fn adopt(listener: StdListener) -> glommio::net::TcpListener {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    // SAFETY: `into_raw_fd` gives up the std listener's ownership of a valid listening
+    // socket fd, so the glommio listener becomes its only owner (closed once, on drop).
+    unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) }
+}

@@ -18,13 +18,11 @@
 
 use std::collections::HashMap;
 use std::net::TcpListener as StdListener;
-use std::os::fd::IntoRawFd;
-use std::os::unix::io::FromRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use glommio::net::{TcpListener, TcpStream};
+use glommio::net::TcpStream;
 use ramjet_storage::ReplicaPosition;
 use tracing::{info, warn};
 
@@ -62,8 +60,7 @@ struct Master {
 
 /// Accepts slaves until the executor stops.
 pub async fn run(start: MasterStart) {
-    // SAFETY: the fd comes from a listening std socket we own and give up here.
-    let listener = unsafe { TcpListener::from_raw_fd(start.listener.into_raw_fd()) };
+    let listener = crate::net::listener::adopt(start.listener);
     let master = Rc::new(Master {
         peers: start.peers,
         segment_size_bytes: start.segment_size_bytes,

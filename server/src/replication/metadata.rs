@@ -25,11 +25,11 @@ use ramjet_proto::codes::{request, response};
 use ramjet_proto::{Frame, Header, SerializeType};
 use tracing::{info, warn};
 
+use crate::durable_file::write_file_durably;
 use crate::handler::delay_offset::{delivery_key, DelayOffsets};
 use crate::register::Outbound;
 use crate::shard::{Shard, ShardMsg};
 use crate::topic::{TopicTable, SCHEDULE_TOPIC};
-use crate::util::write_file_durably;
 
 /// Pause between two sync rounds.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(3);
@@ -114,13 +114,13 @@ async fn install_topics(
     shard: &Rc<Shard>,
     wrapper: TopicConfigSerializeWrapper,
 ) -> Result<(), String> {
-    let Some(manager) = shard.topic_manager.as_ref() else { return Ok(()) };
+    let Some(manager) = shard.zero.as_ref().map(|z| &z.topic_manager) else { return Ok(()) };
     let table =
         TopicTable { topics: wrapper.topic_config_table, data_version: wrapper.data_version };
     let change = manager.borrow_mut().replace(table);
     if let Some((table, json)) = change {
         let count = table.topics.len();
-        crate::handler::admin::publish(shard, table, json).await?;
+        shard.publish_topics(table, json).await.map_err(|e| e.to_string())?;
         info!(topics = count, "topic table copied from the master");
     }
     Ok(())
@@ -160,14 +160,15 @@ async fn install_groups(
     shard: &Rc<Shard>,
     wrapper: SubscriptionGroupWrapper,
 ) -> Result<(), String> {
+    let Some(zero) = shard.zero.as_ref() else { return Ok(()) };
     let mut last = None;
     for (_, config) in wrapper.subscription_group_table {
-        if let Some(bytes) = shard.subscription_groups.borrow_mut().upsert(config) {
+        if let Some(bytes) = zero.subscription_groups.borrow_mut().upsert(config) {
             last = Some(bytes);
         }
     }
     if let Some(bytes) = last {
-        let path = shard.subscription_groups.borrow().path().to_path_buf();
+        let path = zero.subscription_groups.borrow().path().to_path_buf();
         write_file_durably(path.clone(), bytes)
             .await
             .map_err(|e| format!("persisting {}: {e}", path.display()))?;

@@ -307,7 +307,9 @@ pub fn on_shard(shard: &Rc<Shard>, request: ReplicaRequest) {
             if shard.config.ha_master_address.is_none()
                 && shard.replica.master_addr.borrow_mut().take().is_some()
             {
-                shard.register_kick.notify();
+                if let Some(zero) = shard.zero.as_ref() {
+                    zero.register_kick.notify();
+                }
             }
         }
         ReplicaRequest::Progress { log, slave, slave_addr, acked } => {

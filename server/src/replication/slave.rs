@@ -23,8 +23,8 @@ use tracing::{info, warn};
 use super::io::{connect, split, within, FrameReader, FrameWriter};
 use super::wire::{Action, LogState, Message};
 use super::{positions, to_owner, ReplicaRequest};
+use crate::notify::Notify;
 use crate::shard::ShardMsg;
-use crate::util::Notify;
 
 /// Pause between connection attempts.
 pub const RECONNECT_INTERVAL: Duration = Duration::from_secs(1);

@@ -18,6 +18,10 @@
 //! forwarded whole (header + body `Bytes`, no copy) to the owner, which runs the same
 //! handler and sends the response back.
 
+pub mod api;
+pub mod inbox;
+pub mod topics;
+
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,6 +33,7 @@ use ramjet_storage::LogStore;
 
 use crate::config::BrokerConfig;
 use crate::consumer_offset::ConsumerOffsets;
+use crate::error::BrokerError;
 use crate::long_poll::LongPollTable;
 use crate::net::connection::Response;
 use crate::topic::{TopicManager, TopicTable};
@@ -72,7 +77,22 @@ pub enum ShardMsg {
         /// The records.
         batch: ramjet_storage::AppendBatch,
         /// Where the result goes.
-        reply: flume::Sender<Result<ramjet_storage::AppendResult, String>>,
+        reply: flume::Sender<Result<ramjet_storage::AppendResult, BrokerError>>,
+    },
+    /// Read a queue here (the owner) and reply with what the store found.
+    ReadQueue {
+        /// What to read.
+        read: api::QueueRead,
+        /// Where the result goes.
+        reply: flume::Sender<Result<ramjet_storage::GetResult, BrokerError>>,
+    },
+    /// Create or update a topic (to shard 0, the topic table's owner); reply once every
+    /// shard has the new table.
+    CreateTopic {
+        /// The topic's configuration, already checked.
+        config: ramjet_proto::body::TopicConfig,
+        /// Where the result goes.
+        reply: flume::Sender<Result<(), BrokerError>>,
     },
     /// Write a server-initiated request (NOTIFY_CONSUMER_IDS_CHANGED, ...) to the client
     /// connection from `peer` held by this shard.
@@ -147,8 +167,8 @@ pub struct Shard {
     pub peers: Vec<flume::Sender<ShardMsg>>,
     /// Latest topic snapshot.
     pub topics: RefCell<Arc<TopicTable>>,
-    /// The topic owner (shard 0 only).
-    pub topic_manager: Option<RefCell<TopicManager>>,
+    /// What only shard 0 holds (cluster-wide state); `None` on every other shard.
+    pub zero: Option<Shard0State>,
     /// Consumer offsets of owned queues.
     pub offsets: RefCell<ConsumerOffsets>,
     /// Parked pulls of owned queues.
@@ -159,33 +179,51 @@ pub struct Shard {
     pub send_cursor: Cell<usize>,
     /// Counter for broker-made ids: opaques of pushed requests, message-id counters.
     pub sequence: Cell<u32>,
-    /// Client registry (shard 0 only): heartbeats by client id.
-    pub clients: RefCell<crate::client_registry::ClientRegistry>,
     /// Serialises writes of configuration files owned by this shard.
     pub persist_lock: glommio::sync::Semaphore,
-    /// Wakes the NameServer registration task (shard 0) after a topic change.
-    pub register_kick: crate::util::Notify,
     /// This shard's metrics (counted here, gathered by a scrape).
     pub metrics: crate::metrics::ShardMetrics,
     /// Settings UPDATE_BROKER_CONFIG may change while running (snapshot from shard 0).
-    pub settings: RefCell<Arc<crate::settings::LiveSettings>>,
-    /// Subscription groups (shard 0 only; empty elsewhere).
-    pub subscription_groups: RefCell<crate::subscription_group::SubscriptionGroups>,
+    pub settings: RefCell<Arc<crate::live_settings::LiveSettings>>,
     /// Finished half messages (owner of the half queue only).
     pub transactions: RefCell<crate::transaction::TransactionState>,
     /// Serialises the rebuild of `transactions`.
     pub transaction_lock: glommio::sync::Semaphore,
     /// Client connections accepted by this shard, by peer address.
     pub connections: RefCell<HashMap<SocketAddr, crate::net::connection::ConnectionHandle>>,
-    /// Order locks of queues (shard 0 only).
-    pub locks: RefCell<crate::lock_manager::LockManager>,
     /// Consumer subscriptions by group, published by shard 0 from heartbeats.
     pub subscriptions: RefCell<Arc<crate::handler::client::SubscriptionTable>>,
     /// Replication state: slaves' positions of owned logs, the master's address.
     pub replica: crate::replication::ShardReplica,
 }
 
+/// The state only shard 0 holds: the cluster-wide tables every other shard asks it about.
+///
+/// Lives on: shard 0 ([`Shard::zero`]).
+pub struct Shard0State {
+    /// The topic table's owner.
+    pub topic_manager: RefCell<TopicManager>,
+    /// Client registry: heartbeats by client id.
+    pub clients: RefCell<crate::client_registry::ClientRegistry>,
+    /// Subscription groups.
+    pub subscription_groups: RefCell<crate::subscription_group::SubscriptionGroups>,
+    /// Order locks of queues.
+    pub locks: RefCell<crate::lock_manager::LockManager>,
+    /// Wakes the NameServer registration task after a topic change.
+    pub register_kick: crate::notify::Notify,
+}
+
 impl Shard {
+    /// Shard 0's state.
+    ///
+    /// # Errors
+    /// On any other shard (a request routed to the wrong shard).
+    pub fn zero(&self) -> Result<&Shard0State, BrokerError> {
+        self.zero.as_ref().ok_or_else(|| {
+            BrokerError::System(format!("shard 0's state asked of shard {}", self.id))
+        })
+    }
+
     /// The next value of this shard's id counter.
     pub fn next_sequence(&self) -> u32 {
         let n = self.sequence.get();
@@ -226,7 +264,8 @@ impl Shard {
             let _ = self.peers[0].try_send(msg);
             return;
         }
-        let channel = self.clients.borrow().producer_channel(group);
+        let Some(zero) = self.zero.as_ref() else { return };
+        let channel = zero.clients.borrow().producer_channel(group);
         match channel.and_then(|c| c.addr.parse::<SocketAddr>().ok().map(|a| (c.shard, a))) {
             Some((holder, peer)) => self.push_with_body(holder, peer, header, body),
             None => tracing::warn!(%group, "no live producer to check a transaction with"),
@@ -250,45 +289,6 @@ impl Shard {
             // A full channel drops the notification; clients also rebalance periodically.
             let _ = p.try_send(ShardMsg::Push { peer, header, body });
         }
-    }
-
-    /// Appends on this shard (which must own the queue) and wakes the queue's waiters.
-    ///
-    /// # Errors
-    /// The store's error, or a queue this shard does not own.
-    pub async fn append_local(
-        &self,
-        batch: ramjet_storage::AppendBatch,
-    ) -> Result<ramjet_storage::AppendResult, String> {
-        let (topic, queue_id) = (batch.topic.clone(), batch.queue_id);
-        let store = self
-            .store_for(&topic, queue_id)
-            .cloned()
-            .ok_or_else(|| format!("queue {topic}:{queue_id} is not owned by shard {}", self.id))?;
-        let result = store.append(batch).await.map_err(|e| e.to_string())?;
-        self.long_poll.borrow_mut().notify(&topic, queue_id);
-        Ok(result)
-    }
-
-    /// Appends records on whichever shard owns their queue (internal re-puts: scheduled
-    /// delivery, retries, committed transactions).
-    ///
-    /// # Errors
-    /// The owner's store error, or a shard that is gone.
-    pub async fn append_routed(
-        &self,
-        batch: ramjet_storage::AppendBatch,
-    ) -> Result<ramjet_storage::AppendResult, String> {
-        let owner = self.shard_for(&batch.topic, batch.queue_id);
-        if owner == self.id {
-            return self.append_local(batch).await;
-        }
-        let (tx, rx) = flume::bounded(1);
-        self.peers[owner]
-            .send_async(ShardMsg::Append { batch, reply: tx })
-            .await
-            .map_err(|_| format!("shard {owner} is gone"))?;
-        rx.recv_async().await.map_err(|_| format!("shard {owner} dropped the append"))?
     }
 
     /// Forwards `frame` to shard `target` and waits for its response.

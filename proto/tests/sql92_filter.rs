@@ -370,3 +370,61 @@ proptest! {
         let _ = f.matches(&RawProperties(&raw));
     }
 }
+
+// ---- cost per message (a measurement for the report, not an assertion) ----
+
+/// Run with `cargo test -p ramjet-proto --release --test sql92_filter -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement, run by hand in release"]
+fn bench_sql92_vs_tag_hash_per_message() {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    use std::hint::black_box;
+    use std::time::Instant;
+
+    const N: u32 = 2_000_000;
+    let raw = "KEYS\u{1}order-42\u{2}TAGS\u{1}t2\u{2}a\u{1}7\u{2}b\u{1}x\u{2}\
+               UNIQ_KEY\u{1}7F000001000018B4AAC2\u{2}WAIT\u{1}true\u{2}";
+    let f = Filter::compile("a > 5 AND b = 'x' AND TAGS IN ('t1','t2')").unwrap();
+    let map: HashMap<String, String> = raw
+        .split('\u{2}')
+        .filter_map(|i| i.split_once('\u{1}'))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    assert!(f.matches(&RawProperties(raw)) && f.matches(&map));
+
+    let t = Instant::now();
+    let mut hits = 0u32;
+    for _ in 0..N {
+        hits += u32::from(f.matches(black_box(&RawProperties(black_box(raw)))));
+    }
+    let raw_ns = t.elapsed().as_nanos() as f64 / f64::from(N);
+
+    let t = Instant::now();
+    for _ in 0..N {
+        hits += u32::from(f.matches(black_box(&map)));
+    }
+    let map_ns = t.elapsed().as_nanos() as f64 / f64::from(N);
+
+    // The tag filter: the consume queue holds the tag's hash code; the broker compares it
+    // with the subscription's set of hash codes.
+    let codes: Vec<i64> = ["t1", "t2"]
+        .iter()
+        .map(|t| {
+            let mut h = DefaultHasher::new();
+            t.hash(&mut h);
+            h.finish() as i64
+        })
+        .collect();
+    let stored = codes[1];
+    let t = Instant::now();
+    for _ in 0..N {
+        hits += u32::from(black_box(&codes).contains(black_box(&stored)));
+    }
+    let tag_ns = t.elapsed().as_nanos() as f64 / f64::from(N);
+
+    assert_eq!(hits, 3 * N);
+    println!(
+        "per message: sql92 over raw properties {raw_ns:.1} ns, sql92 over a HashMap \
+         {map_ns:.1} ns, tag hash-code compare {tag_ns:.2} ns"
+    );
+}

@@ -81,10 +81,9 @@ pub struct RawProperties<'a>(pub &'a str);
 impl PropertySource for RawProperties<'_> {
     fn property(&self, name: &str) -> Option<&str> {
         self.0
-            .split('\u{2}')
+            .rsplit('\u{2}')
             .filter_map(|item| item.split_once('\u{1}'))
-            .filter(|(k, _)| *k == name)
-            .last()
+            .find(|(k, _)| *k == name)
             .map(|(_, v)| v)
     }
 }

@@ -247,7 +247,10 @@ fn reference_contains_startswith_endswith() {
     assert!(eval("'axb' endswith 'xb'", &[]));
     let c = [("a", "3"), ("b", "3"), ("c", "axbdc")];
     assert!(eval("a not in ('4', '4', '5') and b between 3 and 10 and c not contains 'axbc'", &c));
-    assert!(eval("a not in ('4', '4', '5') and b between 3 and 10 and c not startswith 'axbc'", &c));
+    assert!(eval(
+        "a not in ('4', '4', '5') and b between 3 and 10 and c not startswith 'axbc'",
+        &c
+    ));
     assert!(eval("a not in ('4', '4', '5') and b between 3 and 10 and c not endswith 'axbc'", &c));
 }
 

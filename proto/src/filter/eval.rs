@@ -74,8 +74,17 @@ pub(super) enum Expr {
     /// The reference's `doCreateEqual` (also `IS NULL`).
     Eq(Box<Expr>, Box<Expr>),
     Cmp(CmpOp, Box<Expr>, Box<Expr>),
-    In { prop: Box<str>, list: Vec<Box<str>>, not: bool },
-    Str { op: StrOp, not: bool, expr: Box<Expr>, search: Box<str> },
+    In {
+        prop: Box<str>,
+        list: Vec<Box<str>>,
+        not: bool,
+    },
+    Str {
+        op: StrOp,
+        not: bool,
+        expr: Box<Expr>,
+        search: Box<str>,
+    },
 }
 
 /// Evaluation failed where the reference throws (e.g. a property that is not a number

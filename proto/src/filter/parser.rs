@@ -369,9 +369,8 @@ fn decimal(text: &str, at: usize) -> Result<Const, ParseError> {
 /// `ConstantExpression.createFloat`: finite and not below `Double.MIN_VALUE` (so `0.0` is
 /// refused, as in the reference).
 fn float(text: &str, at: usize) -> Result<Const, ParseError> {
-    let v: f64 = text
-        .parse()
-        .map_err(|_| ParseError::new(at, format!("bad floating literal {text}")))?;
+    let v: f64 =
+        text.parse().map_err(|_| ParseError::new(at, format!("bad floating literal {text}")))?;
     if v > f64::MAX {
         return Err(ParseError::new(at, format!("{text} is greater than Double.MAX_VALUE")));
     }

@@ -27,6 +27,7 @@ pub mod body;
 pub mod codes;
 pub mod command;
 pub mod error;
+pub mod filter;
 pub mod frame;
 pub mod header;
 pub mod json_header;

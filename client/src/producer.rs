@@ -28,6 +28,7 @@ use crate::fault::MqFaultStrategy;
 use crate::message::{Message, MessageQueue, SendResult, UniqueIdGenerator};
 use crate::protocol::{self, SendContext, DEFAULT_TOPIC, DEFAULT_TOPIC_QUEUE_NUMS};
 use crate::route::TopicRoute;
+use crate::runtime::{self, Task};
 use crate::selector::MessageQueueSelector;
 
 /// Default number of extra attempts of `send` after a failure.
@@ -120,14 +121,15 @@ impl Producer {
     /// on the client's connections.
     ///
     /// # Panics
-    /// When called outside a glommio executor (the send runs as a task on it).
+    /// When called outside an executor of an enabled runtime (the send runs as a task
+    /// on it: [`crate::runtime::spawn_local`]).
     ///
     /// # Cancel safety
     /// Dropping the handle cancels the send (it may or may not have reached the broker);
     /// [`SendHandle::detach`] lets it finish unobserved instead.
     pub fn send_async(&self, msg: Message) -> SendHandle {
         let producer = self.clone();
-        SendHandle { task: glommio::spawn_local(async move { producer.send(msg).await }) }
+        SendHandle { task: runtime::spawn_local(async move { producer.send(msg).await }) }
     }
 
     /// Sends `msg` to the queue `selector` picks among the topic's write queues (for
@@ -149,7 +151,7 @@ impl Producer {
     /// [`Producer::send_with_selector`] started as a task, like [`Producer::send_async`].
     ///
     /// # Panics
-    /// When called outside a glommio executor.
+    /// As [`Producer::send_async`].
     pub fn send_async_with_selector(
         &self,
         msg: Message,
@@ -157,7 +159,7 @@ impl Producer {
     ) -> SendHandle {
         let producer = self.clone();
         let task =
-            glommio::spawn_local(async move { producer.send_with_selector(msg, &selector).await });
+            runtime::spawn_local(async move { producer.send_with_selector(msg, &selector).await });
         SendHandle { task }
     }
 
@@ -348,13 +350,13 @@ fn select_with(
 #[must_use = "dropping a SendHandle cancels the send; use detach() to let it finish"]
 #[derive(Debug)]
 pub struct SendHandle {
-    task: glommio::Task<Result<SendResult, ClientError>>,
+    task: Task<Result<SendResult, ClientError>>,
 }
 
 impl SendHandle {
     /// Lets the send finish in the background; its result is dropped.
     pub fn detach(self) {
-        drop(self.task.detach());
+        self.task.detach();
     }
 }
 

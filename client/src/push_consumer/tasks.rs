@@ -21,6 +21,7 @@ use super::{ConsumeContext, ConsumeOrderlyStatus, ConsumeStatus, MessageListener
 use crate::message::{MessageQueue, PullStatus};
 use crate::process_queue::{ProcessQueue, LOCK_MAX_LIVE};
 use crate::protocol::{self, PullArgs};
+use crate::runtime;
 use crate::transport::completion::Signal;
 
 // ---------------------------------------------------------------------------------------
@@ -107,7 +108,7 @@ pub(super) async fn pull_loop(
         // Pull loops sleep deaf to the stop latch (shutdown cancels them), so the latch
         // only ever holds the wakers of the few periodic tasks.
         if let Some(d) = pause {
-            glommio::timer::sleep(d).await;
+            runtime::sleep(d).await;
             continue;
         }
         let commit_offset = if inner.is_clustering() {
@@ -129,7 +130,7 @@ pub(super) async fn pull_loop(
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(?queue, offset, error = %e, "pull failed");
-                glommio::timer::sleep(inner.config.pull_retry_delay).await;
+                runtime::sleep(inner.config.pull_retry_delay).await;
                 continue;
             }
         };
@@ -172,7 +173,7 @@ pub(super) async fn pull_loop(
             }
         }
         if !inner.config.pull_interval.is_zero() {
-            glommio::timer::sleep(inner.config.pull_interval).await;
+            runtime::sleep(inner.config.pull_interval).await;
         }
     }
 }

@@ -10,11 +10,13 @@
 //! | [`protocol`] | request building, reply parsing | no |
 //! | [`message`] | `Message`, `SendResult`, `PullResult`, unique ids | no |
 //! | [`fault`] | latency-based broker avoidance for sends (`MQFaultStrategy`) | no |
+//! | [`send_retry`] | whether a failed send is retried, and on which broker not | no |
 //! | [`selector`] | queue selectors for ordered sends | no |
 //! | [`transaction`] | half messages, END_TRANSACTION, check answers (`TransactionProducer`) | no (requests) / yes (producer) |
 //! | [`rebalance`] | queue allocation in a consumer group (`AllocateMessageQueueAveragely`) | no |
 //! | [`process_queue`] | pulled, unconsumed messages of a queue; the offset safe to commit | no |
 //! | [`pull_consumer::OffsetTable`] | consumer offset bookkeeping | no |
+//! | [`pull_step`] | what a pull result means for the pull loop (next offset, commit, restart) | no |
 //! | [`offset_store`] | broadcasting offsets file format | file |
 //! | [`transport`] | connection (reader/writer tasks), pool | yes (through [`runtime`]) |
 //! | [`runtime`] | spawning, timers, TCP: the only code that names glommio or tokio | yes |
@@ -119,11 +121,13 @@ pub mod process_queue;
 pub mod producer;
 pub mod protocol;
 pub mod pull_consumer;
+pub mod pull_step;
 pub mod push_consumer;
 pub mod rebalance;
 pub mod route;
 pub mod runtime;
 pub mod selector;
+pub mod send_retry;
 pub mod transaction;
 pub mod transport;
 

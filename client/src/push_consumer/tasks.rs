@@ -18,9 +18,10 @@ use ramjet_proto::message::{property, StoredMessage};
 
 use super::inner::{doze, nap, Inner};
 use super::{ConsumeContext, ConsumeOrderlyStatus, ConsumeStatus, MessageListener};
-use crate::message::{MessageQueue, PullStatus};
+use crate::message::MessageQueue;
 use crate::process_queue::{ProcessQueue, LOCK_MAX_LIVE};
 use crate::protocol::{self, PullArgs};
+use crate::pull_step::{pull_step, PullStep};
 use crate::runtime;
 use crate::transport::completion::Signal;
 
@@ -137,28 +138,26 @@ pub(super) async fn pull_loop(
         if pq.borrow().dropped {
             return;
         }
-        match result.status {
-            PullStatus::Found if !result.messages.is_empty() => {
-                offset = result.next_begin_offset;
+        let held_count = pq.borrow().msg_count();
+        let step =
+            pull_step(result.status, result.messages.len(), result.next_begin_offset, held_count);
+        match step {
+            PullStep::Deliver { next_offset } => {
+                offset = next_offset;
                 pq.borrow_mut().put(result.messages);
                 wake.notify();
             }
-            PullStatus::Found
-            | PullStatus::NoNewMsg
-            | PullStatus::NoMatchedMsg
-            | PullStatus::RetryImmediately => {
-                offset = result.next_begin_offset;
-                // Nothing held: the offset may move past what the filter skipped (the
-                // reference's correctTagsOffset).
-                if pq.borrow().msg_count() == 0 {
-                    inner.offsets.borrow_mut().advance(&queue, offset);
+            PullStep::Skip { next_offset, commit } => {
+                offset = next_offset;
+                if let Some(commit) = commit {
+                    inner.offsets.borrow_mut().advance(&queue, commit);
                 }
             }
-            PullStatus::OffsetIllegal => {
+            PullStep::Restart { reset_offset } => {
                 tracing::warn!(
                     ?queue,
                     offset,
-                    next = result.next_begin_offset,
+                    next = reset_offset,
                     "offset illegal; restarting the queue there"
                 );
                 {
@@ -166,7 +165,7 @@ pub(super) async fn pull_loop(
                     p.dropped = true;
                     p.clear();
                 }
-                inner.offsets.borrow_mut().reset(&queue, result.next_begin_offset);
+                inner.offsets.borrow_mut().reset(&queue, reset_offset);
                 wake.notify();
                 inner.rebalance_wake.notify();
                 return;

@@ -16,7 +16,7 @@
 //! | [`rebalance`] | queue allocation in a consumer group (`AllocateMessageQueueAveragely`) | no |
 //! | [`process_queue`] | pulled, unconsumed messages of a queue; the offset safe to commit | no |
 //! | [`pull_consumer::OffsetTable`] | consumer offset bookkeeping | no |
-//! | [`pull_step`] | what a pull result means for the pull loop (next offset, commit, restart) | no |
+//! | [`pull_step`] | pull loop decisions: pause (flow control), what a pull result means | no |
 //! | [`offset_store`] | broadcasting offsets file format | file |
 //! | [`transport`] | connection (reader/writer tasks), pool | yes (through [`runtime`]) |
 //! | [`runtime`] | spawning, timers, TCP: the only code that names glommio or tokio | yes |

@@ -1,7 +1,11 @@
-//! What a push consumer's pull loop does with a pull result, as a pure function of the
-//! result's status, whether it carried messages, and what the queue still holds.
+//! The push consumer's pull loop decisions as pure functions: whether to pause before a
+//! pull ([`pull_pause`], flow control and ordered locks), and what to do with a pull
+//! result ([`pull_step`]) given its status, whether it carried messages, and what the
+//! queue still holds.
 //!
 //! Lives on: the stack of one pull loop iteration; no I/O, no clock.
+//!
+//! What [`pull_step`] answers:
 //!
 //! | status | messages | step |
 //! |---|---|---|
@@ -15,7 +19,10 @@
 //! `Restart` drops the process queue, stores `nextBeginOffset` as the consumer offset
 //! and asks for a rebalance, which starts the queue again there.
 
+use std::time::Duration;
+
 use crate::message::PullStatus;
+use crate::push_consumer::PushConsumerConfig;
 
 /// The pull loop's next step after a pull result.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,9 +72,78 @@ pub fn pull_step(
     }
 }
 
+/// What flow control looks at before a pull: the load of the queue's process queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueLoad {
+    /// Messages held (pulled, not yet consumed).
+    pub msg_count: usize,
+    /// Their body bytes.
+    pub msg_size_bytes: usize,
+    /// Distance between the first and the last held offset.
+    pub max_span: i64,
+    /// Ordered mode: the broker's lock on the queue is held.
+    pub locked: bool,
+}
+
+/// How long the pull loop waits before its next pull, if at all: the reference's flow
+/// control (too many messages, bytes, or too wide a span held: `flow_control_delay`),
+/// and, for an ordered clustering consumer, a queue whose lock is not held yet
+/// (`pull_retry_delay`). The span limit applies to concurrent consumption only.
+pub fn pull_pause(
+    config: &PushConsumerConfig,
+    load: &QueueLoad,
+    orderly: bool,
+    clustering: bool,
+) -> Option<Duration> {
+    let flow_control = load.msg_count > config.pull_threshold_for_queue
+        || load.msg_size_bytes > config.pull_threshold_size_for_queue_bytes
+        || (!orderly && load.max_span > config.consume_concurrently_max_span);
+    if flow_control {
+        return Some(config.flow_control_delay);
+    }
+    if orderly && clustering && !load.locked {
+        return Some(config.pull_retry_delay);
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Goal: each limit of flow control pauses, each at its own threshold, and the span
+    // limit only for concurrent consumption. Method: loads just at and just past each
+    // threshold of the default config.
+    #[test]
+    fn flow_control_pauses_past_each_threshold() {
+        let c = PushConsumerConfig::new("g");
+        let at = QueueLoad {
+            msg_count: c.pull_threshold_for_queue,
+            msg_size_bytes: c.pull_threshold_size_for_queue_bytes,
+            max_span: c.consume_concurrently_max_span,
+            locked: true,
+        };
+        assert_eq!(pull_pause(&c, &at, false, true), None, "at every limit: pull");
+        let over = [
+            QueueLoad { msg_count: at.msg_count + 1, ..at },
+            QueueLoad { msg_size_bytes: at.msg_size_bytes + 1, ..at },
+            QueueLoad { max_span: at.max_span + 1, ..at },
+        ];
+        for load in over {
+            assert_eq!(pull_pause(&c, &load, false, true), Some(c.flow_control_delay), "{load:?}");
+        }
+        let wide = QueueLoad { max_span: at.max_span + 1, ..at };
+        assert_eq!(pull_pause(&c, &wide, true, true), None, "ordered ignores the span");
+    }
+
+    #[test]
+    fn ordered_clustering_waits_for_the_lock() {
+        let c = PushConsumerConfig::new("g");
+        let unlocked = QueueLoad::default();
+        assert_eq!(pull_pause(&c, &unlocked, true, true), Some(c.pull_retry_delay));
+        assert_eq!(pull_pause(&c, &unlocked, true, false), None, "broadcasting locks nothing");
+        assert_eq!(pull_pause(&c, &unlocked, false, true), None, "concurrent locks nothing");
+    }
 
     // Goal: every row of the module's table. Method: one call per status, with and
     // without messages held.

@@ -21,7 +21,7 @@ use super::{ConsumeContext, ConsumeOrderlyStatus, ConsumeStatus, MessageListener
 use crate::message::MessageQueue;
 use crate::process_queue::{ProcessQueue, LOCK_MAX_LIVE};
 use crate::protocol::{self, PullArgs};
-use crate::pull_step::{pull_step, PullStep};
+use crate::pull_step::{pull_pause, pull_step, PullStep, QueueLoad};
 use crate::runtime;
 use crate::transport::completion::Signal;
 
@@ -72,19 +72,14 @@ pub(super) async fn lock_loop(inner: Rc<Inner>) {
 // ---------------------------------------------------------------------------------------
 // Pull.
 
-/// Why a pull loop waits before its next pull.
-fn pull_pause(inner: &Inner, pq: &ProcessQueue, orderly: bool) -> Option<Duration> {
-    let c = &inner.config;
-    let flow_control = pq.msg_count() > c.pull_threshold_for_queue
-        || pq.msg_size_bytes() > c.pull_threshold_size_for_queue_bytes
-        || (!orderly && pq.max_span() > c.consume_concurrently_max_span);
-    if flow_control {
-        return Some(c.flow_control_delay);
+/// The load flow control looks at ([`pull_pause`]).
+fn queue_load(pq: &ProcessQueue) -> QueueLoad {
+    QueueLoad {
+        msg_count: pq.msg_count(),
+        msg_size_bytes: pq.msg_size_bytes(),
+        max_span: pq.max_span(),
+        locked: pq.locked,
     }
-    if orderly && inner.is_clustering() && !pq.locked {
-        return Some(c.pull_retry_delay);
-    }
-    None
 }
 
 /// Pulls `queue` from `offset` with long polling, feeding `pq` and waking the consume
@@ -104,7 +99,7 @@ pub(super) async fn pull_loop(
             if p.dropped || inner.stop.is_set() {
                 return;
             }
-            pull_pause(&inner, &p, orderly)
+            pull_pause(&inner.config, &queue_load(&p), orderly, inner.is_clustering())
         };
         // Pull loops sleep deaf to the stop latch (shutdown cancels them), so the latch
         // only ever holds the wakers of the few periodic tasks.

@@ -36,8 +36,10 @@ use std::time::Duration;
 pub use task::Task;
 pub(crate) use tcp::TcpStream;
 
-/// The runtimes this build can drive the client on.
+/// The runtimes this build can drive the client on. Its variants depend on the enabled
+/// features, so matches outside this crate need a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Runtime {
     /// glommio: the calling thread runs a glommio executor.
     #[cfg(feature = "glommio")]

@@ -104,3 +104,6 @@ pub async fn sleep(duration: Duration) {
         Runtime::Tokio => tokio::time::sleep(duration).await,
     }
 }
+
+#[cfg(test)]
+mod tests;

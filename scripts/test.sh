@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 ulimit -l unlimited 2>/dev/null || true
 cargo build --workspace --bins
 cargo test --workspace -- --test-threads="${RAMJET_TEST_THREADS:-2}"
+# The workspace build enables both client runtimes (the tests crate adds tokio), so the
+# client's own suites ran on glommio and tokio above; this checks a tokio-only build.
+cargo test -p ramjet-client --no-default-features --features tokio -- --test-threads="${RAMJET_TEST_THREADS:-2}"
 # The README's own commands and examples, as a newcomer runs them (fresh copy, private
 # network namespace, release build).
 scripts/readme-test.sh

@@ -1,7 +1,7 @@
 //! The shared core of producers, consumers and admin calls: configuration, connections,
 //! NameServer calls and the route cache.
 //!
-//! Lives on: the glommio executor that created it (`Rc` inside; clone it to share).
+//! Lives on: the executor that created it (`Rc` inside; clone it to share).
 
 use std::cell::RefCell;
 use std::rc::Rc;

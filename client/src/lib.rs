@@ -10,21 +10,35 @@
 //! | [`protocol`] | request building, reply parsing | no |
 //! | [`message`] | `Message`, `SendResult`, `PullResult`, unique ids | no |
 //! | [`fault`] | latency-based broker avoidance for sends (`MQFaultStrategy`) | no |
+//! | [`send_retry`] | whether a failed send is retried, and on which broker not | no |
 //! | [`selector`] | queue selectors for ordered sends | no |
 //! | [`transaction`] | half messages, END_TRANSACTION, check answers (`TransactionProducer`) | no (requests) / yes (producer) |
 //! | [`rebalance`] | queue allocation in a consumer group (`AllocateMessageQueueAveragely`) | no |
 //! | [`process_queue`] | pulled, unconsumed messages of a queue; the offset safe to commit | no |
 //! | [`pull_consumer::OffsetTable`] | consumer offset bookkeeping | no |
+//! | [`pull_step`] | pull loop decisions: pause (flow control), what a pull result means | no |
 //! | [`offset_store`] | broadcasting offsets file format | file |
-//! | [`transport`] | glommio connection (reader/writer tasks), pool | yes |
+//! | [`transport`] | connection (reader/writer tasks), pool | yes (through [`runtime`]) |
+//! | [`runtime`] | spawning, timers, TCP: the only code that names glommio or tokio | yes |
 //! | [`client`], [`producer`], [`pull_consumer`], [`push_consumer`], [`admin`] | the calls | yes |
 //!
-//! Everything is `!Send` and lives on the glommio executor that created it; run one
-//! client per executor. A tokio transport is to slot in under [`transport`].
+//! Everything is `!Send` and lives on the executor that created it; run one client per
+//! executor.
+//!
+//! # Runtimes
+//!
+//! The client runs on glommio (cargo feature `glommio`, the default) or on tokio
+//! (feature `tokio`). On tokio, drive it from a current-thread runtime with
+//! `enable_all()`, inside a [`tokio::task::LocalSet`](https://docs.rs/tokio/latest/tokio/task/struct.LocalSet.html)
+//! (`ramjet-client = { default-features = false, features = ["tokio"] }`; see
+//! `examples/readme_tokio.rs`). Both features may be enabled together: each call then
+//! uses the runtime it runs on (a tokio runtime context, else glommio). The choice and
+//! the boundary are described in [`runtime`].
 //!
 //! # Sending
 //!
 //! ```no_run
+//! # #[cfg(feature = "glommio")] fn main() {
 //! use ramjet_client::{Client, ClientConfig, Message, Producer, SelectByHash};
 //!
 //! glommio::LocalExecutorBuilder::default().io_memory(1 << 20).spawn(|| async {
@@ -52,11 +66,14 @@
 //!     // No answer wanted.
 //!     producer.send_oneway(Message::new("orders", "fire and forget")).await.unwrap();
 //! }).unwrap().join().unwrap();
+//! # }
+//! # #[cfg(not(feature = "glommio"))] fn main() {}
 //! ```
 //!
 //! # Consuming
 //!
 //! ```no_run
+//! # #[cfg(feature = "glommio")] fn main() {
 //! use ramjet_client::{
 //!     ClientConfig, ConsumeFromWhere, ConsumeStatus, MessageListener, PushConsumer,
 //!     PushConsumerConfig,
@@ -81,6 +98,8 @@
 //!     // Commits offsets, releases queues and unregisters from the brokers.
 //!     consumer.shutdown().await;
 //! }).unwrap().join().unwrap();
+//! # }
+//! # #[cfg(not(feature = "glommio"))] fn main() {}
 //! ```
 //!
 //! An ordered consumer registers [`MessageListener::orderly`] instead: each queue's
@@ -103,12 +122,20 @@ pub mod process_queue;
 pub mod producer;
 pub mod protocol;
 pub mod pull_consumer;
+pub mod pull_step;
 pub mod push_consumer;
 pub mod rebalance;
 pub mod route;
+pub mod runtime;
 pub mod selector;
+pub mod send_retry;
 pub mod transaction;
 pub mod transport;
+
+/// The integration tests' runtime helper, shared so unit tests run on every runtime too.
+#[cfg(test)]
+#[path = "../tests/support/runtimes.rs"]
+mod test_runtimes;
 
 pub use admin::Admin;
 pub use client::Client;

@@ -20,7 +20,6 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use ramjet_proto::body::TopicRouteData;
-use ramjet_proto::codes::response;
 
 use crate::client::{now_ms, Client};
 use crate::error::ClientError;
@@ -28,7 +27,9 @@ use crate::fault::MqFaultStrategy;
 use crate::message::{Message, MessageQueue, SendResult, UniqueIdGenerator};
 use crate::protocol::{self, SendContext, DEFAULT_TOPIC, DEFAULT_TOPIC_QUEUE_NUMS};
 use crate::route::TopicRoute;
+use crate::runtime::{self, Task};
 use crate::selector::MessageQueueSelector;
+use crate::send_retry::{self, SendRetry, SendStep};
 
 /// Default number of extra attempts of `send` after a failure.
 pub const RETRY_TIMES_DEFAULT: u32 = 2;
@@ -120,14 +121,15 @@ impl Producer {
     /// on the client's connections.
     ///
     /// # Panics
-    /// When called outside a glommio executor (the send runs as a task on it).
+    /// When called outside an executor of an enabled runtime (the send runs as a task
+    /// on it: [`crate::runtime::spawn_local`]).
     ///
     /// # Cancel safety
     /// Dropping the handle cancels the send (it may or may not have reached the broker);
     /// [`SendHandle::detach`] lets it finish unobserved instead.
     pub fn send_async(&self, msg: Message) -> SendHandle {
         let producer = self.clone();
-        SendHandle { task: glommio::spawn_local(async move { producer.send(msg).await }) }
+        SendHandle { task: runtime::spawn_local(async move { producer.send(msg).await }) }
     }
 
     /// Sends `msg` to the queue `selector` picks among the topic's write queues (for
@@ -149,7 +151,7 @@ impl Producer {
     /// [`Producer::send_with_selector`] started as a task, like [`Producer::send_async`].
     ///
     /// # Panics
-    /// When called outside a glommio executor.
+    /// As [`Producer::send_async`].
     pub fn send_async_with_selector(
         &self,
         msg: Message,
@@ -157,7 +159,7 @@ impl Producer {
     ) -> SendHandle {
         let producer = self.clone();
         let task =
-            glommio::spawn_local(async move { producer.send_with_selector(msg, &selector).await });
+            runtime::spawn_local(async move { producer.send_with_selector(msg, &selector).await });
         SendHandle { task }
     }
 
@@ -258,21 +260,21 @@ impl Producer {
 
     /// The send loop of the reference's `sendDefaultImpl`: choose a queue avoiding slow
     /// and failed brokers, send, learn the broker's latency, and retry a retriable
-    /// failure on another broker.
+    /// failure on another broker. The decisions are [`SendRetry`]'s and
+    /// [`MqFaultStrategy`]'s; this loop only performs them.
     async fn send_retrying(
         &self,
         topic: &str,
         payload: Payload<'_>,
     ) -> Result<SendResult, ClientError> {
-        let mut last_failed: Option<String> = None;
-        let mut attempt = 0;
+        let mut retry = SendRetry::new(self.retry_times);
         loop {
             let route = self.publish_route(topic).await?;
             let queue = self
                 .core
                 .fault
                 .borrow_mut()
-                .select_queue(&route, last_failed.as_deref(), Instant::now())
+                .select_queue(&route, retry.avoid(), Instant::now())
                 .ok_or_else(|| ClientError::NoRoute { topic: topic.to_string() })?;
             let begin = Instant::now();
             let result = match payload {
@@ -280,21 +282,20 @@ impl Producer {
                 Payload::Batch(msgs) => self.send_batch_to_queue(&queue, msgs).await,
             };
             let now = Instant::now();
-            let isolation = result.as_ref().err().is_some_and(retriable);
+            let error = result.as_ref().err();
             self.core.fault.borrow_mut().update_fault_item(
                 &queue.broker_name,
                 now - begin,
-                isolation,
+                send_retry::isolates(error),
                 now,
             );
-            match result {
-                Err(e) if attempt < self.retry_times && retriable(&e) => {
-                    tracing::debug!(%queue.broker_name, error = %e, attempt, "send failed, retrying");
+            match retry.after(&queue.broker_name, error) {
+                SendStep::Retry => {
+                    tracing::debug!(%queue.broker_name, error = ?error, retry = retry.retries(),
+                        "send failed, retrying");
                     self.client().invalidate_route(topic);
-                    last_failed = Some(queue.broker_name);
-                    attempt += 1;
                 }
-                result => return result,
+                SendStep::Done => return result,
             }
         }
     }
@@ -348,13 +349,13 @@ fn select_with(
 #[must_use = "dropping a SendHandle cancels the send; use detach() to let it finish"]
 #[derive(Debug)]
 pub struct SendHandle {
-    task: glommio::Task<Result<SendResult, ClientError>>,
+    task: Task<Result<SendResult, ClientError>>,
 }
 
 impl SendHandle {
     /// Lets the send finish in the background; its result is dropped.
     pub fn detach(self) {
-        drop(self.task.detach());
+        self.task.detach();
     }
 }
 
@@ -376,27 +377,6 @@ fn auto_create_route(mut template: TopicRouteData) -> TopicRouteData {
     template
 }
 
-/// Failures worth trying on another broker (the reference's `retryResponseCodes` plus
-/// every transport error).
-fn retriable(e: &ClientError) -> bool {
-    match e {
-        ClientError::Broker { code, .. } => matches!(
-            *code,
-            response::TOPIC_NOT_EXIST
-                | response::SERVICE_NOT_AVAILABLE
-                | response::SYSTEM_ERROR
-                | response::NO_PERMISSION
-                | response::NO_BUYER_ID
-                | response::NOT_IN_CURRENT_UNIT
-        ),
-        ClientError::Timeout { .. }
-        | ClientError::Connect { .. }
-        | ClientError::ConnectionClosed { .. }
-        | ClientError::NoBrokerAddr { .. } => true,
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,15 +391,5 @@ mod tests {
         let r = TopicRoute::new("new-topic", auto_create_route(data));
         assert_eq!(r.write_queues.len(), DEFAULT_TOPIC_QUEUE_NUMS as usize);
         assert!(r.write_queues.iter().all(|q| q.topic == "new-topic"));
-    }
-
-    #[test]
-    fn broker_refusals_retry_only_for_the_reference_codes() {
-        let broker = |code| ClientError::Broker { code, remark: String::new() };
-        assert!(retriable(&broker(response::SYSTEM_ERROR)));
-        assert!(!retriable(&broker(response::MESSAGE_ILLEGAL)));
-        assert!(!retriable(&broker(response::SYSTEM_BUSY)));
-        assert!(retriable(&ClientError::Connect { addr: "a".into(), message: "m".into() }));
-        assert!(!retriable(&ClientError::InvalidArgument { reason: "r".into() }));
     }
 }

@@ -22,7 +22,6 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use glommio::channels::local_channel::{self, LocalReceiver};
 use ramjet_proto::body::{self, HeartbeatData, ProducerData};
 use ramjet_proto::codes::{request, response};
 use ramjet_proto::header::{
@@ -39,6 +38,7 @@ use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::message::{Message, SendResult};
 use crate::producer::Producer;
+use crate::runtime::{self, Task};
 use crate::transport::ServerRequestHandler;
 
 /// How often the producer group is heartbeated to the brokers.
@@ -233,7 +233,7 @@ struct Shared {
     /// Master addresses the group was heartbeated to.
     heartbeated: RefCell<BTreeSet<String>>,
     closed: Cell<bool>,
-    tasks: RefCell<Vec<glommio::task::JoinHandle<()>>>,
+    tasks: RefCell<Vec<Task<()>>>,
 }
 
 impl std::fmt::Debug for TransactionProducer {
@@ -248,7 +248,7 @@ impl TransactionProducer {
     /// knows, and starts the heartbeat and check-answering tasks.
     ///
     /// # Panics
-    /// When called outside a glommio executor.
+    /// When called outside an executor of an enabled runtime ([`crate::runtime`]).
     ///
     /// # Errors
     /// Transport errors of the first cluster lookup or heartbeat.
@@ -257,7 +257,7 @@ impl TransactionProducer {
         group: impl Into<String>,
         check_listener: impl Fn(&StoredMessage) -> LocalTransactionState + 'static,
     ) -> Result<TransactionProducer, ClientError> {
-        let (sender, receiver) = local_channel::new_unbounded::<CheckRequest>();
+        let (sender, receiver) = flume::unbounded::<CheckRequest>();
         let handler: ServerRequestHandler = Rc::new(move |frame: &Frame| {
             if frame.header.code != request::CHECK_TRANSACTION_STATE {
                 return None;
@@ -283,9 +283,8 @@ impl TransactionProducer {
         };
         tp.heartbeat_all().await?;
         let checks =
-            glommio::spawn_local(tp.clone().answer_checks(receiver, Rc::new(check_listener)))
-                .detach();
-        let beats = glommio::spawn_local(tp.clone().heartbeat_loop()).detach();
+            runtime::spawn_local(tp.clone().answer_checks(receiver, Rc::new(check_listener)));
+        let beats = runtime::spawn_local(tp.clone().heartbeat_loop());
         tp.shared.tasks.borrow_mut().extend([checks, beats]);
         Ok(tp)
     }
@@ -331,9 +330,9 @@ impl TransactionProducer {
     /// Stops the background tasks, flushes queued ENDs and closes the connections.
     pub async fn shutdown(&self) {
         self.shared.closed.set(true);
-        for task in self.shared.tasks.borrow_mut().drain(..) {
-            task.cancel();
-        }
+        // Dropping a task cancels it.
+        let tasks = std::mem::take(&mut *self.shared.tasks.borrow_mut());
+        drop(tasks);
         self.producer.client().shutdown().await;
     }
 
@@ -369,15 +368,15 @@ impl TransactionProducer {
 
     async fn heartbeat_loop(self) {
         while !self.shared.closed.get() {
-            glommio::timer::sleep(HEARTBEAT_INTERVAL).await;
+            runtime::sleep(HEARTBEAT_INTERVAL).await;
             if let Err(e) = self.heartbeat_all().await {
                 tracing::warn!(error = %e, group = self.group(), "producer heartbeat failed");
             }
         }
     }
 
-    async fn answer_checks(self, checks: LocalReceiver<CheckRequest>, listener: CheckListener) {
-        while let Some(check) = checks.recv().await {
+    async fn answer_checks(self, checks: flume::Receiver<CheckRequest>, listener: CheckListener) {
+        while let Ok(check) = checks.recv_async().await {
             if self.shared.closed.get() {
                 return;
             }

@@ -1,37 +1,29 @@
-//! Transport tests against an in-process fake peer on loopback.
+//! Transport tests against an in-process fake peer on loopback, on every enabled runtime.
 //!
-//! Goal: the glommio connection pipelines requests, matches replies by opaque whatever
-//! their order, times out a request nobody answers, fails pending requests when the peer
-//! goes away, and answers server-initiated requests.
-//! Method: a glommio listener in the same executor plays the broker; it decodes frames
-//! with `proto::frame` and replies as the test scenario says.
+//! Goal: the connection pipelines requests, matches replies by opaque whatever their
+//! order, times out a request nobody answers, fails pending requests when the peer goes
+//! away, and answers server-initiated requests, on glommio and on tokio alike.
+//! Method: a thread with blocking std sockets plays the broker (so the peer is the same
+//! whichever runtime the client runs on); it decodes frames with `proto::frame`, replies
+//! as the test scenario says and hands its findings back over a channel the test awaits.
+//! Each test body runs once per enabled runtime (`support::runtimes`).
 
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::{TcpListener, TcpStream};
-use glommio::LocalExecutorBuilder;
+use ramjet_client::runtime::spawn_local;
 use ramjet_client::{ClientError, Connection, ConnectionOptions};
 use ramjet_proto::frame::{decode_frame, encode_frame, FRAME_SIZE_BYTES_MAX};
 use ramjet_proto::{Frame, Header, SerializeType};
-
-fn run<F, Fut>(f: F)
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + 'static,
-{
-    LocalExecutorBuilder::default()
-        .io_memory(1 << 20)
-        .spawn(f)
-        .expect("executor starts")
-        .join()
-        .expect("executor ends");
-}
+use support::runtimes::on_each_runtime as run;
 
 /// Reads frames from `stream` until it closes, calling `each` with every one.
-async fn read_frames(stream: &mut TcpStream, mut each: impl FnMut(Frame) -> bool) {
+fn read_frames(stream: &mut TcpStream, mut each: impl FnMut(Frame) -> bool) {
     let mut buf = BytesMut::new();
     let mut scratch = vec![0u8; 4096];
     loop {
@@ -40,7 +32,7 @@ async fn read_frames(stream: &mut TcpStream, mut each: impl FnMut(Frame) -> bool
                 return;
             }
         }
-        let n = stream.read(&mut scratch).await.unwrap_or(0);
+        let n = stream.read(&mut scratch).unwrap_or(0);
         if n == 0 {
             return;
         }
@@ -56,29 +48,40 @@ fn reply_to(frame: &Frame) -> Vec<u8> {
     out.to_vec()
 }
 
-fn listener() -> (TcpListener, String) {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = l.local_addr().expect("addr").to_string();
-    (l, addr)
+/// A fake peer: `scenario` runs on its own thread with the first accepted connection.
+/// Returns the address to connect to and a channel that yields the scenario's result.
+fn peer<T: Send + 'static>(
+    scenario: impl FnOnce(TcpStream) -> T + Send + 'static,
+) -> (String, flume::Receiver<T>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let (sender, receiver) = flume::bounded(1);
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("accept");
+        let _ = sender.send(scenario(stream));
+    });
+    (addr, receiver)
+}
+
+/// Waits (without blocking the executor) for the peer's scenario to end.
+async fn finished<T>(peer: flume::Receiver<T>) -> T {
+    peer.recv_async().await.expect("the peer thread panicked")
 }
 
 #[test]
 fn pipelined_requests_complete_by_opaque_even_when_answered_in_reverse() {
     run(|| async {
-        let (l, addr) = listener();
         const N: usize = 50;
-        let server = glommio::spawn_local(async move {
-            let mut s = l.accept().await.expect("accept");
+        let (addr, server) = peer(|mut s| {
             let mut got = Vec::new();
             read_frames(&mut s, |f| {
                 got.push(f);
                 got.len() < N
-            })
-            .await;
+            });
             // All N requests arrived before any reply went out: they were pipelined.
             assert_eq!(got.len(), N);
             for f in got.iter().rev() {
-                s.write_all(&reply_to(f)).await.expect("write");
+                s.write_all(&reply_to(f)).expect("write");
             }
             s
         });
@@ -86,7 +89,7 @@ fn pipelined_requests_complete_by_opaque_even_when_answered_in_reverse() {
         let mut requests = Vec::new();
         for i in 0..N {
             let conn = conn.clone();
-            requests.push(glommio::spawn_local(async move {
+            requests.push(spawn_local(async move {
                 let h = Header::request(100 + i as i32, 0, SerializeType::RocketMq);
                 let body = format!("body-{i}");
                 let r = conn.request(h, body.as_bytes(), Duration::from_secs(10)).await;
@@ -100,52 +103,45 @@ fn pipelined_requests_complete_by_opaque_even_when_answered_in_reverse() {
             assert_eq!(frame.header.remark.as_deref(), Some(&*format!("code {}", 100 + i)));
         }
         assert_eq!(conn.pending_count(), 0);
-        drop(server.await);
+        drop(finished(server).await);
     });
 }
 
 #[test]
 fn unanswered_request_times_out_and_leaves_no_pending_entry() {
     run(|| async {
-        let (l, addr) = listener();
-        let server = glommio::spawn_local(async move {
-            let mut s = l.accept().await.expect("accept");
-            read_frames(&mut s, |_| true).await;
-        });
+        let (addr, server) = peer(|mut s| read_frames(&mut s, |_| true));
         let conn = Connection::connect(&addr, ConnectionOptions::default()).await.expect("conn");
         let h = Header::request(11, 0, SerializeType::Json);
         let r = conn.request(h, b"", Duration::from_millis(50)).await;
         assert!(matches!(r, Err(ClientError::Timeout { code: 11, .. })), "{r:?}");
         assert_eq!(conn.pending_count(), 0);
         conn.close();
-        server.await;
+        finished(server).await;
     });
 }
 
 #[test]
 fn peer_close_fails_every_pending_request() {
     run(|| async {
-        let (l, addr) = listener();
-        let server = glommio::spawn_local(async move {
-            let mut s = l.accept().await.expect("accept");
+        let (addr, server) = peer(|mut s| {
             let mut seen = 0;
             read_frames(&mut s, |_| {
                 seen += 1;
                 seen < 3
-            })
-            .await;
+            });
             // Dropping the stream closes the connection with three requests pending.
         });
         let conn = Connection::connect(&addr, ConnectionOptions::default()).await.expect("conn");
         let mut requests = Vec::new();
         for _ in 0..3 {
             let conn = conn.clone();
-            requests.push(glommio::spawn_local(async move {
+            requests.push(spawn_local(async move {
                 let h = Header::request(10, 0, SerializeType::RocketMq);
                 conn.request(h, b"x", Duration::from_secs(30)).await
             }));
         }
-        server.await;
+        finished(server).await;
         for t in requests {
             let r = t.await;
             assert!(matches!(r, Err(ClientError::ConnectionClosed { .. })), "{r:?}");
@@ -160,9 +156,7 @@ fn peer_close_fails_every_pending_request() {
 #[test]
 fn server_request_goes_to_the_handler_and_its_reply_goes_back() {
     run(|| async {
-        let (l, addr) = listener();
-        let server = glommio::spawn_local(async move {
-            let mut s = l.accept().await.expect("accept");
+        let (addr, server) = peer(|mut s| {
             let mut req = Header::request(39, 77, SerializeType::Json);
             req.ext_fields.insert("k", "v");
             let mut out = BytesMut::new();
@@ -170,13 +164,12 @@ fn server_request_goes_to_the_handler_and_its_reply_goes_back() {
             // A request with a code the handler refuses gets REQUEST_CODE_NOT_SUPPORTED.
             let other = Header::request(40, 78, SerializeType::Json);
             encode_frame(&other, b"", &mut out).expect("encodes");
-            s.write_all(&out).await.expect("write");
+            s.write_all(&out).expect("write");
             let mut replies = Vec::new();
             read_frames(&mut s, |f| {
                 replies.push(f);
                 replies.len() < 2
-            })
-            .await;
+            });
             replies
         });
         let handler: ramjet_client::transport::ServerRequestHandler = Rc::new(|f: &Frame| {
@@ -187,7 +180,7 @@ fn server_request_goes_to_the_handler_and_its_reply_goes_back() {
         });
         let options = ConnectionOptions { handler: Some(handler), ..Default::default() };
         let conn = Connection::connect(&addr, options).await.expect("conn");
-        let replies = server.await;
+        let replies = finished(server).await;
         assert_eq!(replies.len(), 2);
         let by_opaque = |o| replies.iter().find(|f| f.header.opaque == o).expect("reply");
         assert!(by_opaque(77).header.is_response());
@@ -204,16 +197,13 @@ fn server_request_goes_to_the_handler_and_its_reply_goes_back() {
 #[test]
 fn oneway_frames_reach_the_peer_after_flush_even_if_the_connection_is_dropped_next() {
     run(|| async {
-        let (l, addr) = listener();
         const N: usize = 100;
-        let server = glommio::spawn_local(async move {
-            let mut s = l.accept().await.expect("accept");
+        let (addr, server) = peer(|mut s| {
             let mut got = Vec::new();
             read_frames(&mut s, |f| {
                 got.push(f);
                 true
-            })
-            .await;
+            });
             got
         });
         let conn = Connection::connect(&addr, ConnectionOptions::default()).await.expect("conn");
@@ -223,7 +213,7 @@ fn oneway_frames_reach_the_peer_after_flush_even_if_the_connection_is_dropped_ne
         }
         conn.flush().await.expect("flushed");
         drop(conn);
-        let got = server.await;
+        let got = finished(server).await;
         assert_eq!(got.len(), N);
         assert!(got.iter().all(|f| f.header.is_oneway()));
         let opaques: std::collections::HashSet<i32> = got.iter().map(|f| f.header.opaque).collect();

@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use glommio::Task;
 use ramjet_proto::body::{ConsumeFromWhere, ConsumeType, ConsumerData, MessageModel};
 use ramjet_proto::codes::request;
 use ramjet_proto::message::{offset_msg_id, property, StoredMessage};
@@ -24,6 +23,7 @@ use crate::protocol::{self, SendBackArgs, Subscription};
 use crate::pull_consumer::{OffsetTable, PullConsumer};
 use crate::rebalance;
 use crate::route::TopicRoute;
+use crate::runtime::{self, Task};
 use crate::transport::completion::{Latch, Signal};
 
 /// Where a consumer is in its life.
@@ -329,7 +329,7 @@ impl Inner {
             pq.borrow_mut().set_locked(true, Instant::now());
         }
         let wake = Rc::new(Signal::default());
-        let pull = glommio::spawn_local(tasks::pull_loop(
+        let pull = runtime::spawn_local(tasks::pull_loop(
             self.clone(),
             queue.clone(),
             sub.expression.clone(),
@@ -337,7 +337,7 @@ impl Inner {
             wake.clone(),
             offset,
         ));
-        let consume = glommio::spawn_local(tasks::consume_loop(
+        let consume = runtime::spawn_local(tasks::consume_loop(
             self.clone(),
             queue.clone(),
             pq.clone(),
@@ -596,7 +596,7 @@ fn by_broker(queues: &[MessageQueue]) -> BTreeMap<String, Vec<MessageQueue>> {
 /// Waits `d`, or less when `wake` is raised or the consumer stops. Loops that nap this
 /// way must check the stop latch after each nap: once it is set, naps end at once.
 pub(super) async fn nap(inner: &Inner, wake: Option<&Signal>, d: Duration) {
-    let timer = glommio::timer::sleep(d);
+    let timer = runtime::sleep(d);
     let stop = inner.stop.wait();
     match wake {
         Some(w) => futures_lite::future::or(timer, futures_lite::future::or(stop, w.wait())).await,
@@ -607,5 +607,5 @@ pub(super) async fn nap(inner: &Inner, wake: Option<&Signal>, d: Duration) {
 /// Waits `d`, or less when `wake` is raised; deaf to the stop latch (consume loops end
 /// when their queue is dropped, which raises `wake`).
 pub(super) async fn doze(wake: &Signal, d: Duration) {
-    futures_lite::future::or(glommio::timer::sleep(d), wake.wait()).await
+    futures_lite::future::or(runtime::sleep(d), wake.wait()).await
 }

@@ -1,7 +1,7 @@
 //! The push consumer: subscribe to topics, register a listener, and the consumer pulls
 //! (long polling), balances queues across the group, consumes, retries and commits.
 //!
-//! Lives on: the glommio executor that created it (`!Send`); its tasks run there too.
+//! Lives on: the executor that created it (`!Send`); its tasks run there too.
 //!
 //! ```text
 //!                         ┌─────────── rebalance (every 20 s, and on the broker's
@@ -35,7 +35,7 @@
 //!
 //! The protocol decisions live in pure modules ([`crate::rebalance`],
 //! [`crate::process_queue`], [`crate::offset_store`], [`crate::pull_consumer::OffsetTable`]);
-//! this module drives them with glommio tasks and timers.
+//! this module drives them with tasks and timers of [`crate::runtime`].
 
 mod inner;
 mod tasks;
@@ -45,7 +45,6 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
-use glommio::Task;
 use ramjet_proto::message::StoredMessage;
 
 pub use ramjet_proto::body::{ConsumeFromWhere, MessageModel};
@@ -56,6 +55,7 @@ use crate::error::ClientError;
 use crate::message::MessageQueue;
 use crate::protocol::Subscription;
 use crate::rebalance::{AllocateAveragely, AllocateStrategy};
+use crate::runtime::{self, Task};
 use crate::transport::completion::Signal;
 use crate::transport::ServerRequestHandler;
 
@@ -361,17 +361,17 @@ impl PushConsumer {
     /// or `InvalidArgument` when the broadcasting offsets file cannot be read.
     ///
     /// # Panics
-    /// When called outside a glommio executor.
+    /// When called outside an executor of an enabled runtime ([`crate::runtime`]).
     pub async fn start(&self) -> Result<(), ClientError> {
         self.inner.prepare_start()?;
         self.inner.state.set(State::Running);
         self.inner.heartbeat_all().await;
         let mut tasks = self.tasks.borrow_mut();
-        tasks.push(glommio::spawn_local(tasks::heartbeat_loop(self.inner.clone())));
-        tasks.push(glommio::spawn_local(tasks::rebalance_loop(self.inner.clone())));
-        tasks.push(glommio::spawn_local(tasks::persist_loop(self.inner.clone())));
+        tasks.push(runtime::spawn_local(tasks::heartbeat_loop(self.inner.clone())));
+        tasks.push(runtime::spawn_local(tasks::rebalance_loop(self.inner.clone())));
+        tasks.push(runtime::spawn_local(tasks::persist_loop(self.inner.clone())));
         if self.inner.is_orderly() && self.inner.is_clustering() {
-            tasks.push(glommio::spawn_local(tasks::lock_loop(self.inner.clone())));
+            tasks.push(runtime::spawn_local(tasks::lock_loop(self.inner.clone())));
         }
         self.inner.rebalance_wake.notify();
         Ok(())

@@ -18,9 +18,11 @@ use ramjet_proto::message::{property, StoredMessage};
 
 use super::inner::{doze, nap, Inner};
 use super::{ConsumeContext, ConsumeOrderlyStatus, ConsumeStatus, MessageListener};
-use crate::message::{MessageQueue, PullStatus};
+use crate::message::MessageQueue;
 use crate::process_queue::{ProcessQueue, LOCK_MAX_LIVE};
 use crate::protocol::{self, PullArgs};
+use crate::pull_step::{pull_pause, pull_step, PullStep, QueueLoad};
+use crate::runtime;
 use crate::transport::completion::Signal;
 
 // ---------------------------------------------------------------------------------------
@@ -70,19 +72,14 @@ pub(super) async fn lock_loop(inner: Rc<Inner>) {
 // ---------------------------------------------------------------------------------------
 // Pull.
 
-/// Why a pull loop waits before its next pull.
-fn pull_pause(inner: &Inner, pq: &ProcessQueue, orderly: bool) -> Option<Duration> {
-    let c = &inner.config;
-    let flow_control = pq.msg_count() > c.pull_threshold_for_queue
-        || pq.msg_size_bytes() > c.pull_threshold_size_for_queue_bytes
-        || (!orderly && pq.max_span() > c.consume_concurrently_max_span);
-    if flow_control {
-        return Some(c.flow_control_delay);
+/// The load flow control looks at ([`pull_pause`]).
+fn queue_load(pq: &ProcessQueue) -> QueueLoad {
+    QueueLoad {
+        msg_count: pq.msg_count(),
+        msg_size_bytes: pq.msg_size_bytes(),
+        max_span: pq.max_span(),
+        locked: pq.locked,
     }
-    if orderly && inner.is_clustering() && !pq.locked {
-        return Some(c.pull_retry_delay);
-    }
-    None
 }
 
 /// Pulls `queue` from `offset` with long polling, feeding `pq` and waking the consume
@@ -102,12 +99,12 @@ pub(super) async fn pull_loop(
             if p.dropped || inner.stop.is_set() {
                 return;
             }
-            pull_pause(&inner, &p, orderly)
+            pull_pause(&inner.config, &queue_load(&p), orderly, inner.is_clustering())
         };
         // Pull loops sleep deaf to the stop latch (shutdown cancels them), so the latch
         // only ever holds the wakers of the few periodic tasks.
         if let Some(d) = pause {
-            glommio::timer::sleep(d).await;
+            runtime::sleep(d).await;
             continue;
         }
         let commit_offset = if inner.is_clustering() {
@@ -129,35 +126,33 @@ pub(super) async fn pull_loop(
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(?queue, offset, error = %e, "pull failed");
-                glommio::timer::sleep(inner.config.pull_retry_delay).await;
+                runtime::sleep(inner.config.pull_retry_delay).await;
                 continue;
             }
         };
         if pq.borrow().dropped {
             return;
         }
-        match result.status {
-            PullStatus::Found if !result.messages.is_empty() => {
-                offset = result.next_begin_offset;
+        let held_count = pq.borrow().msg_count();
+        let step =
+            pull_step(result.status, result.messages.len(), result.next_begin_offset, held_count);
+        match step {
+            PullStep::Deliver { next_offset } => {
+                offset = next_offset;
                 pq.borrow_mut().put(result.messages);
                 wake.notify();
             }
-            PullStatus::Found
-            | PullStatus::NoNewMsg
-            | PullStatus::NoMatchedMsg
-            | PullStatus::RetryImmediately => {
-                offset = result.next_begin_offset;
-                // Nothing held: the offset may move past what the filter skipped (the
-                // reference's correctTagsOffset).
-                if pq.borrow().msg_count() == 0 {
-                    inner.offsets.borrow_mut().advance(&queue, offset);
+            PullStep::Skip { next_offset, commit } => {
+                offset = next_offset;
+                if let Some(commit) = commit {
+                    inner.offsets.borrow_mut().advance(&queue, commit);
                 }
             }
-            PullStatus::OffsetIllegal => {
+            PullStep::Restart { reset_offset } => {
                 tracing::warn!(
                     ?queue,
                     offset,
-                    next = result.next_begin_offset,
+                    next = reset_offset,
                     "offset illegal; restarting the queue there"
                 );
                 {
@@ -165,14 +160,14 @@ pub(super) async fn pull_loop(
                     p.dropped = true;
                     p.clear();
                 }
-                inner.offsets.borrow_mut().reset(&queue, result.next_begin_offset);
+                inner.offsets.borrow_mut().reset(&queue, reset_offset);
                 wake.notify();
                 inner.rebalance_wake.notify();
                 return;
             }
         }
         if !inner.config.pull_interval.is_zero() {
-            glommio::timer::sleep(inner.config.pull_interval).await;
+            runtime::sleep(inner.config.pull_interval).await;
         }
     }
 }

@@ -137,19 +137,8 @@ mod tests {
     use std::rc::Rc;
 
     use super::*;
-
-    fn run<F, Fut>(f: F)
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = ()> + 'static,
-    {
-        glommio::LocalExecutorBuilder::default()
-            .io_memory(1 << 20)
-            .spawn(f)
-            .expect("executor")
-            .join()
-            .expect("join");
-    }
+    use crate::runtime;
+    use crate::test_runtimes::on_each_runtime as run;
 
     #[test]
     fn latch_releases_every_waiter_and_stays_set() {
@@ -158,10 +147,10 @@ mod tests {
             let waiters: Vec<_> = (0..3)
                 .map(|_| {
                     let latch = latch.clone();
-                    glommio::spawn_local(async move { latch.wait().await })
+                    runtime::spawn_local(async move { latch.wait().await })
                 })
                 .collect();
-            glommio::yield_if_needed().await;
+            futures_lite::future::yield_now().await;
             assert!(!latch.is_set());
             latch.set();
             for w in waiters {
@@ -184,7 +173,7 @@ mod tests {
                     false
                 },
                 async {
-                    glommio::timer::sleep(std::time::Duration::from_millis(20)).await;
+                    runtime::sleep(std::time::Duration::from_millis(20)).await;
                     true
                 },
             )

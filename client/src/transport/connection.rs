@@ -1,6 +1,6 @@
-//! One remoting connection on glommio: pipelined requests keyed by opaque.
+//! One remoting connection: pipelined requests keyed by opaque.
 //!
-//! Lives on: the glommio executor that created it (`!Send`, `Rc` + `RefCell` inside).
+//! Lives on: the executor that created it (`!Send`, `Rc` + `RefCell` inside).
 //!
 //! ```text
 //!  request() ──encode──▶ write_buf ──(Signal)──▶ writer task ──write_all──▶ socket
@@ -18,24 +18,20 @@
 //! A closed connection stays closed; the pool replaces it on next use.
 
 use std::cell::{Cell, RefCell};
-use std::future::{poll_fn, Future};
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::pin::Pin;
+use std::future::poll_fn;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use futures_lite::io::{AsyncRead, AsyncWrite};
-use glommio::net::TcpStream;
-use glommio::timer::Timer;
-use glommio::Task;
 use ramjet_proto::codes::response;
 use ramjet_proto::frame::{decode_frame, encode_frame, peek_frame_length, FRAME_SIZE_BYTES_MAX};
 use ramjet_proto::{Frame, Header};
 
 use crate::error::ClientError;
 use crate::pending::PendingTable;
+use crate::runtime::{self, Task, TcpStream};
 use crate::transport::completion::{Completion, Signal};
 
 /// Called with each request the peer initiates (NOTIFY_CONSUMER_IDS_CHANGED,
@@ -116,7 +112,7 @@ impl std::fmt::Debug for Connection {
 
 impl Connection {
     /// Connects to `addr` (`host:port`) and starts the reader and writer tasks on the
-    /// current glommio executor.
+    /// current executor ([`crate::runtime`]).
     ///
     /// # Errors
     /// `Connect` when the address does not resolve or the connection is refused or
@@ -132,10 +128,9 @@ impl Connection {
             .map_err(|e| connect_error(e.to_string()))?
             .next()
             .ok_or_else(|| connect_error("address resolves to nothing".into()))?;
-        let stream = TcpStream::connect_timeout(socket_addr, options.connect_timeout)
+        let stream = TcpStream::connect(socket_addr, options.connect_timeout)
             .await
             .map_err(|e| connect_error(e.to_string()))?;
-        stream.set_nodelay(true).map_err(|e| connect_error(e.to_string()))?;
         let shared = Rc::new(Shared {
             addr: addr.to_string(),
             stream: RefCell::new(stream),
@@ -148,8 +143,8 @@ impl Connection {
             closed: RefCell::new(None),
             handler: options.handler,
         });
-        let reader = glommio::spawn_local(read_loop(shared.clone()));
-        let writer = glommio::spawn_local(write_loop(shared.clone()));
+        let reader = runtime::spawn_local(read_loop(shared.clone()));
+        let writer = runtime::spawn_local(write_loop(shared.clone()));
         Ok(Rc::new(Connection { shared, tasks: RefCell::new(vec![reader, writer]) }))
     }
 
@@ -198,7 +193,7 @@ impl Connection {
         let code = header.code;
         self.shared.enqueue(&header, body)?;
         let timed_out = async {
-            Timer::new(timeout).await;
+            runtime::sleep(timeout).await;
             Err(ClientError::Timeout { code, opaque, timeout })
         };
         futures_lite::future::or(completion.wait(), timed_out).await
@@ -313,7 +308,7 @@ impl Shared {
             tracing::debug!(addr = %self.addr, %reason, "connection closed");
             *closed = Some(reason.clone());
         }
-        shutdown_socket(&self.stream.borrow());
+        self.stream.borrow().shutdown();
         let drained = self.pending.borrow_mut().drain();
         for completion in drained {
             completion.complete(Err(ClientError::ConnectionClosed {
@@ -356,21 +351,6 @@ impl Shared {
     }
 }
 
-/// Shuts the socket down in both directions so the reader task sees end-of-stream.
-///
-/// Glommio exposes shutdown as an async call whose future is ready at once (a plain
-/// `shutdown(2)`); polling it once with a no-op waker lets `fail` run from `Drop`.
-fn shutdown_socket(stream: &TcpStream) {
-    struct NoopWake;
-    impl std::task::Wake for NoopWake {
-        fn wake(self: std::sync::Arc<Self>) {}
-    }
-    let waker = std::task::Waker::from(std::sync::Arc::new(NoopWake));
-    let mut cx = std::task::Context::from_waker(&waker);
-    let mut shutdown = std::pin::pin!(stream.shutdown(Shutdown::Both));
-    let _ = shutdown.as_mut().poll(&mut cx);
-}
-
 async fn read_loop(shared: Rc<Shared>) {
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut scratch = vec![0u8; READ_CHUNK_BYTES];
@@ -398,7 +378,7 @@ async fn read_loop(shared: Rc<Shared>) {
         }
         let read = poll_fn(|cx| {
             let mut stream = shared.stream.borrow_mut();
-            Pin::new(&mut *stream).poll_read(cx, &mut scratch)
+            stream.poll_read(cx, &mut scratch)
         })
         .await;
         match read {
@@ -425,7 +405,7 @@ async fn write_loop(shared: Rc<Shared>) {
         while out.has_remaining() {
             let written = poll_fn(|cx| {
                 let mut stream = shared.stream.borrow_mut();
-                Pin::new(&mut *stream).poll_write(cx, &out)
+                stream.poll_write(cx, &out)
             })
             .await;
             match written {

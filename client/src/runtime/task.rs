@@ -76,8 +76,9 @@ impl<T> Future for Task<T> {
     type Output = T;
 
     /// # Panics
-    /// Resumes the task's panic, if it panicked (as glommio does), and panics when tokio
-    /// cancelled the task because its runtime is shutting down.
+    /// Resumes the task's panic, if it panicked (as glommio does). A task tokio cancelled
+    /// because its runtime is shutting down never completes: the awaiting future is on the
+    /// same runtime and is dropped with it.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         match &mut self.get_mut().inner {
             #[cfg(feature = "glommio")]
@@ -96,7 +97,7 @@ impl<T> Future for Task<T> {
                     Poll::Ready(Err(e)) if e.is_panic() => {
                         std::panic::resume_unwind(e.into_panic())
                     }
-                    Poll::Ready(Err(e)) => panic!("task cancelled by its runtime: {e}"),
+                    Poll::Ready(Err(_)) => Poll::Pending,
                 }
             }
         }

@@ -222,3 +222,61 @@ fn a_broker_that_changes_cluster_and_leaves_does_not_stop_the_namesrv() {
         assert_eq!(reply.header.code, response::SUCCESS);
     });
 }
+
+#[test]
+fn a_send_without_a_usable_default_topic_does_not_create_the_topic() {
+    // Goal: auto-create as the reference decides it: an unknown topic is created only from
+    // an existing, inheritable default topic (TBW102); an empty or unknown `defaultTopic`
+    // answers TOPIC_NOT_EXIST (17) and creates nothing. Method: raw SEND_MESSAGE frames in
+    // both encodings with an empty and an unknown default topic, then one with TBW102.
+    let dir = store_dir();
+    let broker = Daemon::broker(&BrokerOptions::new(dir.path()));
+    let addr = broker.broker_addr.clone();
+    run_glommio(move || async move {
+        let conn = Connection::connect(&addr, ConnectionOptions::default()).await.expect("connect");
+        let send = |st, default_topic: &str, topic: &str| {
+            let mut h = Header::request(request::SEND_MESSAGE, 0, st);
+            for (k, v) in [
+                ("producerGroup", "pg"),
+                ("topic", topic),
+                ("defaultTopic", default_topic),
+                ("defaultTopicQueueNums", "4"),
+                ("queueId", "0"),
+                ("sysFlag", "0"),
+                ("bornTimestamp", "1700000000000"),
+                ("flag", "0"),
+                ("properties", ""),
+                ("reconsumeTimes", "0"),
+            ] {
+                h.ext_fields.insert(k, v);
+            }
+            h
+        };
+        for st in [SerializeType::Json, SerializeType::RocketMq] {
+            for default_topic in ["", "NoSuchTemplate"] {
+                let reply = conn
+                    .request(send(st, default_topic, "never-created"), b"body", TIMEOUT)
+                    .await
+                    .expect("reply");
+                assert_eq!(
+                    reply.header.code,
+                    response::TOPIC_NOT_EXIST,
+                    "defaultTopic {default_topic:?}: {:?}",
+                    reply.header.remark
+                );
+            }
+        }
+        let reply = conn
+            .request(send(SerializeType::Json, "TBW102", "created-from-tbw102"), b"body", TIMEOUT)
+            .await
+            .expect("reply");
+        assert_eq!(reply.header.code, response::SUCCESS, "{:?}", reply.header.remark);
+        // The broker's topic table: the TBW102 send created its topic, the others nothing.
+        let all = Header::request(request::GET_ALL_TOPIC_CONFIG, 0, SerializeType::Json);
+        let reply = conn.request(all, b"", TIMEOUT).await.expect("reply");
+        assert_eq!(reply.header.code, response::SUCCESS);
+        let table = String::from_utf8_lossy(&reply.body);
+        assert!(table.contains("created-from-tbw102"), "topic table: {table}");
+        assert!(!table.contains("never-created"), "a refused send created its topic");
+    });
+}

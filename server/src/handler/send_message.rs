@@ -27,7 +27,7 @@ use crate::error::BrokerError;
 use crate::net::connection::Response;
 use crate::shard::Shard;
 use crate::topic::{
-    validate_topic_name, PERM_INHERIT, PERM_WRITE, SCHEDULE_TOPIC, TBW102, TRANS_HALF_TOPIC,
+    validate_topic_name, PERM_INHERIT, PERM_WRITE, SCHEDULE_TOPIC, TRANS_HALF_TOPIC,
 };
 
 /// Region reported in every send response (the reference's default `regionId`).
@@ -153,8 +153,10 @@ async fn auto_create(
     if !shard.settings.borrow().auto_create_topic_enable {
         return Err(not_exist());
     }
+    // As the reference's `createTopicInSendMessageMethod`: the producer's default topic
+    // must exist and allow inheritance; an empty one names no template.
     let table = shard.topic_table();
-    let default_topic = if req.default_topic.is_empty() { TBW102 } else { &req.default_topic };
+    let default_topic = req.default_topic.as_str();
     let Some(template) = table.get(default_topic) else {
         return Err(not_exist());
     };

@@ -25,7 +25,8 @@
 //! finish (TCP back-pressure instead of unbounded memory). Process-wide limits
 //! ([`super::limits`]) refuse connections past the per-address and total counts at accept,
 //! close a connection silent for the idle timeout or whose responses stay unread for the
-//! write timeout (a watchdog task per connection, asleep until the nearest deadline), and
+//! write timeout (a watchdog task per connection compares read and write counts every half
+//! of the shorter timeout; the data path reads no clock), and
 //! bound the bytes of incomplete frames all connections hold together.
 
 use std::cell::RefCell;
@@ -106,11 +107,6 @@ impl ConnectionHandle {
                 return false;
             }
         }
-        if !state.pending_writes {
-            // The write timeout counts from when output starts waiting.
-            state.pending_writes = true;
-            state.last_write = Instant::now();
-        }
         if let Some(w) = state.waker.take() {
             w.wake();
         }
@@ -138,12 +134,10 @@ struct ConnState {
     waker: Option<Waker>,
     closed: bool,
     peer: SocketAddr,
-    /// Last byte read or written (idle timeout).
-    last_activity: Instant,
-    /// Last write progress, or when output started waiting (write timeout).
-    last_write: Instant,
-    /// Output is waiting to be written.
-    pending_writes: bool,
+    /// Reads that returned bytes; the watchdog compares it between wake-ups (idle timeout).
+    reads: u64,
+    /// Writes that took bytes (idle and write timeouts).
+    writes: u64,
     /// A limit ended the connection: the driver closes it at its next poll.
     kill: Option<LimitHit>,
 }
@@ -201,7 +195,6 @@ pub async fn serve<S: Service>(mut stream: TcpStream, service: Rc<S>) {
         }
     };
     let _ = stream.set_nodelay(true);
-    let now = Instant::now();
     let state = Rc::new(RefCell::new(ConnState {
         write_queue: VecDeque::new(),
         queued_bytes: 0,
@@ -210,9 +203,8 @@ pub async fn serve<S: Service>(mut stream: TcpStream, service: Rc<S>) {
         waker: None,
         closed: false,
         peer,
-        last_activity: now,
-        last_write: now,
-        pending_writes: false,
+        reads: 0,
+        writes: 0,
         kill: None,
     }));
     let handle = ConnectionHandle { state: state.clone() };
@@ -235,58 +227,55 @@ pub async fn serve<S: Service>(mut stream: TcpStream, service: Rc<S>) {
 /// Logs a limit reached: the first time and then at powers of two, so an attack cannot flood
 /// the log; every hit is counted in [`limits::Governor::hits`].
 fn report_limit(governor: &limits::Governor, hit: LimitHit, peer: SocketAddr) {
-    let count = governor.hits().iter().find(|(k, _)| *k == hit.key()).map_or(0, |(_, n)| *n);
+    let count = governor.hit_count(hit);
     if count.is_power_of_two() {
         warn!(%peer, limit = hit.key(), times = count, "connection limit reached; closing");
     }
 }
 
 /// Closes the connection when it has been silent for the idle timeout, or when its
-/// waiting output made no progress for the write timeout. Sleeps until the nearest deadline.
+/// waiting output made no progress for the write timeout. The driver only counts reads and
+/// writes (no clock on the data path); the watchdog wakes every half of the shorter timeout,
+/// notes when each count last moved, and so closes between one and one and a half timeouts.
 async fn watchdog(state: Rc<RefCell<ConnState>>, limits: limits::ConnectionLimits) {
+    let timeouts = [limits.idle_timeout, limits.write_timeout];
+    let Some(period) = timeouts.iter().filter(|t| !t.is_zero()).min().map(|t| *t / 2) else {
+        return;
+    };
+    let (mut seen, mut quiet_since, mut stalled_since) = ((0, 0), Instant::now(), Instant::now());
     loop {
+        glommio::timer::sleep(period.max(MIN_WATCHDOG_SLEEP)).await;
         let now = Instant::now();
-        let next = {
-            let mut st = state.borrow_mut();
-            if st.closed {
-                return;
-            }
-            let mut hit = None;
-            let mut next = None;
-            if !limits.idle_timeout.is_zero() {
-                let deadline = st.last_activity + limits.idle_timeout;
-                if now >= deadline && st.inflight == 0 {
-                    hit = Some(LimitHit::Idle);
-                }
-                next = Some(deadline.max(now + limits.idle_timeout / 8));
-            }
-            let waiting = st.pending_writes && (!st.write_buf.is_empty() || st.queued_bytes > 0);
-            if waiting && !limits.write_timeout.is_zero() {
-                let deadline = st.last_write + limits.write_timeout;
-                if now >= deadline {
-                    hit = Some(LimitHit::WriteTimeout);
-                }
-                next = Some(next.map_or(deadline, |n: Instant| n.min(deadline)));
-            } else if !limits.write_timeout.is_zero() {
-                // Output may start waiting at any time: look again within the timeout.
-                let check = now + limits.write_timeout;
-                next = Some(next.map_or(check, |n: Instant| n.min(check)));
-            }
-            if let Some(hit) = hit {
-                st.kill = Some(limits::governor().hit(hit));
-                if let Some(w) = st.waker.take() {
-                    w.wake();
-                }
-                return;
-            }
-            next
+        let mut st = state.borrow_mut();
+        if st.closed {
+            return;
+        }
+        let counts = (st.reads, st.writes);
+        if counts != seen || st.inflight > 0 {
+            quiet_since = now;
+        }
+        let waiting = !st.write_buf.is_empty() || st.queued_bytes > 0;
+        if counts.1 != seen.1 || !waiting {
+            stalled_since = now;
+        }
+        seen = counts;
+        let idle = !limits.idle_timeout.is_zero() && now - quiet_since >= limits.idle_timeout;
+        let stalled =
+            !limits.write_timeout.is_zero() && now - stalled_since >= limits.write_timeout;
+        let hit = match (idle, stalled) {
+            (_, true) => LimitHit::WriteTimeout,
+            (true, false) => LimitHit::Idle,
+            (false, false) => continue,
         };
-        let Some(next) = next else { return };
-        glommio::timer::sleep(next.saturating_duration_since(now).max(MIN_WATCHDOG_SLEEP)).await;
+        st.kill = Some(limits::governor().hit(hit));
+        if let Some(w) = st.waker.take() {
+            w.wake();
+        }
+        return;
     }
 }
 
-/// Shortest watchdog sleep (a deadline just passed is looked at again this soon).
+/// Shortest watchdog period.
 const MIN_WATCHDOG_SLEEP: std::time::Duration = std::time::Duration::from_millis(10);
 
 #[allow(clippy::too_many_arguments)]
@@ -308,7 +297,6 @@ fn drive<S: Service>(
             if let Some(hit) = st.kill {
                 return Poll::Ready(Err(format!("limit {} reached", hit.key())));
             }
-            let before = st.queued_bytes + st.write_buf.len();
             while let Some(front) = st.write_queue.front_mut() {
                 match Pin::new(&mut *stream).poll_write(cx, front) {
                     Poll::Ready(Ok(0)) => return Poll::Ready(Err("write returned 0".into())),
@@ -318,6 +306,7 @@ fn drive<S: Service>(
                             st.write_queue.pop_front();
                         }
                         st.queued_bytes -= n;
+                        st.writes += 1;
                         progressed = true;
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e.to_string())),
@@ -329,20 +318,12 @@ fn drive<S: Service>(
                     Poll::Ready(Ok(0)) => return Poll::Ready(Err("write returned 0".into())),
                     Poll::Ready(Ok(n)) => {
                         st.write_buf.advance(n);
+                        st.writes += 1;
                         progressed = true;
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e.to_string())),
                     Poll::Pending => break,
                 }
-            }
-            let after = st.queued_bytes + st.write_buf.len();
-            if after < before {
-                let now = Instant::now();
-                st.last_write = now;
-                st.last_activity = now;
-            }
-            if after == 0 {
-                st.pending_writes = false;
             }
             if st.write_buf.is_empty() && st.write_buf.capacity() > 4 * READ_CHUNK_BYTES {
                 st.write_buf = BytesMut::with_capacity(64 * 1024);
@@ -361,7 +342,7 @@ fn drive<S: Service>(
             Poll::Ready(Ok(n)) => {
                 read_buf.extend_from_slice(&scratch[..n]);
                 progressed = true;
-                state.borrow_mut().last_activity = Instant::now();
+                state.borrow_mut().reads += 1;
                 dispatch_frames(read_buf, state, handle, service)?;
                 // What is left is the start of a frame not yet complete.
                 if let Err(hit) = permit.hold_partial(read_buf.len()) {

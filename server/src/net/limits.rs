@@ -13,7 +13,7 @@
 //! | connections from one IP | `serverMaxConnectionsPerAddress` | 4,096 | new connection closed at accept |
 //! | silent connection | `serverChannelMaxIdleTimeSeconds` (the reference's) | 120 s | closed |
 //! | responses left unread | `serverWriteTimeoutSeconds` | 60 s | closed |
-//! | bytes of partial frames, all connections | `serverPartialFrameBytesMax` | 512 MiB | the connection that would pass it is closed |
+//! | bytes of partial frames past each connection's first 64 KiB, all connections | `serverPartialFrameBytesMax` | 512 MiB | the connection that would pass it is closed |
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -98,6 +98,10 @@ pub struct Governor {
 
 static GOVERNOR: OnceLock<Governor> = OnceLock::new();
 
+/// Bytes of a partial frame each connection holds without counting them against
+/// `serverPartialFrameBytesMax` (the connection limit bounds those).
+pub const PARTIAL_BYTES_UNCOUNTED: usize = 64 * 1024;
+
 /// Sets the process's limits; the first call wins (later ones, and the defaults taken by a
 /// connection served before any call, are ignored). Returns false when limits were set
 /// already.
@@ -148,6 +152,11 @@ impl Governor {
         Ok(Permit { governor: self, ip, partial_bytes: 0 })
     }
 
+    /// How often `which` was reached.
+    pub fn hit_count(&self, which: LimitHit) -> u64 {
+        self.hits[which as usize].load(Ordering::Relaxed)
+    }
+
     /// Counts a limit reached (for metrics and logs) and returns it.
     pub fn hit(&self, which: LimitHit) -> LimitHit {
         self.hits[which as usize].fetch_add(1, Ordering::Relaxed);
@@ -182,12 +191,18 @@ pub struct Permit<'a> {
 }
 
 impl Permit<'_> {
-    /// Records that this connection now holds `bytes` of an incomplete frame.
+    /// Records that this connection now holds `bytes` of an incomplete frame. The first
+    /// [`PARTIAL_BYTES_UNCOUNTED`] of each connection are not counted, so the common case
+    /// (a read that ends inside a small request) never touches the counter other shards share.
     ///
     /// # Errors
     /// [`LimitHit::PartialFrames`] when the growth would pass the process-wide budget (the
     /// connection should be closed; its previous holding stays counted until drop).
     pub fn hold_partial(&mut self, bytes: usize) -> Result<(), LimitHit> {
+        let bytes = bytes.saturating_sub(PARTIAL_BYTES_UNCOUNTED);
+        if bytes == self.partial_bytes {
+            return Ok(());
+        }
         let g = self.governor;
         if bytes > self.partial_bytes {
             let grow = bytes - self.partial_bytes;
@@ -264,11 +279,14 @@ mod tests {
         });
         let mut a = g.admit(ip(1)).unwrap();
         let mut b = g.admit(ip(2)).unwrap();
-        a.hold_partial(600).unwrap();
-        assert_eq!(b.hold_partial(500).unwrap_err(), LimitHit::PartialFrames);
-        b.hold_partial(400).unwrap();
+        let free = PARTIAL_BYTES_UNCOUNTED;
+        a.hold_partial(free).unwrap();
+        assert_eq!(g.partial_frame_bytes(), 0, "the first 64 KiB are not counted");
+        a.hold_partial(free + 600).unwrap();
+        assert_eq!(b.hold_partial(free + 500).unwrap_err(), LimitHit::PartialFrames);
+        b.hold_partial(free + 400).unwrap();
         assert_eq!(g.partial_frame_bytes(), 1000);
-        a.hold_partial(100).unwrap();
+        a.hold_partial(free + 100).unwrap();
         assert_eq!(g.partial_frame_bytes(), 500);
         drop(b);
         assert_eq!(g.partial_frame_bytes(), 100);

@@ -439,11 +439,11 @@ impl LogStore {
             // before patching, which leaves the properties as they are.
             let view = RecordView::new(record).ok();
             let sys_flag = view.map_or(0, |view| view.sys_flag());
-            let keys = match view.and_then(|view| view.properties().ok()) {
-                Some(properties) if shared.config.index_enabled && is_indexed(sys_flag) => {
-                    record_keys(properties)
-                }
-                _ => Vec::new(),
+            // Properties are located only for records the index takes.
+            let keys = if shared.config.index_enabled && is_indexed(sys_flag) {
+                view.and_then(|view| view.properties().ok()).map(record_keys).unwrap_or_default()
+            } else {
+                Vec::new()
             };
             // PREPARED and ROLLBACK transaction records stay out of the consume queue and
             // store QUEUEOFFSET 0, as the reference's commit log; the commit record enters it later.

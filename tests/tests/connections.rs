@@ -210,8 +210,13 @@ fn a_peer_that_never_reads_its_responses_is_closed_after_the_write_timeout() {
         encode_frame(&h, b"", &mut frames).expect("encodes");
     }
     s.write_all(&frames).unwrap();
-    // Not reading: the broker's responses pile up until the write timeout closes it.
-    std::thread::sleep(Duration::from_secs(5));
+    // Not reading: the broker's responses pile up until the write timeout closes it, which
+    // it logs (the first hit of a limit is always logged).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !broker.log_text().contains("serverWriteTimeoutSeconds") {
+        assert!(Instant::now() < deadline, "no write-timeout close logged:\n{}", broker.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let start = Instant::now();
     let mut total = 0usize;
     let mut chunk = vec![0u8; 1 << 20];

@@ -268,6 +268,7 @@ async fn watchdog(state: Rc<RefCell<ConnState>>, limits: limits::ConnectionLimit
             (false, false) => continue,
         };
         st.kill = Some(limits::governor().hit(hit));
+        report_limit(limits::governor(), hit, st.peer);
         if let Some(w) = st.waker.take() {
             w.wake();
         }

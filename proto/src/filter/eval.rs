@@ -31,7 +31,8 @@ pub(super) enum Const {
 }
 
 impl Const {
-    fn val(&self) -> Val<'_> {
+    /// The constant as an evaluation value.
+    pub(super) fn val(&self) -> Val<'_> {
         match self {
             Const::Null => Val::Null,
             Const::Bool(b) => Val::Bool(*b),

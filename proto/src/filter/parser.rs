@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 
-use super::eval::{compare, CmpOp, Const, Expr, StrOp, Val};
+use super::eval::{compare, CmpOp, Const, Expr, StrOp};
 use super::lexer::{Kind, Lexer, Token};
 use super::{ParseError, MAX_DEPTH};
 
@@ -331,7 +331,7 @@ fn check_between_bounds(low: &Expr, high: &Expr, at: usize) -> Result<(), ParseE
         if matches!(l, Const::Null) || matches!(h, Const::Null) {
             return Err(ParseError::new(at, "illegal values of BETWEEN: NULL"));
         }
-        let (lv, hv) = (const_val(l), const_val(h));
+        let (lv, hv) = (l.val(), h.val());
         match compare(hv, lv) {
             Ok(std::cmp::Ordering::Less) => {
                 return Err(ParseError::new(
@@ -344,17 +344,6 @@ fn check_between_bounds(low: &Expr, high: &Expr, at: usize) -> Result<(), ParseE
         }
     }
     Ok(())
-}
-
-fn const_val(c: &Const) -> Val<'_> {
-    match c {
-        Const::Null => Val::Null,
-        Const::Bool(b) => Val::Bool(*b),
-        Const::Int(i) => Val::Int(*i),
-        Const::Long(l) => Val::Long(*l),
-        Const::Double(d) => Val::Double(*d),
-        Const::Str(s) => Val::Str(s),
-    }
 }
 
 /// `ConstantExpression.createFromDecimal`: `int` when it fits, else `long`.

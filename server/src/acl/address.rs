@@ -143,7 +143,12 @@ impl AddressPattern {
 
     /// True when `remote` matches, as the strategy's `match`.
     pub fn matches(&self, remote: IpAddr) -> bool {
-        let text = remote_text(remote);
+        // The text form is built only for the patterns that compare text.
+        let text = match self {
+            AddressPattern::Blank => return false,
+            AddressPattern::Any => return true,
+            _ => remote_text(remote),
+        };
         match self {
             AddressPattern::Blank => false,
             AddressPattern::Any => true,

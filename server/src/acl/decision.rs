@@ -136,8 +136,7 @@ pub fn validate(config: &AclConfig, request: &AclRequest<'_>) -> Result<Allowed,
     if !acl::verify(request.ext, request.body, rule, &account.secret_key) {
         return Err(deny(format!("Check signature failed for accessKey={key}")));
     }
-    let trace = Resource::topic(TRACE_TOPIC);
-    if needed.iter().any(|(r, p)| *r == trace && *p == Perm::PUB) {
+    if needed.iter().any(|(r, p)| r.name() == TRACE_TOPIC && *p == Perm::PUB) {
         return Ok(Allowed::TraceTopic);
     }
     check_perm(account, request, &needed).map_err(deny)

@@ -24,9 +24,9 @@ if [ "${RAMJET_README_IN_NS:-}" != 1 ]; then
   # Lay the fresh copy, then re-run this script inside a new network namespace.
   mkdir -p "$BASE/repo"
   find "$BASE/repo" -mindepth 1 -maxdepth 1 ! -name target -exec rm -rf {} +
-  (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard) |
-    (cd "$ROOT" && xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh) |
-    (cd "$ROOT" && tar --null -T - -cf -) | (cd "$BASE/repo" && tar -xf -)
+  (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard |
+    xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh |
+    tar --null -T - -cf -) | (cd "$BASE/repo" && tar -xf -)
   rm -rf "$BASE/run"
   mkdir -p "$BASE/run"
   # Everything cargo will need, fetched while the network is there (the namespace has
@@ -114,7 +114,7 @@ while IFS= read -r line; do
   [ -n "$line" ] || continue
   say "bench: $line"
   out=$(cd "$REPO" && bash -c "$line" 2>"$RUN/bench-$n.err") || {
-    tail -20 "$RUN/bench-$n.err" >&2; fail "exit $? from: $line"; }
+    rc=$?; tail -20 "$RUN/bench-$n.err" >&2; fail "exit $rc from: $line"; }
   echo "$out" >&2
   count=$(echo "$out" | sed -n 's/^[a-z]*: \([0-9]*\) messages.*/\1/p' | head -1)
   [ "${count:-0}" -gt 0 ] || fail "no messages from: $line"
@@ -161,9 +161,9 @@ while IFS= read -r line; do
   cmd="$rel/$line"
   say "cluster: $cmd"
   out=$(cd "$RUN/cluster-caller" && timeout 600 bash -c "$cmd" 2>&1) || {
-    echo "$out" | tail -20 >&2; fail "exit from: $cmd"; }
+    rc=$?; echo "$out" | tail -20 >&2; fail "exit $rc from: $cmd"; }
   echo "$out" | tail -3 | tee -a "$RUN/cluster.out" >&2
-done < <(echo "$CLUSTER")
+done <<<"$CLUSTER"
 [ -f "$RUN/cluster-caller/ramjet-cluster/broker-a-master.log" ] ||
   fail "cluster logs are not under the caller's relative directory"
 [ ! -e "$REPO/ramjet-cluster" ] || fail "cluster directory landed in the repository root"

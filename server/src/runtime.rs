@@ -319,6 +319,28 @@ fn start_replication(start: ReplicationStart) -> Result<ReplicationHandles, Stri
 }
 
 impl RunningBroker {
+    /// Number of shards serving requests.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Serves `frame` on shard `shard` (modulo the shard count) as if a connection from
+    /// `peer` had received it: the path every client request takes after decoding, without
+    /// a socket (used by the in-process fuzz tests). The receiver yields the response, or
+    /// `None` for a one-way request; it is disconnected when the broker stops first.
+    pub fn dispatch(
+        &self,
+        shard: usize,
+        frame: ramjet_proto::Frame,
+        peer: SocketAddr,
+    ) -> flume::Receiver<Option<crate::net::connection::Response>> {
+        let (reply, rx) = flume::bounded(1);
+        if let Some(s) = self.shards.get(shard % self.shards.len().max(1)) {
+            let _ = s.send(ShardMsg::Dispatch { frame, peer, reply });
+        }
+        rx
+    }
+
     /// Stops every shard cleanly (flush, checkpoint, clean mark) and waits for them.
     pub fn stop(self) {
         let mut acks = Vec::new();

@@ -46,14 +46,7 @@ impl Service for BrokerService {
         frame: Frame,
         conn: ConnectionHandle,
     ) -> Pin<Box<dyn Future<Output = Option<Response>>>> {
-        Box::pin(async move {
-            let ctx = RequestContext { peer: conn.peer(), origin: self.shard.id };
-            let probe =
-                crate::metrics::RequestProbe::start(&self.shard, &frame.header, frame.body.len());
-            let resp = dispatch(&self.shard, frame, ctx).await;
-            probe.finish(&self.shard, resp.as_ref());
-            resp
-        })
+        Box::pin(async move { serve_request(&self.shard, frame, conn.peer()).await })
     }
 
     fn opened(self: Rc<Self>, conn: &ConnectionHandle) {
@@ -64,6 +57,16 @@ impl Service for BrokerService {
         self.shard.connections.borrow_mut().remove(&conn.peer());
         client::connection_closed(&self.shard, conn.peer());
     }
+}
+
+/// Serves one request received by this shard from the client at `peer`, exactly as a
+/// connection does: counted by the request probe, routed, forwarded and executed.
+pub async fn serve_request(shard: &Rc<Shard>, frame: Frame, peer: SocketAddr) -> Option<Response> {
+    let ctx = RequestContext { peer, origin: shard.id };
+    let probe = crate::metrics::RequestProbe::start(shard, &frame.header, frame.body.len());
+    let resp = dispatch(shard, frame, ctx).await;
+    probe.finish(shard, resp.as_ref());
+    resp
 }
 
 /// Where a request came from.

@@ -20,6 +20,13 @@ pub async fn serve(shard: Rc<Shard>, rx: flume::Receiver<ShardMsg>) -> Option<fl
                 })
                 .detach();
             }
+            ShardMsg::Dispatch { frame, peer, reply } => {
+                let shard = shard.clone();
+                glommio::spawn_local(async move {
+                    let _ = reply.send(crate::handler::serve_request(&shard, frame, peer).await);
+                })
+                .detach();
+            }
             ShardMsg::Topics { table, ack } => {
                 *shard.topics.borrow_mut() = table;
                 let _ = ack.send(());

@@ -79,6 +79,17 @@ pub enum ShardMsg {
         /// Where the result goes.
         reply: flume::Sender<Result<ramjet_storage::AppendResult, BrokerError>>,
     },
+    /// A request from a client of this process (not a connection): served as if a
+    /// connection of this shard had received it (`RunningBroker::dispatch`, used by the
+    /// in-process fuzz tests).
+    Dispatch {
+        /// The request.
+        frame: Frame,
+        /// The client's address it is served for.
+        peer: SocketAddr,
+        /// Where the response goes (`None`: a one-way request).
+        reply: flume::Sender<Option<Response>>,
+    },
     /// Read a queue here (the owner) and reply with what the store found.
     ReadQueue {
         /// What to read.

@@ -86,6 +86,18 @@ pub struct BrokerConfig {
     pub ha_max_gap_not_in_sync_bytes: u64,
     /// A replication peer silent this long is dropped (`haHousekeepingInterval`).
     pub ha_housekeeping_interval_ms: u64,
+    /// `haAuthSecret`: the replication secret both sides of an HA session must prove
+    /// (`replication::auth`); `None` (empty): sessions are not authenticated.
+    pub ha_auth_secret: Option<crate::replication::auth::HaSecret>,
+    /// `haTruncateAcknowledgedEnable`: a slave may truncate log bytes it has acknowledged
+    /// when its master ends before them (off: it refuses and stops replicating until an
+    /// operator restarts it with this on).
+    pub ha_truncate_acknowledged: bool,
+    /// `haBindAddress`: the HA listener's address (`None`: the broker's bind address).
+    pub ha_bind_ip: Option<IpAddr>,
+    /// `metricsBindAddress`: the metrics listener's address (`None`: the broker's bind
+    /// address).
+    pub metrics_bind_ip: Option<IpAddr>,
     /// The master suggests a slave to consumers reading far behind (`slaveReadEnable`).
     pub slave_read_enable: bool,
     /// "Far behind": more than this percentage of physical memory behind the log's end
@@ -130,6 +142,10 @@ impl Default for BrokerConfig {
             sync_flush_timeout_ms: 5_000,
             ha_max_gap_not_in_sync_bytes: 256 * 1024 * 1024,
             ha_housekeeping_interval_ms: 20_000,
+            ha_auth_secret: None,
+            ha_truncate_acknowledged: false,
+            ha_bind_ip: None,
+            metrics_bind_ip: None,
             slave_read_enable: false,
             access_message_in_memory_max_ratio: 40,
             connection_limits: crate::net::limits::ConnectionLimits::default(),
@@ -339,6 +355,10 @@ impl BrokerConfig {
                 "syncFlushTimeout" => self.sync_flush_timeout_ms = parse(k, v)?,
                 "haMaxGapNotInSync" => self.ha_max_gap_not_in_sync_bytes = parse(k, v)?,
                 "haHousekeepingInterval" => self.ha_housekeeping_interval_ms = parse(k, v)?,
+                "haAuthSecret" => self.ha_auth_secret = crate::replication::auth::HaSecret::new(v),
+                "haTruncateAcknowledgedEnable" => self.ha_truncate_acknowledged = parse_bool(k, v)?,
+                "haBindAddress" => self.ha_bind_ip = Some(parse(k, v)?),
+                "metricsBindAddress" => self.metrics_bind_ip = Some(parse(k, v)?),
                 "slaveReadEnable" => self.slave_read_enable = parse_bool(k, v)?,
                 "accessMessageInMemoryMaxRatio" => {
                     self.access_message_in_memory_max_ratio = parse(k, v)?

@@ -153,10 +153,11 @@ pub fn start(mut config: BrokerConfig) -> Result<RunningBroker, String> {
         });
     }
     let broker_addr = SocketAddr::new(config.broker_ip, port);
-    let ha_addr = config
-        .ha_listen_port
-        .filter(|_| ha_listener.is_some())
-        .map(|p| SocketAddr::new(config.broker_ip, p));
+    let ha_addr = config.ha_listen_port.filter(|_| ha_listener.is_some()).map(|p| {
+        // Registered as haServerAddr: the HA bind address when it names one host.
+        let ip = config.ha_bind_ip.filter(|ip| !ip.is_unspecified());
+        SocketAddr::new(ip.unwrap_or(config.broker_ip), p)
+    });
     let (ha_addr_tx, ha_addr_rx) = flume::unbounded::<String>();
     let config = Arc::new(config);
     let (senders, receivers): (Vec<_>, Vec<_>) =
@@ -254,11 +255,12 @@ fn bind_ha(config: &BrokerConfig, port: u16) -> Result<Option<StdListener>, Stri
         return Ok(None);
     }
     let want = config.ha_listen_port.unwrap_or(port.wrapping_add(1));
-    match bind_group(config.bind_ip, want, 1) {
+    let ip = config.ha_bind_ip.unwrap_or(config.bind_ip);
+    match bind_group(ip, want, 1) {
         Ok(mut l) => Ok(l.pop()),
         Err(_) if config.listen_port == 0 && config.ha_listen_port.is_none() => {
-            let mut l = bind_group(config.bind_ip, 0, 1)
-                .map_err(|e| format!("cannot listen on an HA port: {e}"))?;
+            let mut l =
+                bind_group(ip, 0, 1).map_err(|e| format!("cannot listen on an HA port: {e}"))?;
             Ok(l.pop())
         }
         Err(e) => Err(format!("cannot listen on HA port {want}: {e}")),
@@ -290,6 +292,8 @@ fn start_replication(start: ReplicationStart) -> Result<ReplicationHandles, Stri
                     ha_master_address: config.ha_master_address.clone(),
                     ha_addr_rx,
                     housekeeping_ms,
+                    secret: config.ha_auth_secret.clone(),
+                    truncate_acknowledged: config.ha_truncate_acknowledged,
                 };
                 Box::new(move || Box::pin(crate::replication::slave::run(slave)))
             }
@@ -299,6 +303,7 @@ fn start_replication(start: ReplicationStart) -> Result<ReplicationHandles, Stri
                     peers,
                     segment_size_bytes,
                     housekeeping_ms,
+                    secret: config.ha_auth_secret.clone(),
                 };
                 Box::new(move || Box::pin(crate::replication::master::run(master)))
             }

@@ -296,7 +296,9 @@ impl OpsStart {
     pub fn prepare(config: &crate::config::BrokerConfig) -> Result<OpsStart, String> {
         let groups = crate::subscription_group::SubscriptionGroups::load(&config.store_path)?;
         let metrics_listener = match config.metrics_port {
-            Some(port) => Some(crate::http::bind(config.bind_ip, port)?),
+            Some(port) => {
+                Some(crate::http::bind(config.metrics_bind_ip.unwrap_or(config.bind_ip), port)?)
+            }
             None => None,
         };
         Ok(OpsStart { groups, metrics_listener })

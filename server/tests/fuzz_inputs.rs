@@ -276,6 +276,7 @@ fn sample_messages() -> Vec<Vec<u8>> {
         Message::Hello {
             segment_size_bytes: 1 << 20,
             logs: vec![LogState { start: 0, end: 10, durable: 9 }],
+            nonce: Some([5; wire::NONCE_BYTES]),
             broker_addr: "127.0.0.1:10911".into(),
         },
         Message::Welcome {
@@ -286,6 +287,8 @@ fn sample_messages() -> Vec<Vec<u8>> {
         Message::Heartbeat { written: vec![1, 2] },
         Message::Ack { positions: vec![(0, 5)] },
         Message::Error { reason: "no".into() },
+        Message::Challenge { nonce: [1; wire::NONCE_BYTES], proof: [2; wire::PROOF_BYTES] },
+        Message::Auth { proof: [3; wire::PROOF_BYTES] },
     ];
     messages.iter().map(|m| wire::encode(m).to_vec()).collect()
 }

@@ -20,6 +20,7 @@ use ramjet_client::{
 };
 use ramjet_proto::codes::{request, response};
 use ramjet_proto::{Header, SerializeType};
+use ramjet_server::replication::wire::{self, LogState};
 use ramjet_tests::{commit_log_contents, ha_addr, run_glommio, store_dir, BrokerOptions, Daemon};
 
 const TOPIC: &str = "repl-orders";
@@ -539,12 +540,14 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 // Goal: a slave whose log runs past its master's (the master came back without its
-// tail) truncates to the master's end, says so in its log, and then follows the master
-// byte-identical again.
+// tail) does not drop bytes it has acknowledged on its own: it refuses, says why, and
+// keeps them; restarted by the operator with haTruncateAcknowledgedEnable=true it
+// truncates to the master's end, says so, and then follows the master byte-identical.
 // Method: send 500, wait for the slave, stop the master and keep a copy of its store;
 // restart it, send 500 more, wait for the slave; stop the master and put the old copy
-// back (it lost those 500); start it: the slave truncates. Send 700 more, wait for the
-// slave, stop both: the logs are equal.
+// back (it lost those 500); start it: the slave refuses and still holds all 1000.
+// Restart the slave with the key: it truncates. Send 700 more, wait for the slave, stop
+// both: the logs are equal.
 #[test]
 fn a_slave_past_its_restarted_master_truncates_and_follows_again() {
     let namesrv = Daemon::namesrv();
@@ -578,6 +581,31 @@ fn a_slave_past_its_restarted_master_truncates_and_follows_again() {
     copy_dir(&old, &store);
     let mut master = Daemon::broker(&master_opts);
     let deadline = Instant::now() + WAIT;
+    while !slave.log_text().contains("not truncating without haTruncateAcknowledgedEnable") {
+        assert!(Instant::now() < deadline, "the slave never refused to truncate");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!slave.log_text().contains("lost its tail); truncating"), "{}", slave.log_text());
+    let held = run_glommio({
+        let (ns, m, s) = (ns.clone(), master.broker_addr.clone(), s.clone());
+        move || async move {
+            let queues = create_topic_and_route(&ns, &m).await;
+            let mut total = 0;
+            for q in &queues {
+                total += max_offset_at(&client(&ns), &s, q).await;
+            }
+            total
+        }
+    });
+    assert_eq!(held, 1000, "the slave kept every message it had acknowledged");
+    slave.stop();
+    let conf = slave_dir.path().join("truncate.conf");
+    std::fs::write(&conf, "haTruncateAcknowledgedEnable=true\n").expect("conf");
+    let mut opts = slave_options(slave_dir.path(), &ns, None);
+    opts.extra.extend(["-c".to_string(), conf.display().to_string()]);
+    let mut slave = Daemon::broker(&opts);
+    let s = slave.broker_addr.clone();
+    let deadline = Instant::now() + WAIT;
     while !slave.log_text().contains("truncating") {
         assert!(Instant::now() < deadline, "the slave never said it truncates");
         std::thread::sleep(Duration::from_millis(20));
@@ -587,5 +615,246 @@ fn a_slave_past_its_restarted_master_truncates_and_follows_again() {
     master.stop();
     slave.stop();
     assert_identical_logs(&store, slave_dir.path());
+    drop(namesrv);
+}
+
+// ---------------------------------------------------------------------------------------
+// Authentication (haAuthSecret) and what a hostile slave can do.
+
+/// Connects to an HA port as a raw peer, writes `frames`, and reads what comes back until
+/// the master closes or `window` passes: the frames, and how many bytes arrived.
+fn raw_ha(addr: &str, frames: &[wire::Message], window: Duration) -> (Vec<wire::Message>, usize) {
+    use std::io::{Read, Write};
+    let mut sock = std::net::TcpStream::connect(addr).expect("connect to the HA port");
+    for f in frames {
+        sock.write_all(&wire::encode(f)).expect("write");
+    }
+    sock.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+    let (mut buf, mut total, mut chunk) = (bytes::BytesMut::new(), 0, [0u8; 65536]);
+    let deadline = Instant::now() + window;
+    while Instant::now() < deadline {
+        match sock.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                total += n;
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    let mut out = Vec::new();
+    while let Ok(Some(m)) = wire::decode(&mut buf) {
+        out.push(m);
+    }
+    (out, total)
+}
+
+fn hello(logs: usize, nonce: Option<[u8; wire::NONCE_BYTES]>) -> wire::Message {
+    wire::Message::Hello {
+        segment_size_bytes: SEGMENT_BYTES,
+        logs: vec![LogState::default(); logs],
+        nonce,
+        broker_addr: "127.0.0.1:1".into(),
+    }
+}
+
+/// The master's log count, from its refusal of a HELLO with none.
+fn master_log_count(ha: &str) -> usize {
+    let (frames, _) = raw_ha(ha, &[hello(0, None)], Duration::from_secs(5));
+    let reason = frames
+        .iter()
+        .find_map(|f| match f {
+            wire::Message::Error { reason } => Some(reason.clone()),
+            _ => None,
+        })
+        .expect("an ERROR for a HELLO with no logs");
+    let count = reason.rsplit(' ').next().and_then(|w| w.parse().ok());
+    count.unwrap_or_else(|| panic!("no log count in {reason:?}"))
+}
+
+fn total_held(ns: &str, master: &str, broker: &str) -> i64 {
+    let (ns, m, b) = (ns.to_string(), master.to_string(), broker.to_string());
+    run_glommio(move || async move {
+        let queues = create_topic_and_route(&ns, &m).await;
+        let mut total = 0;
+        for q in &queues {
+            total += max_offset_at(&client(&ns), &b, q).await;
+        }
+        total
+    })
+}
+
+// Goal: with haAuthSecret on the master, nothing of its log reaches a peer that does not
+// prove the secret: an anonymous HELLO (both versions), a forged AUTH, a slave without the
+// secret and a slave with another one each get no WELCOME and no DATA; a slave with the
+// secret replicates everything; a slave with a secret refuses a master without one.
+#[test]
+fn only_a_slave_holding_the_secret_receives_the_log() {
+    let namesrv = Daemon::namesrv();
+    let ns = namesrv.namesrv_addr.clone();
+    let master_dir = store_dir();
+    let conf = master_dir.path().join("broker.conf");
+    std::fs::write(&conf, "haAuthSecret=right-secret\n").expect("broker.conf");
+    let store = master_dir.path().join("store");
+    let master = Daemon::broker(&master_options(&store, &ns, "ASYNC_MASTER", Some(&conf)));
+    let m = master.broker_addr.clone();
+    let ha = ha_addr(&master);
+    {
+        let (ns, m) = (ns.clone(), m.clone());
+        run_glommio(move || async move {
+            let queues = create_topic_and_route(&ns, &m).await;
+            let producer = Producer::new(client(&ns), "repl-producer");
+            for i in 0..200 {
+                let q = &queues[i % queues.len()];
+                let r = producer.send_to_queue(q, Message::new(TOPIC, body(7, i))).await;
+                assert_eq!(r.expect("send").status, SendStatus::Ok);
+            }
+        });
+    }
+    // Authentication comes before the log count is compared: any count will do.
+    let logs = 2;
+    let streamed = |frames: &[wire::Message]| {
+        frames
+            .iter()
+            .any(|f| matches!(f, wire::Message::Welcome { .. } | wire::Message::Data { .. }))
+    };
+    // Anonymous, version 1 (no nonce): refused at once.
+    let (frames, bytes) = raw_ha(&ha, &[hello(logs, None)], Duration::from_secs(3));
+    assert!(!streamed(&frames) && bytes < 1024, "v1 HELLO got {bytes} bytes: {frames:?}");
+    assert!(frames.iter().any(|f| matches!(f, wire::Message::Error { .. })), "{frames:?}");
+    // Anonymous, version 2, then a forged AUTH: a CHALLENGE, then an ERROR; no log.
+    let forged = wire::Message::Auth { proof: [0x5a; wire::PROOF_BYTES] };
+    let (frames, bytes) =
+        raw_ha(&ha, &[hello(logs, Some([1; wire::NONCE_BYTES])), forged], Duration::from_secs(3));
+    assert!(!streamed(&frames) && bytes < 1024, "forged AUTH got {bytes} bytes: {frames:?}");
+    assert!(matches!(frames.first(), Some(wire::Message::Challenge { .. })), "{frames:?}");
+    assert!(master.log_text().contains("wrong haAuthSecret"), "{}", master.log_text());
+
+    // Real slaves: without the secret, with another one.
+    for (secret, says) in [
+        (None, "the master requires haAuthSecret; this slave has none"),
+        (Some("wrong-secret"), "the master does not prove haAuthSecret"),
+    ] {
+        let dir = store_dir();
+        let mut opts = slave_options(dir.path(), &ns, None);
+        if let Some(secret) = secret {
+            let conf = dir.path().join("slave.conf");
+            std::fs::write(&conf, format!("haAuthSecret={secret}\n")).expect("slave.conf");
+            opts.extra.extend(["-c".to_string(), conf.display().to_string()]);
+        }
+        let mut slave = Daemon::broker(&opts);
+        let deadline = Instant::now() + WAIT;
+        while !slave.log_text().contains(says) {
+            assert!(Instant::now() < deadline, "slave never said {says:?}:\n{}", slave.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(total_held(&ns, &m, &slave.broker_addr), 0, "{secret:?} received messages");
+        slave.stop();
+    }
+
+    // With the secret: everything.
+    let dir = store_dir();
+    let slave_conf = dir.path().join("slave.conf");
+    std::fs::write(&slave_conf, "haAuthSecret=right-secret\n").expect("slave.conf");
+    let mut opts = slave_options(dir.path(), &ns, None);
+    opts.extra.extend(["-c".to_string(), slave_conf.display().to_string()]);
+    let mut slave = Daemon::broker(&opts);
+    {
+        let (ns, m, s) = (ns.clone(), m.clone(), slave.broker_addr.clone());
+        run_glommio(move || async move {
+            let queues = create_topic_and_route(&ns, &m).await;
+            wait_caught_up(&client(&ns), &m, &s, &queues).await;
+        });
+    }
+    assert_eq!(total_held(&ns, &m, &slave.broker_addr), 200);
+    slave.stop();
+    drop(master);
+
+    // A slave with a secret refuses a master without one.
+    let plain = store_dir();
+    let master =
+        Daemon::broker(&master_options(&plain.path().join("store"), &ns, "ASYNC_MASTER", None));
+    let dir = store_dir();
+    let mut opts = slave_options(dir.path(), &ns, Some(ha_addr(&master)));
+    opts.extra.extend(["-c".to_string(), slave_conf.display().to_string()]);
+    let slave = Daemon::broker(&opts);
+    let says = "the master did not authenticate";
+    let deadline = Instant::now() + WAIT;
+    while !slave.log_text().contains(says) {
+        assert!(Instant::now() < deadline, "slave never said {says:?}:\n{}", slave.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(slave);
+    drop(master);
+    drop(namesrv);
+}
+
+// Goal: a slave's ACK counts only up to what the master has sent it: a peer that ACKs
+// u64::MAX on every log and never reads does not release a SYNC_MASTER send, which times
+// out as FLUSH_SLAVE_TIMEOUT (without the clamp it would answer SEND_OK at once).
+// Method: 64 MiB in the log before the fake slave connects, so the master's queue and
+// the socket buffers (far less) fill before the new send's bytes could be sent to it.
+#[test]
+fn an_ack_past_what_was_sent_does_not_release_sync_sends() {
+    use std::io::Write;
+    let namesrv = Daemon::namesrv();
+    let ns = namesrv.namesrv_addr.clone();
+    let master_dir = store_dir();
+    let conf = master_dir.path().join("broker.conf");
+    std::fs::write(&conf, "syncFlushTimeout=1000\n").expect("broker.conf");
+    let store = master_dir.path().join("store");
+    let master = Daemon::broker(&master_options(&store, &ns, "SYNC_MASTER", Some(&conf)));
+    let m = master.broker_addr.clone();
+    let ha = ha_addr(&master);
+    let queues = {
+        let (ns, m) = (ns.clone(), m.clone());
+        run_glommio(move || async move {
+            let queues = create_topic_and_route(&ns, &m).await;
+            // No slave yet: each is stored and answered SLAVE_NOT_AVAILABLE at once.
+            let producer = Producer::new(client(&ns), "repl-producer");
+            let chunk = Bytes::from(vec![7u8; 100 * 1024]);
+            for i in 0..660 {
+                let q = &queues[i % queues.len()];
+                let r = producer.send_to_queue(q, Message::new(TOPIC, chunk.clone())).await;
+                assert_eq!(r.expect("stored").status, SendStatus::SlaveNotAvailable);
+            }
+            queues
+        })
+    };
+    let logs = master_log_count(&ha);
+    // A fake slave: HELLO with empty logs, read the WELCOME, ACK u64::MAX everywhere.
+    let mut sock = std::net::TcpStream::connect(&ha).expect("connect");
+    sock.write_all(&wire::encode(&hello(logs, None))).expect("hello");
+    let mut buf = bytes::BytesMut::new();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        use std::io::Read;
+        let mut chunk = [0u8; 4096];
+        let n = sock.read(&mut chunk).expect("read WELCOME");
+        assert!(n > 0 && Instant::now() < deadline, "no WELCOME");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(f) = wire::decode(&mut buf).expect("frame") {
+            assert!(matches!(f, wire::Message::Welcome { .. }), "{f:?}");
+            break;
+        }
+    }
+    let lie = wire::Message::Ack { positions: (0..logs as u32).map(|l| (l, u64::MAX)).collect() };
+    sock.write_all(&wire::encode(&lie)).expect("ack");
+    let status = {
+        let (ns, q) = (ns.clone(), queues[0].clone());
+        run_glommio(move || async move {
+            let producer = Producer::new(client(&ns), "repl-producer");
+            let r = producer.send_to_queue(&q, Message::new(TOPIC, body(8, 0))).await;
+            r.expect("stored").status
+        })
+    };
+    assert_eq!(status, SendStatus::FlushSlaveTimeout, "a lying ACK released a SYNC_MASTER send");
+    drop(sock);
+    drop(master);
     drop(namesrv);
 }

@@ -3,8 +3,10 @@
 //! Lives on: the replication shard of a master (ASYNC_MASTER or SYNC_MASTER).
 //!
 //! A session:
-//! 1. Read HELLO (within the housekeeping interval). Refuse (ERROR, close) a slave whose
-//!    log count or segment size differs: positions would not line up.
+//! 1. Read HELLO (within the housekeeping interval). With `haAuthSecret`, exchange
+//!    CHALLENGE and AUTH (`auth.rs`): a slave that does not prove the secret gets an ERROR
+//!    and not one byte of log. Refuse (ERROR, close) a slave whose log count or segment
+//!    size differs: positions would not line up.
 //! 2. Ask every shard where its logs stand and [`decide`] per log where streaming starts;
 //!    write WELCOME. The slave's durable positions count as acknowledged.
 //! 3. One pump per log: ask the owner shard for raw bytes from the position (1 MiB at a
@@ -13,9 +15,11 @@
 //!    queue, writing large payloads as the owner's `Bytes` without copying; it sends a
 //!    HEARTBEAT with the written positions every second.
 //! 4. Read ACKs; hand each log's new position to its owner (`Progress`), where SYNC_MASTER
-//!    sends wait. No frame from the slave for `haHousekeepingInterval`, a read error or a
+//!    sends wait. An ACK is clamped to what the writer has sent on that log: a slave
+//!    cannot release SYNC_MASTER sends for bytes it never received. No frame from the slave for `haHousekeepingInterval`, a read error or a
 //!    pump error ends the session; every log's owner then forgets the slave.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::TcpListener as StdListener;
 use std::rc::Rc;
@@ -26,6 +30,7 @@ use glommio::net::TcpStream;
 use ramjet_storage::ReplicaPosition;
 use tracing::{info, warn};
 
+use super::auth::{self, HaSecret, Role};
 use super::io::{split, within, FrameReader, FrameWriter};
 use super::wire::{Action, LogState, Message};
 use super::{positions, to_owner, ReplicaRequest};
@@ -50,12 +55,15 @@ pub struct MasterStart {
     pub segment_size_bytes: u64,
     /// `haHousekeepingInterval`: a silent slave is dropped after this long.
     pub housekeeping_ms: u64,
+    /// `haAuthSecret`: slaves must prove it (`None`: anyone may replicate).
+    pub secret: Option<HaSecret>,
 }
 
 struct Master {
     peers: Vec<flume::Sender<ShardMsg>>,
     segment_size_bytes: u64,
     housekeeping: Duration,
+    secret: Option<HaSecret>,
 }
 
 /// Accepts slaves until the executor stops.
@@ -65,6 +73,7 @@ pub async fn run(start: MasterStart) {
         peers: start.peers,
         segment_size_bytes: start.segment_size_bytes,
         housekeeping: Duration::from_millis(start.housekeeping_ms),
+        secret: start.secret,
     });
     let mut next_id = 0u64;
     loop {
@@ -122,6 +131,35 @@ pub fn decide(master: &[ReplicaPosition], slave: &[LogState]) -> Vec<Action> {
         .collect()
 }
 
+/// The master's side of the handshake: CHALLENGE with its proof, then the slave's AUTH
+/// must verify.
+async fn authenticate(
+    master: &Master,
+    secret: &HaSecret,
+    hello: &Message,
+    slave_nonce: Option<[u8; super::wire::NONCE_BYTES]>,
+    reader: &mut FrameReader,
+    writer: &mut FrameWriter,
+) -> Result<(), String> {
+    let slave_nonce =
+        slave_nonce.ok_or("this master requires haAuthSecret (HELLO without nonce)")?;
+    let nonce = auth::nonce()?;
+    let proof = auth::proof(secret, Role::Master, &slave_nonce, &nonce, hello);
+    writer.stage(&Message::Challenge { nonce, proof });
+    writer.flush().await?;
+    let reply = within(master.housekeeping, reader.next()).await.ok_or("no AUTH in time")??;
+    match reply {
+        Message::Auth { proof }
+            if auth::verify(secret, Role::Slave, &slave_nonce, &nonce, hello, &proof) =>
+        {
+            Ok(())
+        }
+        Message::Auth { .. } => Err("wrong haAuthSecret".into()),
+        Message::Error { reason } => Err(format!("slave: {reason}")),
+        _ => Err("expected AUTH".into()),
+    }
+}
+
 /// Outgoing frames of a session.
 enum Out {
     Data { log: u32, position: u64, pieces: Vec<Bytes> },
@@ -133,9 +171,19 @@ async fn session(master: &Rc<Master>, stream: TcpStream, id: u64) -> Result<(), 
     let mut reader = FrameReader::new(read_half);
     let mut writer = FrameWriter::new(write_half);
     let hello = within(master.housekeeping, reader.next()).await.ok_or("no HELLO in time")??;
-    let Message::Hello { segment_size_bytes, logs, broker_addr } = hello else {
+    let Message::Hello { segment_size_bytes, ref logs, nonce, ref broker_addr } = hello else {
         return Err("first frame is not HELLO".into());
     };
+    if let Some(secret) = &master.secret {
+        if let Err(reason) =
+            authenticate(master, secret, &hello, nonce, &mut reader, &mut writer).await
+        {
+            writer.stage(&Message::Error { reason: reason.clone() });
+            let _ = writer.flush().await;
+            return Err(format!("slave {broker_addr} not authenticated: {reason}"));
+        }
+    }
+    let (logs, broker_addr) = (logs.clone(), broker_addr.clone());
     let ours = positions(&master.peers).await?;
     let refusal = if logs.len() != ours.len() {
         Some(format!("slave store has {} commit logs, the master {}", logs.len(), ours.len()))
@@ -194,6 +242,9 @@ async fn stream_to_slave(
 ) -> Result<(), String> {
     let (tx, rx) = flume::bounded::<Out>(QUEUED_FRAMES_MAX);
     let mut tasks = Vec::new();
+    // Per log, the end of what this session has sent (or the slave already held): the
+    // most an ACK may claim.
+    let sent: Rc<RefCell<HashMap<u32, u64>>> = Rc::default();
     for (log, action) in actions.iter().enumerate() {
         let (begin, acked) = match *action {
             Action::Stream(p) => (p, logs[log].durable.min(p)),
@@ -201,6 +252,7 @@ async fn stream_to_slave(
             Action::Refused => continue,
         };
         let log = log as u32;
+        sent.borrow_mut().insert(log, begin);
         let progress = ReplicaRequest::Progress {
             log,
             slave: id,
@@ -211,7 +263,7 @@ async fn stream_to_slave(
         tasks.push(glommio::spawn_local(pump(master.clone(), log, begin, tx.clone())));
     }
     drop(tx);
-    let writing = write_frames(master.clone(), rx, writer);
+    let writing = write_frames(master.clone(), rx, writer, sent.clone());
     let reading = async {
         let mut last: HashMap<u32, u64> = HashMap::new();
         loop {
@@ -221,7 +273,10 @@ async fn stream_to_slave(
             match frame {
                 Message::Ack { positions } => {
                     for (log, position) in positions {
-                        if log as usize >= actions.len() || last.get(&log) == Some(&position) {
+                        // Logs not streamed have no entry: their ACKs are ignored.
+                        let Some(&limit) = sent.borrow().get(&log) else { continue };
+                        let position = position.min(limit);
+                        if last.get(&log) == Some(&position) {
                             continue;
                         }
                         last.insert(log, position);
@@ -284,6 +339,7 @@ async fn write_frames(
     master: Rc<Master>,
     rx: flume::Receiver<Out>,
     mut writer: FrameWriter,
+    sent: Rc<RefCell<HashMap<u32, u64>>>,
 ) -> Result<(), String> {
     loop {
         let next = within(HEARTBEAT_INTERVAL, rx.recv_async()).await;
@@ -300,7 +356,13 @@ async fn write_frames(
         let mut frame = Some(frame);
         while let Some(f) = frame.take() {
             match f {
-                Out::Data { log, position, pieces } => writer.data(log, position, &pieces).await?,
+                Out::Data { log, position, pieces } => {
+                    // Counted before the write, so an ACK read while it completes is not
+                    // clamped below it (a failed write ends the session anyway).
+                    let end = position + pieces.iter().map(|p| p.len() as u64).sum::<u64>();
+                    sent.borrow_mut().entry(log).and_modify(|e| *e = (*e).max(end)).or_insert(end);
+                    writer.data(log, position, &pieces).await?;
+                }
                 Out::Control(message) => {
                     let error = matches!(message, Message::Error { .. });
                     writer.stage(&message);

@@ -29,6 +29,7 @@
 //! positions, so offsets (PHYSICALOFFSET, offsetMsgId, queue offsets) mean the same on
 //! both, and a consumer that moves from one to the other resumes at the same offsets.
 
+pub mod auth;
 pub mod io;
 pub mod master;
 pub mod metadata;

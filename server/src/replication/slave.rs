@@ -10,6 +10,12 @@
 //! every [`RECONNECT_INTERVAL`], so a restarted master is followed from the slave's own
 //! end, with no gap and no duplicate bytes.
 //!
+//! With `haAuthSecret` the slave sends a nonce in HELLO, checks the master's CHALLENGE
+//! proof before anything else and answers with its own (`auth.rs`); a master that skips
+//! the challenge is refused. A WELCOME that would truncate log bytes this slave holds
+//! durably (and so has acknowledged) is refused unless `haTruncateAcknowledgedEnable`:
+//! the session ends with an ERROR and the slave retries, logging why once.
+//!
 //! Flow control: at most [`INFLIGHT_BYTES_MAX`] bytes handed to owner shards and not yet
 //! durable; past that the reader stops reading (and TCP holds the master back).
 
@@ -20,6 +26,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
+use super::auth::{self, HaSecret, Role};
 use super::io::{connect, split, within, FrameReader, FrameWriter};
 use super::wire::{Action, LogState, Message};
 use super::{positions, to_owner, ReplicaRequest};
@@ -50,6 +57,10 @@ pub struct SlaveStart {
     pub ha_addr_rx: flume::Receiver<String>,
     /// `haHousekeepingInterval`.
     pub housekeeping_ms: u64,
+    /// `haAuthSecret`: proved to the master, and required of it.
+    pub secret: Option<HaSecret>,
+    /// `haTruncateAcknowledgedEnable`: the operator allows truncating acknowledged bytes.
+    pub truncate_acknowledged: bool,
 }
 
 /// Follows the master until the executor stops.
@@ -103,19 +114,56 @@ async fn session(start: &SlaveStart, addr: &str) -> Result<(), String> {
     let ours = positions(&start.peers).await?;
     let logs: Vec<LogState> =
         ours.iter().map(|p| LogState { start: p.start, end: p.end, durable: p.durable }).collect();
-    writer.stage(&Message::Hello {
+    let slave_nonce = auth::nonce()?;
+    let hello = Message::Hello {
         segment_size_bytes: start.segment_size_bytes,
         logs: logs.clone(),
+        nonce: Some(slave_nonce),
         broker_addr: start.broker_addr.clone(),
-    });
+    };
+    writer.stage(&hello);
     writer.flush().await?;
     let housekeeping = Duration::from_millis(start.housekeeping_ms);
-    let welcome = within(housekeeping, reader.next()).await.ok_or("no WELCOME in time")??;
-    let actions = match welcome {
+    let mut first = within(housekeeping, reader.next()).await.ok_or("no WELCOME in time")??;
+    match (&first, &start.secret) {
+        (Message::Challenge { nonce, proof }, Some(secret)) => {
+            if !auth::verify(secret, Role::Master, &slave_nonce, nonce, &hello, proof) {
+                return refuse(&mut writer, "the master does not prove haAuthSecret").await;
+            }
+            let proof = auth::proof(secret, Role::Slave, &slave_nonce, nonce, &hello);
+            writer.stage(&Message::Auth { proof });
+            writer.flush().await?;
+            first = within(housekeeping, reader.next()).await.ok_or("no WELCOME in time")??;
+        }
+        (Message::Challenge { .. }, None) => {
+            return refuse(&mut writer, "the master requires haAuthSecret; this slave has none")
+                .await;
+        }
+        (Message::Welcome { .. }, Some(_)) => {
+            return refuse(&mut writer, "the master did not authenticate (haAuthSecret)").await;
+        }
+        _ => {}
+    }
+    let actions = match first {
         Message::Welcome { actions, .. } if actions.len() == logs.len() => actions,
         Message::Error { reason } => return Err(format!("master refused: {reason}")),
         other => return Err(format!("expected WELCOME, got {other:?}")),
     };
+    if !start.truncate_acknowledged {
+        for (log, action) in actions.iter().enumerate() {
+            if let Action::TruncateTo(p) = *action {
+                if p < logs[log].durable {
+                    let reason = format!(
+                        "log {log}: the master ends at {p}, before {} bytes this slave holds \
+                         durably and has acknowledged; not truncating without \
+                         haTruncateAcknowledgedEnable=true",
+                        logs[log].durable - p
+                    );
+                    return refuse(&mut writer, &reason).await;
+                }
+            }
+        }
+    }
     for (log, action) in actions.iter().enumerate() {
         apply_action(start, log as u32, logs[log], *action).await?;
     }
@@ -147,6 +195,13 @@ async fn session(start: &SlaveStart, addr: &str) -> Result<(), String> {
         }
     };
     futures_lite::future::or(reading, acking).await
+}
+
+/// Tells the master why this slave ends the session, and ends it.
+async fn refuse(writer: &mut FrameWriter, reason: &str) -> Result<(), String> {
+    writer.stage(&Message::Error { reason: reason.to_string() });
+    let _ = writer.flush().await;
+    Err(reason.to_string())
 }
 
 /// Prepares one log as the master's WELCOME says.

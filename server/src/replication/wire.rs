@@ -16,12 +16,18 @@
 //!
 //! | kind | name | direction | body |
 //! |---|---|---|---|
-//! | 1 | HELLO | slave → master | magic u32 `RJHA`, version u16, log count u32, segment size u64, per log: start u64, end u64, durable u64; then the slave's broker address (UTF-8) |
+//! | 1 | HELLO | slave → master | magic u32 `RJHA`, version u16, log count u32, segment size u64, per log: start u64, end u64, durable u64; version 2: the slave's nonce (16 bytes); then the slave's broker address (UTF-8) |
 //! | 2 | WELCOME | master → slave | log count u32, segment size u64, per log: action u8, position u64 |
 //! | 3 | DATA | master → slave | log u32, position u64, raw log bytes (whole records, at most one filler, last) |
 //! | 4 | HEARTBEAT | master → slave | per log: the master's written position u64 |
 //! | 5 | ACK | slave → master | count u32, then count × (log u32, durable position u64) |
 //! | 6 | ERROR | either | UTF-8 reason; the sender closes the connection |
+//! | 7 | CHALLENGE | master → slave | the master's nonce (16 bytes), the master's proof (32 bytes) |
+//! | 8 | AUTH | slave → master | the slave's proof (32 bytes) |
+//!
+//! CHALLENGE and AUTH are exchanged between HELLO and WELCOME when either side has
+//! `haAuthSecret` (see `replication::auth`). A version 1 HELLO (no nonce) is still
+//! accepted by a master without a secret.
 //!
 //! WELCOME actions: 0 stream from `position` (the slave's end), 1 start the empty log at
 //! `position` (the master's oldest segment), 2 truncate the slave's log to `position`
@@ -35,8 +41,12 @@ pub const HEADER_BYTES: usize = 9;
 pub const FRAME_BYTES_MAX: usize = 17 * 1024 * 1024;
 /// `RJHA`.
 pub const MAGIC: u32 = 0x524A_4841;
-/// Protocol version.
-pub const VERSION: u16 = 1;
+/// Protocol version this build writes: 2 adds the HELLO nonce.
+pub const VERSION: u16 = 2;
+/// Bytes of a handshake nonce.
+pub const NONCE_BYTES: usize = 16;
+/// Bytes of a handshake proof (HMAC-SHA256).
+pub const PROOF_BYTES: usize = 32;
 /// Largest log count a HELLO or WELCOME may carry (the storage's log id limit).
 pub const LOG_COUNT_MAX: u32 = 128;
 
@@ -54,6 +64,10 @@ pub mod kind {
     pub const ACK: u8 = 5;
     /// Either: a reason, then close.
     pub const ERROR: u8 = 6;
+    /// Master → slave: the master's nonce and proof of the secret.
+    pub const CHALLENGE: u8 = 7;
+    /// Slave → master: the slave's proof of the secret.
+    pub const AUTH: u8 = 8;
 }
 
 /// What the master tells the slave to do with one log.
@@ -89,6 +103,8 @@ pub enum Message {
         segment_size_bytes: u64,
         /// One per log.
         logs: Vec<LogState>,
+        /// The slave's handshake nonce (`None`: a version 1 HELLO).
+        nonce: Option<[u8; NONCE_BYTES]>,
         /// The slave's broker address (`ip:port`), for logs and metrics.
         broker_addr: String,
     },
@@ -122,6 +138,18 @@ pub enum Message {
     Error {
         /// Why.
         reason: String,
+    },
+    /// See [`kind::CHALLENGE`].
+    Challenge {
+        /// The master's nonce.
+        nonce: [u8; NONCE_BYTES],
+        /// The master's proof.
+        proof: [u8; PROOF_BYTES],
+    },
+    /// See [`kind::AUTH`].
+    Auth {
+        /// The slave's proof.
+        proof: [u8; PROOF_BYTES],
     },
 }
 
@@ -200,15 +228,18 @@ pub fn data_prefix(log: u32, position: u64) -> [u8; 12] {
 pub fn encode(message: &Message) -> BytesMut {
     let mut body = BytesMut::new();
     let kind = match message {
-        Message::Hello { segment_size_bytes, logs, broker_addr } => {
+        Message::Hello { segment_size_bytes, logs, nonce, broker_addr } => {
             body.put_u32(MAGIC);
-            body.put_u16(VERSION);
+            body.put_u16(if nonce.is_some() { VERSION } else { 1 });
             body.put_u32(logs.len() as u32);
             body.put_u64(*segment_size_bytes);
             for log in logs {
                 body.put_u64(log.start);
                 body.put_u64(log.end);
                 body.put_u64(log.durable);
+            }
+            if let Some(nonce) = nonce {
+                body.put_slice(nonce);
             }
             body.put_slice(broker_addr.as_bytes());
             kind::HELLO
@@ -250,6 +281,15 @@ pub fn encode(message: &Message) -> BytesMut {
         Message::Error { reason } => {
             body.put_slice(reason.as_bytes());
             kind::ERROR
+        }
+        Message::Challenge { nonce, proof } => {
+            body.put_slice(nonce);
+            body.put_slice(proof);
+            kind::CHALLENGE
+        }
+        Message::Auth { proof } => {
+            body.put_slice(proof);
+            kind::AUTH
         }
     };
     let mut out = BytesMut::with_capacity(HEADER_BYTES + body.len());
@@ -296,12 +336,14 @@ fn decode_body(kind: u8, mut body: Bytes) -> Result<Message, WireError> {
             if body.len() < 18 {
                 return Err(short(kind));
             }
-            if body.get_u32() != MAGIC || body.get_u16() != VERSION {
+            let (magic, version) = (body.get_u32(), body.get_u16());
+            if magic != MAGIC || !(1..=VERSION).contains(&version) {
                 return Err(WireError::BadBody { kind, reason: "bad magic or version" });
             }
             let count = body.get_u32();
             let segment_size_bytes = body.get_u64();
-            if count > LOG_COUNT_MAX || body.len() < count as usize * 24 {
+            let nonce_len = if version >= 2 { NONCE_BYTES } else { 0 };
+            if count > LOG_COUNT_MAX || body.len() < count as usize * 24 + nonce_len {
                 return Err(WireError::BadBody { kind, reason: "log count and body disagree" });
             }
             let logs = (0..count)
@@ -311,8 +353,13 @@ fn decode_body(kind: u8, mut body: Bytes) -> Result<Message, WireError> {
                     durable: body.get_u64(),
                 })
                 .collect();
+            let nonce = (version >= 2).then(|| {
+                let mut n = [0u8; NONCE_BYTES];
+                body.copy_to_slice(&mut n);
+                n
+            });
             let broker_addr = String::from_utf8_lossy(&body).into_owned();
-            Ok(Message::Hello { segment_size_bytes, logs, broker_addr })
+            Ok(Message::Hello { segment_size_bytes, logs, nonce, broker_addr })
         }
         kind::WELCOME => {
             if body.len() < 12 {
@@ -364,6 +411,23 @@ fn decode_body(kind: u8, mut body: Bytes) -> Result<Message, WireError> {
             Ok(Message::Ack { positions })
         }
         kind::ERROR => Ok(Message::Error { reason: String::from_utf8_lossy(&body).into_owned() }),
+        kind::CHALLENGE => {
+            if body.len() != NONCE_BYTES + PROOF_BYTES {
+                return Err(WireError::BadBody { kind, reason: "not a nonce and a proof" });
+            }
+            let (mut nonce, mut proof) = ([0u8; NONCE_BYTES], [0u8; PROOF_BYTES]);
+            body.copy_to_slice(&mut nonce);
+            body.copy_to_slice(&mut proof);
+            Ok(Message::Challenge { nonce, proof })
+        }
+        kind::AUTH => {
+            if body.len() != PROOF_BYTES {
+                return Err(WireError::BadBody { kind, reason: "not a proof" });
+            }
+            let mut proof = [0u8; PROOF_BYTES];
+            body.copy_to_slice(&mut proof);
+            Ok(Message::Auth { proof })
+        }
         kind => Err(WireError::BadKind { kind }),
     }
 }
@@ -383,7 +447,14 @@ mod tests {
     fn every_kind_round_trips() {
         let logs = vec![LogState { start: 0, end: 10, durable: 9 }, LogState::default()];
         let broker_addr = "127.0.0.1:10911".to_string();
-        round_trip(Message::Hello { segment_size_bytes: 1 << 30, logs, broker_addr });
+        let hello = |nonce| Message::Hello {
+            segment_size_bytes: 1 << 30,
+            logs: logs.clone(),
+            nonce,
+            broker_addr: broker_addr.clone(),
+        };
+        round_trip(hello(None));
+        round_trip(hello(Some([7; NONCE_BYTES])));
         let actions = vec![
             Action::Stream(5),
             Action::StartAt(1 << 30),
@@ -395,6 +466,8 @@ mod tests {
         round_trip(Message::Heartbeat { written: vec![1, 2, 3] });
         round_trip(Message::Ack { positions: vec![(0, 5), (1, 6)] });
         round_trip(Message::Error { reason: "no".into() });
+        round_trip(Message::Challenge { nonce: [1; NONCE_BYTES], proof: [2; PROOF_BYTES] });
+        round_trip(Message::Auth { proof: [3; PROOF_BYTES] });
     }
 
     #[test]

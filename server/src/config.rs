@@ -93,6 +93,8 @@ pub struct BrokerConfig {
     pub access_message_in_memory_max_ratio: u32,
     /// Connection limits of the remoting listeners (process-wide).
     pub connection_limits: crate::net::limits::ConnectionLimits,
+    /// Bounds of the metrics and the `/metrics` listener.
+    pub metrics_limits: crate::metrics::MetricsLimits,
     /// Keys of the config file this version does not use.
     pub ignored_keys: Vec<String>,
 }
@@ -133,6 +135,7 @@ impl Default for BrokerConfig {
             slave_read_enable: false,
             access_message_in_memory_max_ratio: 40,
             connection_limits: crate::net::limits::ConnectionLimits::default(),
+            metrics_limits: crate::metrics::MetricsLimits::default(),
             ignored_keys: Vec::new(),
         }
     }
@@ -344,7 +347,9 @@ impl BrokerConfig {
                     self.access_message_in_memory_max_ratio = parse(k, v)?
                 }
                 _ => {
-                    if !apply_connection_limit(&mut self.connection_limits, k, v)? {
+                    if !apply_connection_limit(&mut self.connection_limits, k, v)?
+                        && !apply_metrics_limit(&mut self.metrics_limits, k, v)?
+                    {
                         self.ignored_keys.push(k.clone());
                     }
                 }
@@ -371,6 +376,27 @@ pub fn apply_connection_limit(
         "serverChannelMaxIdleTimeSeconds" => limits.idle_timeout = secs(value)?,
         "serverWriteTimeoutSeconds" => limits.write_timeout = secs(value)?,
         "serverPartialFrameBytesMax" => limits.partial_frame_bytes_max = parse(key, value)?,
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// Applies one metrics key (`metricsMaxSeries`, `metricsMaxConnections`,
+/// `metricsWriteTimeoutSeconds`); false when `key` is not one of them.
+///
+/// # Errors
+/// A value that does not parse.
+pub fn apply_metrics_limit(
+    limits: &mut crate::metrics::MetricsLimits,
+    key: &str,
+    value: &str,
+) -> Result<bool, ConfigError> {
+    match key {
+        "metricsMaxSeries" => limits.max_series = parse(key, value)?,
+        "metricsMaxConnections" => limits.max_connections = parse(key, value)?,
+        "metricsWriteTimeoutSeconds" => {
+            limits.write_timeout = std::time::Duration::from_secs(parse(key, value)?)
+        }
         _ => return Ok(false),
     }
     Ok(true)

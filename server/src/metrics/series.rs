@@ -3,8 +3,9 @@
 //!
 //! A series is created only after its request was answered successfully (a send stored, a
 //! pull that found messages), and only for a topic in the broker's topic table and, for
-//! gets, a group with a valid name that the broker knows (a live consumer subscribed to the
-//! topic, or on shard 0 a configured subscription group). Each shard holds at most
+//! gets, a group with a valid name that the broker knows: a live consumer of the group
+//! subscribed to the topic (the subscription table every shard holds, so every shard
+//! decides alike). Each shard holds at most
 //! [`ShardMetrics::series_budget`] series; past it, or for anything else, counts go to the
 //! folded series (`~other`) and `metricsMaxSeries` is counted as a limit hit. A series goes
 //! when its topic leaves the topic table or its group is no longer known ([`prune`], at
@@ -37,15 +38,13 @@ impl ShardMetrics {
     }
 }
 
-/// Whether `group` is known to `shard` for `topic`.
+/// Whether a live consumer of `group` subscribes to `topic`.
 fn group_known(shard: &Shard, topic: &str, group: &str) -> bool {
-    let subscribed = shard
+    shard
         .subscriptions
         .borrow()
         .by_group_topic
-        .contains_key(&(group.to_string(), topic.to_string()));
-    subscribed
-        || shard.zero.as_ref().is_some_and(|z| z.subscription_groups.borrow().get(group).is_some())
+        .contains_key(&(group.to_string(), topic.to_string()))
 }
 
 /// Room for one more series, else counts the limit hit.

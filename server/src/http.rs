@@ -221,3 +221,50 @@ pub fn parse_head(head: &str) -> Target {
 pub fn head_complete(buf: &[u8]) -> bool {
     buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.windows(2).any(|w| w == b"\n\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `f` on a fresh glommio executor sized for the 8 MiB RLIMIT_MEMLOCK.
+    fn on_executor<T: Send + 'static, F: Future<Output = T> + 'static>(
+        f: impl FnOnce() -> F + Send + 'static,
+    ) -> T {
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(crate::runtime::IO_MEMORY_BYTES)
+            .spawn(move || async move { f().await })
+            .expect("executor")
+            .join()
+            .expect("join")
+    }
+
+    #[test]
+    fn a_scraper_that_never_reads_is_cut_off_at_the_write_timeout() {
+        // A 32 MiB page cannot fit the loopback socket buffers, so the write blocks until
+        // the deadline; the connection's task then ends with TimedOut and counts the hit.
+        let before = crate::metrics::limit_hits::hit_count(WRITE_TIMEOUT_KEY);
+        let listener = StdListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (result, took) = on_executor(move || async move {
+            let listener = crate::net::listener::adopt(listener);
+            let client = glommio::spawn_local(async move {
+                let mut s = TcpStream::connect(addr).await.expect("connect");
+                s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await.expect("write");
+                // Never reads; holds the connection until the server gives up.
+                glommio::timer::sleep(Duration::from_secs(10)).await;
+                drop(s);
+            })
+            .detach();
+            let stream = listener.accept().await.expect("accept");
+            let render: Render =
+                Rc::new(|| Box::pin(async { ("x".repeat(32 << 20), "text/plain") }));
+            let started = std::time::Instant::now();
+            let result = answer(stream, render, Duration::from_millis(500)).await;
+            drop(client);
+            (result.map_err(|e| e.kind()), started.elapsed())
+        });
+        assert_eq!(result, Err(std::io::ErrorKind::TimedOut));
+        assert!(took < Duration::from_secs(5), "cut off after {took:?}");
+        assert!(crate::metrics::limit_hits::hit_count(WRITE_TIMEOUT_KEY) > before);
+    }
+}

@@ -30,9 +30,13 @@ const PAGE_BYTES_MAX: usize = 64 << 10;
 /// keys (bounded by the table limits, not by metrics); before this change the same attack
 /// took a broker to about 96 MB and then grew by about 40 MB every 10 s.
 const RSS_BYTES_MAX: u64 = 80 << 20;
-/// RSS growth allowed over two rate-sample intervals with no traffic (before this change,
-/// each sample copied every key: 40 MB per sample after the attack).
+/// RSS growth allowed over a minute with no traffic after the junk sends (before this
+/// change, each rate sample, every 10 s, copied every key: about 40 MB per sample).
 const IDLE_GROWTH_BYTES_MAX: u64 = 8 << 20;
+/// RSS growth allowed over two rate-sample intervals after the whole attack: more than
+/// after the sends alone, as the offset table persists the 20 junk 1 MiB keys every 5 s
+/// (measured up to 2 MB; the offset table's own limits bound that, not metrics).
+const IDLE_GROWTH_ATTACK_BYTES_MAX: u64 = 24 << 20;
 
 /// The daemon's metrics address, once its ready line is in its log (the log reader reports
 /// the line before it appends it).
@@ -221,7 +225,7 @@ fn junk_topic_and_group_names_leave_the_page_and_memory_small() {
     let rss_idle = rss_bytes(&broker);
     eprintln!("RSS {} KiB after 21 s idle", rss_idle >> 10);
     assert!(
-        rss_idle <= rss_after + IDLE_GROWTH_BYTES_MAX,
+        rss_idle <= rss_after + IDLE_GROWTH_ATTACK_BYTES_MAX,
         "RSS grew from {} KiB to {} KiB while idle",
         rss_after >> 10,
         rss_idle >> 10

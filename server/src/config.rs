@@ -423,6 +423,19 @@ mod tests {
     }
 
     #[test]
+    fn metrics_keys_set_the_metrics_limits() {
+        let mut c = BrokerConfig::default();
+        let text = "metricsMaxSeries=5\nmetricsMaxConnections=3\nmetricsWriteTimeoutSeconds=7\n";
+        c.apply_properties(&parse_properties(text)).expect("parses");
+        assert_eq!(c.metrics_limits.max_series, 5);
+        assert_eq!(c.metrics_limits.max_connections, 3);
+        assert_eq!(c.metrics_limits.write_timeout, std::time::Duration::from_secs(7));
+        assert!(c.ignored_keys.is_empty());
+        let bad = parse_properties("metricsMaxSeries=many\n");
+        assert!(BrokerConfig::default().apply_properties(&bad).is_err());
+    }
+
+    #[test]
     fn bad_values_are_errors() {
         let mut c = BrokerConfig::default();
         let props = parse_properties("flushDiskType=SOMETIMES\n");

@@ -105,6 +105,8 @@ pub struct BrokerConfig {
     pub access_message_in_memory_max_ratio: u32,
     /// Connection limits of the remoting listeners (process-wide).
     pub connection_limits: crate::net::limits::ConnectionLimits,
+    /// Bounds of the metrics and the `/metrics` listener.
+    pub metrics_limits: crate::metrics::MetricsLimits,
     /// Keys of the config file this version does not use.
     pub ignored_keys: Vec<String>,
 }
@@ -149,6 +151,7 @@ impl Default for BrokerConfig {
             slave_read_enable: false,
             access_message_in_memory_max_ratio: 40,
             connection_limits: crate::net::limits::ConnectionLimits::default(),
+            metrics_limits: crate::metrics::MetricsLimits::default(),
             ignored_keys: Vec::new(),
         }
     }
@@ -364,7 +367,9 @@ impl BrokerConfig {
                     self.access_message_in_memory_max_ratio = parse(k, v)?
                 }
                 _ => {
-                    if !apply_connection_limit(&mut self.connection_limits, k, v)? {
+                    if !apply_connection_limit(&mut self.connection_limits, k, v)?
+                        && !apply_metrics_limit(&mut self.metrics_limits, k, v)?
+                    {
                         self.ignored_keys.push(k.clone());
                     }
                 }
@@ -396,6 +401,27 @@ pub fn apply_connection_limit(
     Ok(true)
 }
 
+/// Applies one metrics key (`metricsMaxSeries`, `metricsMaxConnections`,
+/// `metricsWriteTimeoutSeconds`); false when `key` is not one of them.
+///
+/// # Errors
+/// A value that does not parse.
+pub fn apply_metrics_limit(
+    limits: &mut crate::metrics::MetricsLimits,
+    key: &str,
+    value: &str,
+) -> Result<bool, ConfigError> {
+    match key {
+        "metricsMaxSeries" => limits.max_series = parse(key, value)?,
+        "metricsMaxConnections" => limits.max_connections = parse(key, value)?,
+        "metricsWriteTimeoutSeconds" => {
+            limits.write_timeout = std::time::Duration::from_secs(parse(key, value)?)
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,6 +440,19 @@ mod tests {
         assert_eq!(c.namesrv_addrs, vec!["1.2.3.4:9876", "5.6.7.8:9876"]);
         assert_eq!(c.broker_role, BrokerRole::SyncMaster);
         assert_eq!(c.ignored_keys, vec!["somethingElse".to_string()]);
+    }
+
+    #[test]
+    fn metrics_keys_set_the_metrics_limits() {
+        let mut c = BrokerConfig::default();
+        let text = "metricsMaxSeries=5\nmetricsMaxConnections=3\nmetricsWriteTimeoutSeconds=7\n";
+        c.apply_properties(&parse_properties(text)).expect("parses");
+        assert_eq!(c.metrics_limits.max_series, 5);
+        assert_eq!(c.metrics_limits.max_connections, 3);
+        assert_eq!(c.metrics_limits.write_timeout, std::time::Duration::from_secs(7));
+        assert!(c.ignored_keys.is_empty());
+        let bad = parse_properties("metricsMaxSeries=many\n");
+        assert!(BrokerConfig::default().apply_properties(&bad).is_err());
     }
 
     #[test]

@@ -123,6 +123,7 @@ fn main() {
     }
     signal::block_stop_signals();
     ramjet_server::net::limits::install(config.connection_limits.clone());
+    ramjet_server::http::install(&config.metrics_limits);
     let broker = match runtime::start(config) {
         Ok(b) => b,
         Err(e) => {

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
-use ramjet_server::config::{apply_connection_limit, parse_properties};
+use ramjet_server::config::{apply_connection_limit, apply_metrics_limit, parse_properties};
 use ramjet_server::{net::listener::bind_group, runtime, signal};
 
 /// A RocketMQ-compatible NameServer. Flags override the `-c` file.
@@ -31,6 +31,7 @@ struct Settings {
     bind_ip: IpAddr,
     metrics_port: Option<u16>,
     limits: ramjet_server::net::limits::ConnectionLimits,
+    metrics_limits: ramjet_server::metrics::MetricsLimits,
 }
 
 fn settings(args: Args) -> Result<Settings, String> {
@@ -39,6 +40,7 @@ fn settings(args: Args) -> Result<Settings, String> {
         bind_ip: IpAddr::from([0, 0, 0, 0]),
         metrics_port: args.metrics_port,
         limits: Default::default(),
+        metrics_limits: Default::default(),
     };
     if let Some(path) = &args.config {
         let text = std::fs::read_to_string(path)
@@ -55,6 +57,9 @@ fn settings(args: Args) -> Result<Settings, String> {
                 }
                 _ => {
                     let known = apply_connection_limit(&mut s.limits, &key, &value)
+                        .and_then(|known| {
+                            Ok(known || apply_metrics_limit(&mut s.metrics_limits, &key, &value)?)
+                        })
                         .map_err(|e| e.to_string())?;
                     if !known {
                         tracing::info!(%key, "config key not used by ramjet; ignored");
@@ -85,6 +90,7 @@ fn main() {
         }
     };
     ramjet_server::net::limits::install(args.limits.clone());
+    ramjet_server::http::install(&args.metrics_limits);
     runtime::raise_memlock_limit();
     signal::block_stop_signals();
     let listener = match bind_group(args.bind_ip, args.listen_port, 1) {

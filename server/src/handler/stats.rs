@@ -152,9 +152,9 @@ fn runtime_table(
     let mut send = crate::metrics::HistogramSnapshot::default();
     for s in snaps {
         rates.merge(&s.rates);
-        put += s.puts.iter().map(|p| p.1).sum::<u64>();
-        put_bytes += s.puts.iter().map(|p| p.2).sum::<u64>();
-        get += s.gets.iter().map(|g| g.2).sum::<u64>();
+        put += s.put_total;
+        put_bytes += s.put_bytes_total;
+        get += s.get_total;
         end += s.logs.iter().map(|l| l.end_position).sum::<u64>();
         unflushed += s.logs.iter().map(|l| l.unflushed_bytes).sum::<i64>();
         poisoned += s.logs.iter().filter(|l| l.poisoned).count();
@@ -539,11 +539,7 @@ pub(super) async fn broker_stats(shard: &Rc<Shard>, h: &Header) -> Response {
             let mut total = 0;
             for s in &snaps {
                 rates.merge(&s.rates);
-                total += if put {
-                    s.puts.iter().map(|p| p.1).sum::<u64>()
-                } else {
-                    s.gets.iter().map(|g| g.2).sum()
-                };
+                total += if put { s.put_total } else { s.get_total };
             }
             (total, 0, if put { rates.put[1] } else { rates.get[1] })
         }

@@ -20,6 +20,7 @@ pub async fn background_loop(shard: Rc<Shard>) {
     let mut warned_disk: Option<Instant> = None;
     let due = |last: Option<&Instant>| last.is_none_or(|t| t.elapsed() >= WARN_INTERVAL);
     loop {
+        prune(&shard);
         shard.metrics.sample();
         for (&log, store) in &shard.logs {
             match store.poison_reason() {

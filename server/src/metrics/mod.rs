@@ -27,9 +27,11 @@
 pub mod alerts;
 pub mod disk;
 pub mod histogram;
+pub mod limit_hits;
 pub mod namesrv_page;
 pub mod probe;
 pub mod render;
+pub mod series;
 pub mod shard_counters;
 pub mod snapshot;
 
@@ -39,12 +41,37 @@ pub use histogram::*;
 pub use namesrv_page::*;
 pub use probe::*;
 pub use render::*;
+pub use series::*;
 pub use shard_counters::*;
 pub use snapshot::*;
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use crate::shard::Shard;
+
+/// The limits of the metrics: series kept, and the `/metrics` listener's connections and
+/// write timeout (broker.conf; the NameServer's namesrv.conf takes the listener keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsLimits {
+    /// `metricsMaxSeries`: per-topic and per-(topic, group) series on the page, per family.
+    pub max_series: usize,
+    /// `metricsMaxConnections`: `/metrics` connections served at once; more are closed at
+    /// accept.
+    pub max_connections: usize,
+    /// `metricsWriteTimeoutSeconds`: time a scraper has to read the whole response.
+    pub write_timeout: Duration,
+}
+
+impl Default for MetricsLimits {
+    fn default() -> MetricsLimits {
+        MetricsLimits {
+            max_series: METRICS_MAX_SERIES_DEFAULT,
+            max_connections: 64,
+            write_timeout: Duration::from_secs(30),
+        }
+    }
+}
 
 /// The broker's scrape page: every shard's snapshot plus the disk facts.
 pub async fn scrape(shard: &Rc<Shard>) -> String {

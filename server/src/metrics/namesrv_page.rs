@@ -50,6 +50,7 @@ impl Collector for NamesrvPage {
             "ramjet_namesrv_topics",
             "Topics with a route.",
             &[(none, self.topics as f64)],
-        )
+        )?;
+        encode_limit_hits(&mut e)
     }
 }

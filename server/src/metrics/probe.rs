@@ -15,21 +15,35 @@ use super::*;
 
 /// What one request needs counted when its response is known.
 ///
-/// Created on the accepting shard before dispatch; holds only `Rc`s to counter slots, no
-/// borrows, so it may live across the request's awaits.
+/// Created on the accepting shard before dispatch; holds no borrows, so it may live across
+/// the request's awaits. It copies a topic or group name only when the name has no series
+/// yet and could have one (a valid name, at most 127 bytes); the series is chosen when the
+/// response says the request was valid ([`super::series`]).
 pub struct RequestProbe {
     code: i32,
+    known: bool,
     stats: Stats,
     started: Instant,
     oneway: bool,
     body_bytes: u64,
-    put: Option<Rc<PutCounters>>,
-    get: Option<Rc<GetCounters>>,
+    target: Target,
 }
 
-/// How the request table says `code` is counted.
-fn stats_of(code: i32) -> Stats {
-    crate::handler::table::entry(code).map_or(Stats::Other, |e| e.stats)
+/// Where a put or get counts.
+enum Target {
+    /// Not a put or get, or no name in the header: the folded series.
+    Other,
+    /// The name's existing series.
+    Series(Rc<Series>),
+    /// A valid name without a series yet: admitted (or folded) at finish.
+    Put(Box<str>),
+    /// As `Put`, for `(topic, group)`.
+    Get(Box<str>, Box<str>),
+}
+
+/// How the request table says `code` is counted, and whether it knows the code.
+fn stats_of(code: i32) -> (Stats, bool) {
+    crate::handler::table::entry(code).map_or((Stats::Other, false), |e| (e.stats, true))
 }
 
 impl RequestProbe {
@@ -37,29 +51,50 @@ impl RequestProbe {
     pub fn start(shard: &Shard, header: &Header, body_bytes: usize) -> RequestProbe {
         let code = header.code;
         let ext = &header.ext_fields;
-        let stats = stats_of(code);
-        let put = if stats == Stats::Put {
-            let topic = if code == request::SEND_MESSAGE { ext.get("topic") } else { ext.get("b") };
-            topic.map(|t| shard.metrics.put_slot(t))
-        } else {
-            None
-        };
-        let get = if stats == Stats::Get {
-            match (ext.get("topic"), ext.get("consumerGroup")) {
-                (Some(t), Some(g)) => Some(shard.metrics.get_slot(t, g)),
-                _ => None,
+        let (stats, known) = stats_of(code);
+        let target = match stats {
+            Stats::Put => {
+                let topic =
+                    if code == request::SEND_MESSAGE { ext.get("topic") } else { ext.get("b") };
+                match topic {
+                    Some(t) => match shard.metrics.put_series(t) {
+                        Some(s) => Target::Series(s),
+                        None if is_series_name(t) => Target::Put(t.into()),
+                        None => Target::Other,
+                    },
+                    None => Target::Other,
+                }
             }
-        } else {
-            None
+            Stats::Get => match (ext.get("topic"), ext.get("consumerGroup")) {
+                (Some(t), Some(g)) => match shard.metrics.get_series(t, g) {
+                    Some(s) => Target::Series(s),
+                    None if is_series_name(t) && is_series_name(g) => {
+                        Target::Get(t.into(), g.into())
+                    }
+                    None => Target::Other,
+                },
+                _ => Target::Other,
+            },
+            Stats::Other => Target::Other,
         };
         RequestProbe {
             code,
+            known,
             stats,
             started: Instant::now(),
             oneway: header.is_oneway(),
             body_bytes: body_bytes as u64,
-            put,
-            get,
+            target,
+        }
+    }
+
+    /// The series the request counts in, now that it proved valid.
+    fn series(&self, shard: &Shard) -> Option<Rc<Series>> {
+        match &self.target {
+            Target::Other => None,
+            Target::Series(s) => Some(s.clone()),
+            Target::Put(topic) => admit_put(shard, topic),
+            Target::Get(topic, group) => admit_get(shard, topic, group),
         }
     }
 
@@ -68,25 +103,22 @@ impl RequestProbe {
         let m = &shard.metrics;
         let elapsed = self.started.elapsed().as_secs_f64();
         let code = response.map_or(-1, |r| r.header.code);
-        m.count_request(self.code, code);
+        m.count_request(self.code, self.known, code);
         if self.stats == Stats::Put {
             m.send_latency.observe(elapsed);
             let stored = response.is_some_and(|r| stored_code(r.header.code)) || self.oneway;
-            if let (Some(put), true) = (&self.put, stored) {
+            if stored {
                 let records = response
                     .and_then(|r| r.header.ext_fields.get("msgId"))
                     .map_or(1, |ids| ids.split(',').count() as u64);
-                put.messages.set(put.messages.get() + records);
-                put.bytes.set(put.bytes.get() + self.body_bytes);
+                m.count_put(self.series(shard).as_deref(), records, self.body_bytes);
                 m.append_records.observe(records as f64);
             }
         } else if self.stats == Stats::Get {
             m.pull_latency.observe(elapsed);
-            if let (Some(get), Some(r)) = (&self.get, response) {
-                if r.header.code == response::SUCCESS {
-                    get.messages.set(get.messages.get() + count_records(&r.body));
-                    get.bytes.set(get.bytes.get() + r.body.len() as u64);
-                }
+            if let Some(r) = response.filter(|r| r.header.code == response::SUCCESS) {
+                let records = count_records(&r.body);
+                m.count_get(self.series(shard).as_deref(), records, r.body.len() as u64);
             }
         }
     }

@@ -102,6 +102,21 @@ fn histogram<L: prometheus_client::encoding::EncodeLabelSet>(
     Ok(())
 }
 
+/// `ramjet_limit_hits_total{limit="<config key>"}`: the process's limit hits.
+pub(super) fn encode_limit_hits(e: &mut Enc<'_>) -> Result<(), std::fmt::Error> {
+    let rows: Vec<(L1, u64)> = limit_hits::limit_hits()
+        .into_iter()
+        .map(|(k, n)| ([("limit", k.to_string())], n))
+        .collect();
+    counter(
+        e,
+        "ramjet_limit_hits",
+        "Times a configured limit was reached (a refusal, a closed connection or a folded \
+         series), by its config key.",
+        &rows,
+    )
+}
+
 pub(super) type L1 = [(&'static str, String); 1];
 type L2 = [(&'static str, String); 2];
 type L3 = [(&'static str, String); 3];
@@ -151,15 +166,18 @@ impl Page {
             .into_iter()
             .map(|((c, r), n)| {
                 let r = if r < 0 { "none".to_string() } else { r.to_string() };
-                ([("code", c.to_string()), ("response_code", r)], n)
+                let c = if c == UNKNOWN_CODE { "other".to_string() } else { c.to_string() };
+                ([("code", c), ("response_code", r)], n)
             })
             .collect();
         counter(
             e,
             "ramjet_requests",
-            "Requests by request code and response code (none: one-way).",
+            "Requests by request code (other: not a served code) and response code (none: \
+             one-way).",
             &rows,
-        )
+        )?;
+        encode_limit_hits(e)
     }
 
     fn encode_traffic(&self, e: &mut Enc<'_>) -> Result<(), std::fmt::Error> {

@@ -42,10 +42,16 @@ pub struct LagSnapshot {
 pub struct ShardSnapshot {
     /// Shard id.
     pub shard: usize,
-    /// (topic, messages, bytes).
+    /// (topic, messages, bytes); topic [`OTHER`] for the folded series.
     pub puts: Vec<(String, u64, u64)>,
-    /// (topic, group, messages, bytes).
+    /// (topic, group, messages, bytes); (topic, group) [`OTHER`] for the folded series.
     pub gets: Vec<(String, String, u64, u64)>,
+    /// Messages stored since start, folded series and pruned series included.
+    pub put_total: u64,
+    /// Request body bytes of those messages.
+    pub put_bytes_total: u64,
+    /// Messages pulled since start, as `put_total`.
+    pub get_total: u64,
     /// (request code, response code, count).
     pub requests: Vec<(i32, i32, u64)>,
     /// Send latency.
@@ -70,17 +76,29 @@ pub struct ShardSnapshot {
     pub replication_lag: Vec<(String, u64)>,
 }
 
-/// Takes this shard's snapshot.
+/// Takes this shard's snapshot (after dropping the series of removed topics and groups).
+///
+/// Bounded: at most [`ShardMetrics::series_budget`] put and get series plus one folded
+/// series each, and as many consumer-position and topic-offset rows.
 pub fn snapshot(shard: &Shard) -> ShardSnapshot {
+    prune(shard);
     let m = &shard.metrics;
-    let puts =
+    let mut puts: Vec<(String, u64, u64)> =
         m.puts.borrow().iter().map(|(t, c)| (t.clone(), c.messages.get(), c.bytes.get())).collect();
+    if m.put_other.messages.get() > 0 {
+        puts.push((OTHER.to_string(), m.put_other.messages.get(), m.put_other.bytes.get()));
+    }
     let mut gets = Vec::new();
     for (t, groups) in m.gets.borrow().iter() {
         for (g, c) in groups {
             gets.push((t.clone(), g.clone(), c.messages.get(), c.bytes.get()));
         }
     }
+    if m.get_other.messages.get() > 0 {
+        let (msgs, bytes) = (m.get_other.messages.get(), m.get_other.bytes.get());
+        gets.push((OTHER.to_string(), OTHER.to_string(), msgs, bytes));
+    }
+    let (put_total, put_bytes_total, get_total) = m.totals();
     let requests = m.requests.borrow().iter().map(|(&(c, r), &n)| (c, r, n)).collect();
     let logs = shard
         .logs
@@ -100,6 +118,9 @@ pub fn snapshot(shard: &Shard) -> ShardSnapshot {
         shard: shard.id,
         puts,
         gets,
+        put_total,
+        put_bytes_total,
+        get_total,
         requests,
         send_latency: m.send_latency.snapshot(),
         pull_latency: m.pull_latency.snapshot(),
@@ -114,12 +135,18 @@ pub fn snapshot(shard: &Shard) -> ShardSnapshot {
     }
 }
 
+/// Committed positions of groups with a valid name on topics in the topic table (an offset
+/// commit for anything else is no series), at most the series budget of them.
 fn lags(shard: &Shard) -> Vec<LagSnapshot> {
     let entries = shard.offsets.borrow().all();
+    let table = shard.topic_table();
     entries
         .into_iter()
         .filter_map(|(key, queue_id, consumer_offset)| {
             let (topic, group) = key.split_once('@')?;
+            if !is_series_name(group) || table.get(topic).is_none() {
+                return None;
+            }
             let store = shard.store_for(topic, queue_id)?;
             Some(LagSnapshot {
                 group: group.to_string(),
@@ -129,6 +156,7 @@ fn lags(shard: &Shard) -> Vec<LagSnapshot> {
                 consumer_offset,
             })
         })
+        .take(ShardMetrics::series_budget(shard))
         .collect()
 }
 
@@ -143,6 +171,9 @@ fn topic_offsets(shard: &Shard) -> Vec<(String, i64)> {
             }
         }
         out.push((topic.clone(), sum));
+        if out.len() >= ShardMetrics::series_budget(shard) {
+            break;
+        }
     }
     out
 }

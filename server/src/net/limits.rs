@@ -15,6 +15,8 @@
 //! | responses left unread | `serverWriteTimeoutSeconds` | 60 s | closed |
 //! | bytes of partial frames past each connection's first 64 KiB, all connections | `serverPartialFrameBytesMax` | 512 MiB | the connection that would pass it is closed |
 
+pub use crate::metrics::limit_hits::{count_hit, declare};
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -82,9 +82,14 @@ pub async fn execute(shard: &Rc<Shard>, h: &Header) -> Response {
         let level = level.clamp(1, crate::schedule::max_level());
         props = message::set_property(&props, property::DELAY_TIME_LEVEL, &level.to_string());
         props = parked_properties(&props, &topic, 0);
-        let mut b = reput_batch(shard, &copy, SCHEDULE_TOPIC, level - 1, &props);
-        b.tags_codes = vec![now_ms() as i64 + delay_ms(level)];
-        b
+        reput_batch(shard, &copy, SCHEDULE_TOPIC, level - 1, &props).map(|mut b| {
+            b.tags_codes = vec![now_ms() as i64 + delay_ms(level)];
+            b
+        })
+    };
+    let batch = match batch {
+        Ok(b) => b,
+        Err(e) => return error_response(h, &e),
     };
     match shard.append_routed(batch).await {
         Ok(_) => Response::new(success(h)),

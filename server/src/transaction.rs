@@ -336,8 +336,7 @@ fn real_queue(shard: &Shard, half: &StoredMessage) -> Result<(String, i32), Brok
         .ok_or_else(|| BrokerError::System("half message without REAL_QID".into()))?;
     let table = shard.topic_table();
     let config = table.get(&topic).ok_or_else(|| BrokerError::TopicNotExist(topic.clone()))?;
-    if queue_id < 0 || (queue_id >= config.write_queue_nums && queue_id >= config.read_queue_nums)
-    {
+    if queue_id < 0 || (queue_id >= config.write_queue_nums && queue_id >= config.read_queue_nums) {
         return Err(BrokerError::System(format!(
             "request queueId[{queue_id}] is illegal, topic:[{topic}] topicConfig.writeQueueNums:[{}]",
             config.write_queue_nums
@@ -513,7 +512,10 @@ fn ask_producer(shard: &Shard, half: &StoredMessage) {
     }
     .encode(&mut header.ext_fields);
     let Some(body) = restored_record(shard, half, &real_topic) else {
-        warn!(offset = half.physical_offset, "half message that cannot be restored not asked about");
+        warn!(
+            offset = half.physical_offset,
+            "half message that cannot be restored not asked about"
+        );
         return;
     };
     shard.push_to_producer(&group, header, body);

@@ -127,7 +127,13 @@ fn half_properties(uniq: &str, pad: usize) -> Vec<u8> {
 }
 
 /// Sends a half message of body `body` (also its UNIQ_KEY) to `TOPIC` queue `queue_id`.
-async fn send_half(conn: &Connection, st: SerializeType, queue_id: i32, body: &str, pad: usize) -> Half {
+async fn send_half(
+    conn: &Connection,
+    st: SerializeType,
+    queue_id: i32,
+    body: &str,
+    pad: usize,
+) -> Half {
     let props = half_properties(body, pad);
     let h = send_request(
         request::SEND_MESSAGE_V2,

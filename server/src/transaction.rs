@@ -242,6 +242,16 @@ async fn read_half(shard: &Shard, offset: i64) -> Option<StoredMessage> {
     message::decode_record(&record, false).ok()
 }
 
+/// Whether a real half is stored at `log_offset` (one its own half-queue entry points
+/// at): an end naming it with another `tranStateTableOffset` gets the reference's remark.
+async fn named_with_wrong_table_offset(shard: &Shard, log_offset: i64) -> bool {
+    let Some(record) = read_half(shard, log_offset).await else { return false };
+    if !is_half(&record) {
+        return false;
+    }
+    matches!(half_at(shard, record.queue_offset).await, Ok(Some(m)) if m.physical_offset == log_offset)
+}
+
 /// Whether `m` is a half message as the broker stores one: on the half queue, with the
 /// prepared property.
 fn is_half(m: &StoredMessage) -> bool {
@@ -290,7 +300,14 @@ async fn end_transaction_inner(shard: &Rc<Shard>, h: &Header) -> Response {
     }
     let half = match half_at(shard, req.tran_state_table_offset).await {
         Ok(Some(m)) if m.physical_offset == req.commit_log_offset && is_half(&m) => m,
-        Ok(_) => return error(h, response::SYSTEM_ERROR, NO_HALF),
+        Ok(_) => {
+            let remark = if named_with_wrong_table_offset(shard, req.commit_log_offset).await {
+                "The transaction state table offset wrong"
+            } else {
+                NO_HALF
+            };
+            return error(h, response::SYSTEM_ERROR, remark);
+        }
         Err(e) => return error_response(h, &e),
     };
     if half.property(property::PRODUCER_GROUP).as_deref() != Some(req.producer_group.as_str()) {

@@ -18,8 +18,8 @@ use ramjet_proto::batch::{encode_batch, BatchMessage};
 use ramjet_proto::body::{self, HeartbeatData, ProducerData};
 use ramjet_proto::codes::{request, response};
 use ramjet_proto::header::{
-    CommandHeader, EndTransactionRequestHeader, SendMessageRequestHeader,
-    UpdateConsumerOffsetRequestHeader,
+    CommandHeader, ConsumerSendMsgBackRequestHeader, EndTransactionRequestHeader,
+    SendMessageRequestHeader, UpdateConsumerOffsetRequestHeader,
 };
 use ramjet_proto::message::{self, decode_offset_msg_id, encode_properties, StoredMessage};
 use ramjet_proto::{Frame, Header, SerializeType};
@@ -43,6 +43,7 @@ const NOT_ALLOWED: [&str; 6] = [
     "OFFSET_MOVED_EVENT",
 ];
 const NO_HALF: &str = "Find prepared transaction message failed";
+const TABLE_OFFSET_WRONG: &str = "The transaction state table offset wrong";
 
 /// A handler of broker-initiated requests.
 type Handler = Rc<dyn Fn(&Frame) -> Option<Frame>>;
@@ -230,7 +231,8 @@ fn system_topics_and_reserved_groups_refuse_clients_and_stored_messages_survive(
         let (producer, queues) = setup(&ns, &addr).await;
         let mut delayed = Message::new(TOPIC, "delayed").with_tags("TagD").with_delay_level(3);
         delayed.set_property("app", "v1");
-        producer.send_to_queue(&queues[0], delayed).await.expect("send delayed");
+        let parked = producer.send_to_queue(&queues[0], delayed).await.expect("send delayed");
+        let (_, parked_offset) = decode_offset_msg_id(&parked.offset_msg_id).expect("msg id");
         let conn = Connection::connect(&addr, ConnectionOptions::default()).await.expect("connect");
         let half = send_half(&conn, SerializeType::RocketMq, 1, "half-1", 0).await;
 
@@ -301,6 +303,22 @@ fn system_topics_and_reserved_groups_refuse_clients_and_stored_messages_survive(
                 );
                 assert_reserved(&ask(&conn, reset, b"").await, &what);
             }
+            // A send-back cannot copy a parked delayed message or a half into a retry
+            // topic (it would be delivered early, or uncommitted).
+            for (what, offset) in [("parked", parked_offset), ("half", half.offset)] {
+                let mut h = Header::request(request::CONSUMER_SEND_MSG_BACK, 0, st);
+                ConsumerSendMsgBackRequestHeader {
+                    offset,
+                    group: "cg".into(),
+                    delay_level: 0,
+                    origin_msg_id: None,
+                    origin_topic: Some(TOPIC.into()),
+                    max_reconsume_times: None,
+                }
+                .encode(&mut h.ext_fields);
+                let what = format!("send-back of the {what} record in {st:?}");
+                assert_code(&ask(&conn, h, b"").await, response::NO_PERMISSION, &what);
+            }
             let refused = [
                 ("cg", "no-such-topic", 0, response::TOPIC_NOT_EXIST),
                 ("cg", TOPIC, 77777, response::INVALID_PARAMETER),
@@ -334,6 +352,11 @@ fn system_topics_and_reserved_groups_refuse_clients_and_stored_messages_survive(
             false,
         );
         assert_code(&ask(&conn, commit, b"").await, response::SUCCESS, "real commit");
+
+        let h = Header::request(request::GET_ALL_TOPIC_CONFIG, 0, SerializeType::RocketMq);
+        let topics = ask(&conn, h, b"").await;
+        let topics = String::from_utf8_lossy(&topics.body).into_owned();
+        assert!(topics.contains(TOPIC) && !topics.contains("%RETRY%cg"), "{topics}");
 
         let sent = assert_every_shard_serves(&ns, &addr, &queues, "after").await;
         assert_eq!(sent, FRESH_CONNECTIONS * QUEUES as usize);
@@ -401,7 +424,7 @@ fn forged_end_transactions_are_refused_and_real_ones_deliver_once() {
                 (GROUP, plain_offset, sent.queue_offset, NO_HALF),
                 (GROUP, plain_offset, half.queue_offset, NO_HALF),
                 (GROUP, half.offset + 1, half.queue_offset, NO_HALF),
-                (GROUP, half.offset, half.queue_offset + 1, NO_HALF),
+                (GROUP, half.offset, half.queue_offset + 1, TABLE_OFFSET_WRONG),
                 (GROUP, 0, 0, NO_HALF),
                 (GROUP, i64::MAX, half.queue_offset, NO_HALF),
                 (GROUP, -1, -1, NO_HALF),

@@ -7,7 +7,9 @@
 //! `3 + reconsumeTimes` when the header says 0), so it waits in the schedule topic first;
 //! once `reconsumeTimes` reaches `maxReconsumeTimes` (header, or 16) or the level is
 //! negative, it goes to `%DLQ%<group>` instead, at once. Either topic is created on
-//! demand (perm RW, one queue).
+//! demand (perm RW, one queue). A record stored in one of the broker's own topics (a
+//! parked delayed message, a half or op record: `reserved::NOT_ALLOWED_SEND_TOPICS`) is
+//! refused NO_PERMISSION: its copy would be delivered early, or uncommitted.
 
 use std::rc::Rc;
 
@@ -51,6 +53,16 @@ pub async fn execute(shard: &Rc<Shard>, h: &Header) -> Response {
     let Ok(original) = message::decode_record(&record, false) else {
         return not_found();
     };
+    let stored_in = original.topic_str();
+    if crate::reserved::is_not_allowed_send_topic(&stored_in) {
+        // A parked delayed message or a half (or op) record is the broker's: a copy in a
+        // retry topic would deliver it early, or uncommitted.
+        let e = crate::error::BrokerError::NoPermission(format!(
+            "the message at offset {} is stored in the broker's topic[{stored_in}], it cannot be sent back",
+            req.offset
+        ));
+        return error_response(h, &e);
+    }
     let max = match req.max_reconsume_times {
         Some(m) if h.version >= VERSION_MAX_RECONSUME_HONOURED => m,
         _ => MAX_RECONSUME_TIMES_DEFAULT,

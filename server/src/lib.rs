@@ -30,6 +30,7 @@ pub mod notify;
 pub mod panic;
 pub mod register;
 pub mod replication;
+pub mod reserved;
 pub mod runtime;
 pub mod schedule;
 pub mod shard;

@@ -199,8 +199,14 @@ async fn wait_for_append(shard: &Shard, queue_id: i32, max_ms: u64) {
 
 /// Re-puts one parked message to its real topic and queue, `DELAY` removed.
 async fn deliver(shard: &Rc<Shard>, record: &Bytes) -> Result<(), BrokerError> {
-    let m = message::decode_record(record, false)
-        .map_err(|e| BrokerError::System(format!("undecodable parked record: {e}")))?;
+    let m = match message::decode_record(record, false) {
+        Ok(m) => m,
+        Err(e) => {
+            // It will never decode: waiting on it would stop the whole level.
+            warn!(error = %e, "undecodable parked record skipped");
+            return Ok(());
+        }
+    };
     let Some(topic) = m.property(property::REAL_TOPIC) else {
         warn!(offset = m.physical_offset, "parked message without REAL_TOPIC dropped");
         return Ok(());
@@ -217,25 +223,42 @@ async fn deliver(shard: &Rc<Shard>, record: &Bytes) -> Result<(), BrokerError> {
         let level = timer_level(deliver - now);
         let props =
             message::set_property(&m.properties, property::DELAY_TIME_LEVEL, &level.to_string());
-        let mut batch = reput_batch(shard, &m, SCHEDULE_TOPIC, level - 1, &props);
+        let mut batch = match reput_batch(shard, &m, SCHEDULE_TOPIC, level - 1, &props) {
+            Ok(b) => b,
+            Err(e) => return skip_unencodable(&m, &e),
+        };
         batch.tags_codes = vec![now + delay_ms(level)];
         return shard.append_routed(batch).await.map(|_| ());
     }
     let properties = message::remove_properties(&m.properties, &[property::DELAY_TIME_LEVEL]);
-    let batch = reput_batch(shard, &m, &topic, queue_id, &properties);
+    let batch = match reput_batch(shard, &m, &topic, queue_id, &properties) {
+        Ok(b) => b,
+        Err(e) => return skip_unencodable(&m, &e),
+    };
     debug!(%topic, queue_id, "delivering scheduled message");
     shard.append_routed(batch).await.map(|_| ())
 }
 
+/// A parked message that can never be re-put (its record would not encode) is dropped
+/// with a warning rather than retried forever, which would stop its whole level.
+fn skip_unencodable(m: &StoredMessage, e: &BrokerError) -> Result<(), BrokerError> {
+    warn!(offset = m.physical_offset, error = %e, "scheduled message that cannot be re-put dropped");
+    Ok(())
+}
+
 /// A record copying `m` (body, flag, sysflag, born host and time, reconsume times) to
 /// `topic`/`queue_id` with `properties`.
+///
+/// # Errors
+/// `IllegalMessage` when the record cannot be encoded: properties grown past 32767 bytes
+/// (a re-put adds a property or two to what the client sent), or a topic too long.
 pub fn reput_batch(
     shard: &Shard,
     m: &StoredMessage,
     topic: &str,
     queue_id: i32,
     properties: &[u8],
-) -> AppendBatch {
+) -> Result<AppendBatch, BrokerError> {
     let meta = MessageMeta {
         queue_id,
         flag: m.flag,
@@ -253,15 +276,14 @@ pub fn reput_batch(
         topic.len(),
         properties.len(),
     ));
-    // Topic and properties lengths were valid in the source record, and `set_property`
-    // adds at most a few dozen bytes, far below the limits.
-    let _ = message::encode_record(&mut records, &meta, &m.body, topic, properties);
-    AppendBatch {
+    message::encode_record(&mut records, &meta, &m.body, topic, properties)
+        .map_err(|e| BrokerError::IllegalMessage(format!("cannot re-put to {topic}: {e}")))?;
+    Ok(AppendBatch {
         topic: topic.to_string(),
         queue_id,
         records,
         tags_codes: vec![tags.as_deref().map_or(0, message::tags_code)],
-    }
+    })
 }
 
 #[cfg(test)]

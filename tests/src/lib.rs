@@ -571,6 +571,49 @@ pub async fn read_queue(
     }
 }
 
+/// New connections made by [`assert_every_shard_serves`]: with two shards behind one
+/// SO_REUSEPORT port, eight land on both but for a 1-in-128 chance.
+pub const FRESH_CONNECTIONS: usize = 8;
+
+/// Checks that a broker still serves on every shard: [`FRESH_CONNECTIONS`] new
+/// connections each ask GET_MAX_OFFSET of every queue in `queues` (each answered
+/// SUCCESS), and a new producer per connection sends `"{tag}-{c}"` to every queue.
+/// Returns how many messages were sent (every queue gets one per connection, in order).
+pub async fn assert_every_shard_serves(
+    namesrv: &str,
+    addr: &str,
+    queues: &[ramjet_client::MessageQueue],
+    tag: &str,
+) -> usize {
+    use ramjet_proto::codes::{request, response};
+    let mut sent = 0;
+    for c in 0..FRESH_CONNECTIONS {
+        let options = ramjet_client::ConnectionOptions::default();
+        let conn = ramjet_client::Connection::connect(addr, options).await.expect("connect");
+        for q in queues {
+            let mut h = ramjet_proto::Header::request(
+                request::GET_MAX_OFFSET,
+                0,
+                ramjet_proto::SerializeType::RocketMq,
+            );
+            h.ext_fields.insert("topic", q.topic.as_str());
+            h.ext_fields.insert("queueId", q.queue_id.to_string());
+            let reply = conn.request(h, b"", Duration::from_secs(20)).await.expect("answered");
+            assert_eq!(reply.header.code, response::SUCCESS, "connection {c} queue {q:?}");
+        }
+        let producer = ramjet_client::Producer::new(
+            client(namesrv, ramjet_proto::SerializeType::RocketMq),
+            format!("{tag}-producers"),
+        );
+        for q in queues {
+            let msg = ramjet_client::Message::new(q.topic.as_str(), format!("{tag}-{c}"));
+            producer.send_to_queue(q, msg).await.expect("send on a fresh connection");
+            sent += 1;
+        }
+    }
+    sent
+}
+
 // ---------------------------------------------------------------------------------------
 // Processes expected to exit on their own (tests/tests/panic_exit.rs).
 

@@ -6,9 +6,11 @@ use ramjet_proto::header::{
     CommandHeader, QueryConsumerOffsetRequestHeader, QueryConsumerOffsetResponseHeader,
     UpdateConsumerOffsetRequestHeader,
 };
+use ramjet_proto::text::clip_echo;
 use ramjet_proto::Header;
 
-use super::{error, field_error, success};
+use super::{error, error_response, field_error, success};
+use crate::error::BrokerError;
 use crate::net::connection::Response;
 use crate::shard::Shard;
 
@@ -44,12 +46,19 @@ pub fn query(shard: &Shard, h: &Header) -> Response {
     Response::new(header)
 }
 
-/// UPDATE_CONSUMER_OFFSET: stores the offset (persisted within a few seconds).
+/// UPDATE_CONSUMER_OFFSET: stores the offset (persisted within a few seconds) of an
+/// existing topic's queue, as the reference's `ConsumerManageProcessor` (TOPIC_NOT_EXIST
+/// for an unknown topic), and further: the queue id must be in the topic's range
+/// (INVALID_PARAMETER, as a pull answers) and the group one a client may write
+/// (`reserved::check_offset_group`).
 pub fn update(shard: &Shard, h: &Header) -> Response {
     let req = match UpdateConsumerOffsetRequestHeader::decode(&h.ext_fields) {
         Ok(r) => r,
         Err(e) => return field_error(h, &e),
     };
+    if let Err(e) = check_offset_write(shard, &req.consumer_group, &req.topic, req.queue_id) {
+        return error_response(h, &e);
+    }
     let log = shard.log_for(&req.topic, req.queue_id);
     shard.offsets.borrow_mut().set(
         log,
@@ -59,4 +68,35 @@ pub fn update(shard: &Shard, h: &Header) -> Response {
         req.commit_offset,
     );
     Response::new(success(h))
+}
+
+/// Whether a client may write `group`'s offset of `topic`:`queue_id`: the topic exists
+/// (TOPIC_NOT_EXIST, "Topic .. not exist!" as the reference), the queue id is within its
+/// read or write queues (INVALID_PARAMETER), the group may be written by clients.
+///
+/// # Errors
+/// As above.
+pub fn check_offset_write(
+    shard: &Shard,
+    group: &str,
+    topic: &str,
+    queue_id: i32,
+) -> Result<(), BrokerError> {
+    crate::reserved::check_offset_group(group)?;
+    let table = shard.topic_table();
+    let Some(config) = table.get(topic) else {
+        return Err(BrokerError::Refused {
+            code: response::TOPIC_NOT_EXIST,
+            remark: format!("Topic {} not exist!", clip_echo(topic)),
+        });
+    };
+    let queues = config.read_queue_nums.max(config.write_queue_nums);
+    if queue_id < 0 || queue_id >= queues {
+        return Err(BrokerError::InvalidParameter(format!(
+            "queueId[{queue_id}] is illegal, topic:[{}] topicConfig.readQueueNums:[{}]",
+            clip_echo(topic),
+            config.read_queue_nums
+        )));
+    }
+    Ok(())
 }

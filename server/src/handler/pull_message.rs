@@ -17,7 +17,7 @@ use ramjet_proto::message;
 use ramjet_proto::{Frame, Header};
 use ramjet_storage::{GetRequest, GetResult, GetStatus};
 
-use super::{error, field_error};
+use super::{error, error_response, field_error};
 use crate::net::connection::Response;
 use crate::shard::Shard;
 use crate::topic::PERM_READ;
@@ -55,6 +55,11 @@ pub async fn execute(shard: &Rc<Shard>, frame: &Frame) -> Response {
         return resp;
     }
     if req.sys_flag & FLAG_COMMIT_OFFSET != 0 && req.commit_offset >= 0 {
+        // The topic and queue were checked above; the group is checked as for
+        // UPDATE_CONSUMER_OFFSET, so a pull cannot move the broker's own progress.
+        if let Err(e) = crate::reserved::check_offset_group(&req.consumer_group) {
+            return error_response(h, &e);
+        }
         let log = shard.log_for(&req.topic, req.queue_id);
         shard.offsets.borrow_mut().set(
             log,

@@ -7,7 +7,9 @@
 //! `3 + reconsumeTimes` when the header says 0), so it waits in the schedule topic first;
 //! once `reconsumeTimes` reaches `maxReconsumeTimes` (header, or 16) or the level is
 //! negative, it goes to `%DLQ%<group>` instead, at once. Either topic is created on
-//! demand (perm RW, one queue).
+//! demand (perm RW, one queue). A record stored in one of the broker's own topics (a
+//! parked delayed message, a half or op record: `reserved::NOT_ALLOWED_SEND_TOPICS`) is
+//! refused NO_PERMISSION: its copy would be delivered early, or uncommitted.
 
 use std::rc::Rc;
 
@@ -51,6 +53,16 @@ pub async fn execute(shard: &Rc<Shard>, h: &Header) -> Response {
     let Ok(original) = message::decode_record(&record, false) else {
         return not_found();
     };
+    let stored_in = original.topic_str();
+    if crate::reserved::is_not_allowed_send_topic(&stored_in) {
+        // A parked delayed message or a half (or op) record is the broker's: a copy in a
+        // retry topic would deliver it early, or uncommitted.
+        let e = crate::error::BrokerError::NoPermission(format!(
+            "the message at offset {} is stored in the broker's topic[{stored_in}], it cannot be sent back",
+            req.offset
+        ));
+        return error_response(h, &e);
+    }
     let max = match req.max_reconsume_times {
         Some(m) if h.version >= VERSION_MAX_RECONSUME_HONOURED => m,
         _ => MAX_RECONSUME_TIMES_DEFAULT,
@@ -82,9 +94,14 @@ pub async fn execute(shard: &Rc<Shard>, h: &Header) -> Response {
         let level = level.clamp(1, crate::schedule::max_level());
         props = message::set_property(&props, property::DELAY_TIME_LEVEL, &level.to_string());
         props = parked_properties(&props, &topic, 0);
-        let mut b = reput_batch(shard, &copy, SCHEDULE_TOPIC, level - 1, &props);
-        b.tags_codes = vec![now_ms() as i64 + delay_ms(level)];
-        b
+        reput_batch(shard, &copy, SCHEDULE_TOPIC, level - 1, &props).map(|mut b| {
+            b.tags_codes = vec![now_ms() as i64 + delay_ms(level)];
+            b
+        })
+    };
+    let batch = match batch {
+        Ok(b) => b,
+        Err(e) => return error_response(h, &e),
     };
     match shard.append_routed(batch).await {
         Ok(_) => Response::new(success(h)),

@@ -48,6 +48,7 @@ pub async fn route(shard: &Rc<Shard>, frame: &mut Frame) -> Result<usize, Respon
     let mut req = SendMessageRequestHeader::decode_for_code(h.code, &h.ext_fields)
         .map_err(|e| field_error(h, &e))?;
     validate_topic_name(&req.topic).map_err(|e| error_response(h, &e))?;
+    crate::reserved::check_send_topic(&req.topic).map_err(|e| error_response(h, &e))?;
     // 5.x timer messages become delay-level parkings here, once, so the owner chosen now
     // and the queue the owner stores into agree.
     let props = req.properties.as_deref().unwrap_or_default().as_bytes();

@@ -458,6 +458,9 @@ pub(super) async fn reset_offset(shard: &Rc<Shard>, h: &Header) -> Response {
         Ok(p) => p,
         Err(e) => return field_error(h, &e),
     };
+    if let Err(e) = crate::reserved::check_offset_group(&group) {
+        return error_response(h, &e);
+    }
     let Some(queues) = shard.topic_table().get(&topic).map(|c| c.read_queue_nums) else {
         return topic_not_exist(h, &topic);
     };

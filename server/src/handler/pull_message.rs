@@ -33,6 +33,50 @@ pub const PULL_MESSAGES_MAX: u32 = 1024;
 /// Most body bytes in one pull response (at least one message is always returned).
 pub const PULL_BYTES_MAX: u32 = 1024 * 1024;
 
+/// Bytes reserved for a response's header (ext fields, remark) on top of its body.
+const RESPONSE_HEAD_RESERVE_BYTES: usize = 4 * 1024;
+
+/// The largest stored record a read may return when the broker's `maxMessageSize` is
+/// `max_message_size`: the body plus room for its properties and fixed fields, never more
+/// than the store accepts.
+fn record_bytes_max(max_message_size: usize) -> usize {
+    max_message_size.saturating_add(64 * 1024).min(ramjet_storage::config::RECORD_SIZE_BYTES_MAX)
+}
+
+/// The worst-case response to a request that returns stored records, reserved before the
+/// request is dispatched (`serverConnectionResponseBytesMax`, `serverResponseBytesMax`):
+/// a pull returns at most `maxMsgNums` records and stops before passing its byte cap
+/// (`maxMsgBytes`, at most [`PULL_BYTES_MAX`]) except for its first record, so its body is
+/// at most min(maxMsgNums x largest record, max(byte cap, largest record)); VIEW_MESSAGE_BY_ID
+/// returns one record; QUERY_MESSAGE at most `maxNum` (capped). `None` for any other
+/// request, or one whose fields do not parse (it is answered with an error).
+pub fn response_reserve(h: &Header, max_message_size: usize) -> Option<usize> {
+    use ramjet_proto::codes::request;
+    let record = record_bytes_max(max_message_size);
+    let ext = &h.ext_fields;
+    let body = match h.code {
+        request::PULL_MESSAGE | request::LITE_PULL_MESSAGE => {
+            let count: i32 = ext.req_int("maxMsgNums").ok()?;
+            let count = (count.max(1) as u32).min(PULL_MESSAGES_MAX) as usize;
+            let cap = match ext.opt_int::<i32>("maxMsgBytes") {
+                Ok(Some(b)) => (b.max(1) as u32).min(PULL_BYTES_MAX),
+                _ => PULL_BYTES_MAX,
+            };
+            count.saturating_mul(record).min((cap as usize).max(record))
+        }
+        request::VIEW_MESSAGE_BY_ID => record,
+        request::QUERY_MESSAGE => {
+            let count: i32 = ext.req_int("maxNum").ok()?;
+            let count = usize::try_from(count)
+                .unwrap_or(0)
+                .clamp(1, crate::handler::stats::QUERY_MESSAGES_MAX);
+            count.saturating_mul(record)
+        }
+        _ => return None,
+    };
+    Some(body + RESPONSE_HEAD_RESERVE_BYTES)
+}
+
 /// Tag codes of a TAG subscription expression (`"*"` and empty mean everything).
 pub fn tag_filter(expression: Option<&str>) -> Option<Vec<i64>> {
     let e = expression?.trim();

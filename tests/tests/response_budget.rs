@@ -237,9 +237,8 @@ fn offset_resets_pushed_to_a_consumer_that_never_reads_are_dropped_past_its_budg
     // Method: budget 8 MiB, write timeout 3 s; a topic of 1,024 queues (a reset push body
     // of about 60 KB); a raw socket registers a consumer of it and then never reads; 1,200
     // resets from 4 concurrent admin tasks while a normal producer sends.
-    let (_dir, broker) = broker_with(
-        "serverConnectionResponseBytesMax=8388608\nserverWriteTimeoutSeconds=3\n",
-    );
+    let (_dir, broker) =
+        broker_with("serverConnectionResponseBytesMax=8388608\nserverWriteTimeoutSeconds=3\n");
     let ns = broker.namesrv_addr.clone();
     let addr = broker.broker_addr.clone();
     {

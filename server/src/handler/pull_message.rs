@@ -10,7 +10,6 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, BytesMut};
 use ramjet_proto::codes::response;
 use ramjet_proto::header::{CommandHeader, PullMessageRequestHeader, PullMessageResponseHeader};
 use ramjet_proto::message;
@@ -226,17 +225,44 @@ fn respond(h: &Header, req: &PullMessageRequestHeader, r: GetResult, suggest: i6
         max_offset: r.max_offset,
     }
     .encode(&mut header.ext_fields);
-    let size: usize = r.messages.iter().map(|m| m.len()).sum();
-    let mut body = BytesMut::with_capacity(size);
-    for m in &r.messages {
-        body.put_slice(m);
-    }
-    Response { header, body: body.freeze() }
+    // The records stay slices of the store's tail cache or read buffer: the connection
+    // writes the large ones from there and copies the small ones once, into its write buffer.
+    Response { header, body: bytes::Bytes::new(), parts: r.messages.into_boxed_slice() }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pull(max_msg_nums: &str, max_msg_bytes: Option<&str>) -> Header {
+        let mut h = Header::request(
+            ramjet_proto::codes::request::PULL_MESSAGE,
+            1,
+            ramjet_proto::SerializeType::Json,
+        );
+        h.ext_fields.insert("maxMsgNums", max_msg_nums);
+        if let Some(b) = max_msg_bytes {
+            h.ext_fields.insert("maxMsgBytes", b);
+        }
+        h
+    }
+
+    #[test]
+    fn a_pull_reserves_its_worst_case_body() {
+        let head = RESPONSE_HEAD_RESERVE_BYTES;
+        let record = 4 * 1024 * 1024 + 64 * 1024;
+        // The first record may pass the 1 MiB cap: one whole record.
+        assert_eq!(response_reserve(&pull("32", None), 4 << 20), Some(record + head));
+        // Small records: the byte cap bounds the body.
+        let small = 1024 + 64 * 1024;
+        assert_eq!(response_reserve(&pull("32", None), 1024), Some((1 << 20) + head));
+        assert_eq!(response_reserve(&pull("2", None), 1024), Some(2 * small + head));
+        assert_eq!(response_reserve(&pull("-5", Some("10")), 1024), Some(small + head));
+        // Unparsable: answered with an error, reserves nothing special.
+        assert_eq!(response_reserve(&pull("many", None), 1024), None);
+        let send = Header::request(10, 1, ramjet_proto::SerializeType::Json);
+        assert_eq!(response_reserve(&send, 1024), None);
+    }
 
     #[test]
     fn tag_expressions_become_hash_sets() {

@@ -84,8 +84,9 @@ impl RequestProbe {
             m.pull_latency.observe(elapsed);
             if let (Some(get), Some(r)) = (&self.get, response) {
                 if r.header.code == response::SUCCESS {
-                    get.messages.set(get.messages.get() + count_records(&r.body));
-                    get.bytes.set(get.bytes.get() + r.body.len() as u64);
+                    let records: u64 = r.body_parts().map(|p| count_records(p)).sum();
+                    get.messages.set(get.messages.get() + records);
+                    get.bytes.set(get.bytes.get() + r.body_len() as u64);
                 }
             }
         }

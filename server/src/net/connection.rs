@@ -15,9 +15,11 @@
 //! Requests are handled concurrently (each in its own task) so a held long-poll pull does
 //! not block the sends behind it; responses carry their request's opaque, so order does
 //! not matter to the peer. Small responses land in one write buffer and leave in as few
-//! `write` calls as the socket allows: many small replies, one syscall. A body of 64 KiB or
-//! more (a pull response) is queued as its own `Bytes` behind its frame head and written
-//! from there, never copied into the write buffer.
+//! `write` calls as the socket allows: many small replies, one syscall. A body may come in
+//! parts (a pull's records, each a slice of the store's tail cache or read buffer, never
+//! joined): a part of 64 KiB or more is queued as its own `Bytes` behind what precedes it
+//! and written from there, never copied; a smaller one is copied once, into the write
+//! buffer (cheaper than a syscall of its own: glommio has no vectored write).
 //!
 //! Limits: a frame over `frame_size_bytes_max` or a frame that cannot be decoded closes the
 //! connection (there is no way to resynchronise a byte stream); more than
@@ -72,23 +74,38 @@ pub const WRITE_BUFFER_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// reads of stored messages); a larger response is counted at its real size when queued.
 pub const RESPONSE_RESERVE_BYTES: usize = 4 * 1024;
 const READ_CHUNK_BYTES: usize = 256 * 1024;
-/// Bodies at least this large are written from their own buffer instead of being copied
-/// into the write buffer (a syscall of their own costs less than copying them).
-const BODY_BYTES_ZERO_COPY_MIN: usize = 64 * 1024;
+/// Body parts at least this large are written from their own buffer instead of being
+/// copied into the write buffer (a syscall of their own costs less than copying them).
+pub const BODY_BYTES_ZERO_COPY_MIN: usize = 64 * 1024;
 
-/// A response to write: header plus body (the body is copied once, into the write buffer).
+/// A response to write: header plus body. The body is `body` followed by `parts`, which
+/// are never joined: a part (or body) of [`BODY_BYTES_ZERO_COPY_MIN`] or more is written
+/// from its own buffer, a smaller one is copied once, into the write buffer.
 #[derive(Debug, Clone)]
 pub struct Response {
     /// Response header (its `opaque` must be the request's).
     pub header: Header,
-    /// Response body.
+    /// Response body (its first part).
     pub body: Bytes,
+    /// Further body parts, sent after `body` (a pull's records, each a slice of the store's
+    /// cache or read buffer).
+    pub parts: Box<[Bytes]>,
 }
 
 impl Response {
     /// A response with no body.
     pub fn new(header: Header) -> Response {
-        Response { header, body: Bytes::new() }
+        Response { header, body: Bytes::new(), parts: Box::default() }
+    }
+
+    /// Bytes of the whole body (`body` and `parts`).
+    pub fn body_len(&self) -> usize {
+        self.body.len() + self.parts.iter().map(Bytes::len).sum::<usize>()
+    }
+
+    /// The body's parts in order, `body` first.
+    pub fn body_parts(&self) -> impl Iterator<Item = &Bytes> {
+        std::iter::once(&self.body).chain(&self.parts)
     }
 }
 
@@ -127,11 +144,11 @@ impl ConnectionHandle {
             return false;
         }
         let mut head = BytesMut::new();
-        if let Err(e) = encode_frame_head(&out.header, out.body.len(), &mut head) {
+        if let Err(e) = encode_frame_head(&out.header, out.body_len(), &mut head) {
             warn!(peer = %state.peer, code = out.header.code, error = %e, "push cannot be encoded");
             return false;
         }
-        let size = head.len() + out.body.len();
+        let size = head.len() + out.body_len();
         let governor = limits::governor();
         let refused = if !state.fits(size) {
             Some(LimitHit::ConnectionResponseBytes)
@@ -272,16 +289,24 @@ impl ConnState {
 
     /// Encodes `out` behind everything already queued.
     fn queue(&mut self, out: &Outbound) -> Result<(), EncodeError> {
-        if out.body.len() >= BODY_BYTES_ZERO_COPY_MIN {
-            // A large body (a pull response) is written from its own buffer: the head goes
-            // into the write buffer, which is queued before the body to keep frame order.
-            encode_frame_head(&out.header, out.body.len(), &mut self.write_buf)?;
-            let head = self.write_buf.split().freeze();
-            self.queued_bytes += head.len() + out.body.len();
-            self.write_queue.push_back(head);
-            self.write_queue.push_back(out.body.clone());
-        } else {
-            encode_frame(&out.header, &out.body, &mut self.write_buf)?;
+        if out.parts.is_empty() && out.body.len() < BODY_BYTES_ZERO_COPY_MIN {
+            return encode_frame(&out.header, &out.body, &mut self.write_buf);
+        }
+        encode_frame_head(&out.header, out.body_len(), &mut self.write_buf)?;
+        for part in out.body_parts() {
+            if part.len() >= BODY_BYTES_ZERO_COPY_MIN {
+                // A large part (a big record of a pull) is written from its own buffer: what
+                // the write buffer holds is queued before it, to keep the byte order.
+                let before = self.write_buf.split().freeze();
+                if !before.is_empty() {
+                    self.queued_bytes += before.len();
+                    self.write_queue.push_back(before);
+                }
+                self.queued_bytes += part.len();
+                self.write_queue.push_back(part.clone());
+            } else {
+                self.write_buf.extend_from_slice(part);
+            }
         }
         Ok(())
     }
@@ -651,4 +676,80 @@ fn dispatch<S: Service>(
         handle.complete(reserve, response);
     })
     .detach();
+}
+
+#[cfg(test)]
+mod tests {
+    use ramjet_proto::SerializeType;
+
+    use super::*;
+
+    fn state() -> ConnState {
+        ConnState {
+            write_queue: VecDeque::new(),
+            queued_bytes: 0,
+            write_buf: BytesMut::new(),
+            inflight: 0,
+            waker: None,
+            closed: false,
+            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
+            reads: 0,
+            writes: 0,
+            kill: None,
+            id: 0,
+            reserved: 0,
+            waiting: 0,
+            budget_max: 64 << 20,
+        }
+    }
+
+    /// The bytes the connection would write, in order.
+    fn pending(st: &ConnState) -> Vec<u8> {
+        let mut out: Vec<u8> = st.write_queue.iter().flat_map(|b| b.iter().copied()).collect();
+        out.extend_from_slice(&st.write_buf);
+        out
+    }
+
+    fn reply(opaque: i32) -> Header {
+        let request = Header::request(11, opaque, SerializeType::Json);
+        Header::response_to(&request, response::SUCCESS)
+    }
+
+    #[test]
+    fn body_parts_go_out_as_one_body_and_large_parts_are_not_copied() {
+        let small = Bytes::from(vec![1u8; 100]);
+        let large = Bytes::from(vec![2u8; BODY_BYTES_ZERO_COPY_MIN]);
+        let last = Bytes::from(vec![3u8; 10]);
+        let first = Response::new(reply(1));
+        let pull = Response {
+            header: reply(2),
+            body: Bytes::new(),
+            parts: Box::new([small.clone(), large.clone(), last.clone()]),
+        };
+        let mut st = state();
+        st.queue(&first).unwrap();
+        st.queue(&pull).unwrap();
+        let mut want = BytesMut::new();
+        encode_frame(&first.header, b"", &mut want).unwrap();
+        encode_frame(&pull.header, &[&small[..], &large[..], &last[..]].concat(), &mut want)
+            .unwrap();
+        assert_eq!(pending(&st), want.to_vec());
+        assert_eq!(st.output_bytes(), want.len());
+        assert_eq!(pull.body_len(), 100 + BODY_BYTES_ZERO_COPY_MIN + 10);
+        assert!(
+            st.write_queue.iter().any(|b| b.as_ptr() == large.as_ptr()),
+            "the large part is written from its own buffer"
+        );
+    }
+
+    #[test]
+    fn large_reads_leave_an_eighth_of_the_budget_to_small_requests() {
+        let mut st = state();
+        assert!(st.fits(1 << 30), "a connection holding nothing takes any reservation");
+        st.reserved = 56 << 20;
+        assert!(!st.fits(RESPONSE_RESERVE_BYTES + 1), "a large read past 7/8 waits");
+        assert!(st.fits(RESPONSE_RESERVE_BYTES), "a small request still fits");
+        st.reserved = (64 << 20) - RESPONSE_RESERVE_BYTES + 1;
+        assert!(!st.fits(RESPONSE_RESERVE_BYTES));
+    }
 }

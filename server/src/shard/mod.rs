@@ -284,7 +284,11 @@ impl Shard {
         if holder == self.id {
             if let Some(conn) = self.connections.borrow().get(&peer) {
                 // Dropped (and counted) when the client's response budget is full.
-                conn.push(&crate::net::connection::Response { header, body });
+                conn.push(&crate::net::connection::Response {
+                    header,
+                    body,
+                    parts: Box::default(),
+                });
             }
         } else if let Some(p) = self.peers.get(holder) {
             // A full channel drops the notification; clients also rebalance periodically.

@@ -396,6 +396,10 @@ pub fn apply_connection_limit(
         "serverChannelMaxIdleTimeSeconds" => limits.idle_timeout = secs(value)?,
         "serverWriteTimeoutSeconds" => limits.write_timeout = secs(value)?,
         "serverPartialFrameBytesMax" => limits.partial_frame_bytes_max = parse(key, value)?,
+        "serverConnectionResponseBytesMax" => {
+            limits.connection_response_bytes_max = parse(key, value)?
+        }
+        "serverResponseBytesMax" => limits.response_bytes_max = parse(key, value)?,
         _ => return Ok(false),
     }
     Ok(true)
@@ -453,6 +457,17 @@ mod tests {
         assert!(c.ignored_keys.is_empty());
         let bad = parse_properties("metricsMaxSeries=many\n");
         assert!(BrokerConfig::default().apply_properties(&bad).is_err());
+    }
+
+    #[test]
+    fn response_budget_keys_are_connection_limits() {
+        let mut c = BrokerConfig::default();
+        let text = "serverConnectionResponseBytesMax=1048576\nserverResponseBytesMax=8388608\n";
+        c.apply_properties(&parse_properties(text)).expect("parses");
+        assert_eq!(c.connection_limits.connection_response_bytes_max, 1 << 20);
+        assert_eq!(c.connection_limits.response_bytes_max, 8 << 20);
+        assert!(c.ignored_keys.is_empty());
+        assert!(c.apply_properties(&parse_properties("serverResponseBytesMax=lots\n")).is_err());
     }
 
     #[test]

@@ -46,5 +46,9 @@ pub async fn delete_topic(shard: &Rc<Shard>, h: &Header) -> Response {
 /// GET_ALL_TOPIC_CONFIG.
 pub fn all_topic_config(shard: &Shard, h: &Header) -> Response {
     let table = shard.topic_table();
-    Response { header: success(h), body: body::to_json(&table.to_wrapper()).into() }
+    Response {
+        header: success(h),
+        body: body::to_json(&table.to_wrapper()).into(),
+        parts: Box::default(),
+    }
 }

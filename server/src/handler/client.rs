@@ -130,7 +130,7 @@ pub fn consumer_connections(shard: &Shard, h: &Header) -> Response {
         message_model: data.message_model,
         consume_from_where: data.consume_from_where,
     };
-    Response { header: success(h), body: body::to_json(&body).into() }
+    Response { header: success(h), body: body::to_json(&body).into(), parts: Box::default() }
 }
 
 /// LOCK_BATCH_MQ.
@@ -147,7 +147,7 @@ pub fn lock_batch(shard: &Shard, frame: &Frame) -> Response {
     let granted =
         zero.locks.borrow_mut().lock(&req.consumer_group, &req.client_id, &req.mq_set, now_ms());
     let body = LockBatchResponseBody { lock_ok_mq_set: granted };
-    Response { header: success(h), body: body::to_json(&body).into() }
+    Response { header: success(h), body: body::to_json(&body).into(), parts: Box::default() }
 }
 
 /// UNLOCK_BATCH_MQ.
@@ -233,6 +233,7 @@ pub fn consumer_list(shard: &Shard, h: &Header) -> Response {
     Response {
         header: success(h),
         body: body::to_json(&ConsumerListBody { consumer_id_list: ids }).into(),
+        parts: Box::default(),
     }
 }
 

@@ -46,5 +46,9 @@ pub async fn all_delay_offsets(shard: &Rc<Shard>, h: &Header) -> Response {
             }
         }
     }
-    Response { header: success(h), body: ramjet_proto::body::to_json(&table).into() }
+    Response {
+        header: success(h),
+        body: ramjet_proto::body::to_json(&table).into(),
+        parts: Box::default(),
+    }
 }

@@ -49,6 +49,12 @@ impl Service for BrokerService {
         Box::pin(async move { serve_request(&self.shard, frame, conn.peer()).await })
     }
 
+    fn response_reserve(&self, header: &Header) -> usize {
+        let max_message_size = self.shard.settings.borrow().max_message_size_bytes;
+        pull_message::response_reserve(header, max_message_size)
+            .unwrap_or(crate::net::connection::RESPONSE_RESERVE_BYTES)
+    }
+
     fn opened(self: Rc<Self>, conn: &ConnectionHandle) {
         self.shard.connections.borrow_mut().insert(conn.peer(), conn.clone());
     }

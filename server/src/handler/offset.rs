@@ -62,7 +62,7 @@ pub async fn view_message(shard: &Shard, h: &Header) -> Response {
         return not_found();
     };
     match store.read_record(req.offset).await {
-        Ok(Some(record)) => Response { header: success(h), body: record },
+        Ok(Some(record)) => Response { header: success(h), body: record, parts: Box::default() },
         Ok(None) => not_found(),
         Err(e) => error(h, response::SYSTEM_ERROR, e.to_string()),
     }

@@ -10,7 +10,6 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, BytesMut};
 use ramjet_proto::codes::response;
 use ramjet_proto::header::{CommandHeader, PullMessageRequestHeader, PullMessageResponseHeader};
 use ramjet_proto::message;
@@ -32,6 +31,50 @@ pub const FLAG_SUBSCRIPTION: i32 = 0x4;
 pub const PULL_MESSAGES_MAX: u32 = 1024;
 /// Most body bytes in one pull response (at least one message is always returned).
 pub const PULL_BYTES_MAX: u32 = 1024 * 1024;
+
+/// Bytes reserved for a response's header (ext fields, remark) on top of its body.
+const RESPONSE_HEAD_RESERVE_BYTES: usize = 4 * 1024;
+
+/// The largest stored record a read may return when the broker's `maxMessageSize` is
+/// `max_message_size`: the body plus room for its properties and fixed fields, never more
+/// than the store accepts.
+fn record_bytes_max(max_message_size: usize) -> usize {
+    max_message_size.saturating_add(64 * 1024).min(ramjet_storage::config::RECORD_SIZE_BYTES_MAX)
+}
+
+/// The worst-case response to a request that returns stored records, reserved before the
+/// request is dispatched (`serverConnectionResponseBytesMax`, `serverResponseBytesMax`):
+/// a pull returns at most `maxMsgNums` records and stops before passing its byte cap
+/// (`maxMsgBytes`, at most [`PULL_BYTES_MAX`]) except for its first record, so its body is
+/// at most min(maxMsgNums x largest record, max(byte cap, largest record)); VIEW_MESSAGE_BY_ID
+/// returns one record; QUERY_MESSAGE at most `maxNum` (capped). `None` for any other
+/// request, or one whose fields do not parse (it is answered with an error).
+pub fn response_reserve(h: &Header, max_message_size: usize) -> Option<usize> {
+    use ramjet_proto::codes::request;
+    let record = record_bytes_max(max_message_size);
+    let ext = &h.ext_fields;
+    let body = match h.code {
+        request::PULL_MESSAGE | request::LITE_PULL_MESSAGE => {
+            let count: i32 = ext.req_int("maxMsgNums").ok()?;
+            let count = (count.max(1) as u32).min(PULL_MESSAGES_MAX) as usize;
+            let cap = match ext.opt_int::<i32>("maxMsgBytes") {
+                Ok(Some(b)) => (b.max(1) as u32).min(PULL_BYTES_MAX),
+                _ => PULL_BYTES_MAX,
+            };
+            count.saturating_mul(record).min((cap as usize).max(record))
+        }
+        request::VIEW_MESSAGE_BY_ID => record,
+        request::QUERY_MESSAGE => {
+            let count: i32 = ext.req_int("maxNum").ok()?;
+            let count = usize::try_from(count)
+                .unwrap_or(0)
+                .clamp(1, crate::handler::stats::QUERY_MESSAGES_MAX);
+            count.saturating_mul(record)
+        }
+        _ => return None,
+    };
+    Some(body + RESPONSE_HEAD_RESERVE_BYTES)
+}
 
 /// Tag codes of a TAG subscription expression (`"*"` and empty mean everything).
 pub fn tag_filter(expression: Option<&str>) -> Option<Vec<i64>> {
@@ -187,17 +230,44 @@ fn respond(h: &Header, req: &PullMessageRequestHeader, r: GetResult, suggest: i6
         max_offset: r.max_offset,
     }
     .encode(&mut header.ext_fields);
-    let size: usize = r.messages.iter().map(|m| m.len()).sum();
-    let mut body = BytesMut::with_capacity(size);
-    for m in &r.messages {
-        body.put_slice(m);
-    }
-    Response { header, body: body.freeze() }
+    // The records stay slices of the store's tail cache or read buffer: the connection
+    // writes the large ones from there and copies the small ones once, into its write buffer.
+    Response { header, body: bytes::Bytes::new(), parts: r.messages.into_boxed_slice() }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pull(max_msg_nums: &str, max_msg_bytes: Option<&str>) -> Header {
+        let mut h = Header::request(
+            ramjet_proto::codes::request::PULL_MESSAGE,
+            1,
+            ramjet_proto::SerializeType::Json,
+        );
+        h.ext_fields.insert("maxMsgNums", max_msg_nums);
+        if let Some(b) = max_msg_bytes {
+            h.ext_fields.insert("maxMsgBytes", b);
+        }
+        h
+    }
+
+    #[test]
+    fn a_pull_reserves_its_worst_case_body() {
+        let head = RESPONSE_HEAD_RESERVE_BYTES;
+        let record = 4 * 1024 * 1024 + 64 * 1024;
+        // The first record may pass the 1 MiB cap: one whole record.
+        assert_eq!(response_reserve(&pull("32", None), 4 << 20), Some(record + head));
+        // Small records: the byte cap bounds the body.
+        let small = 1024 + 64 * 1024;
+        assert_eq!(response_reserve(&pull("32", None), 1024), Some((1 << 20) + head));
+        assert_eq!(response_reserve(&pull("2", None), 1024), Some(2 * small + head));
+        assert_eq!(response_reserve(&pull("-5", Some("10")), 1024), Some(small + head));
+        // Unparsable: answered with an error, reserves nothing special.
+        assert_eq!(response_reserve(&pull("many", None), 1024), None);
+        let send = Header::request(10, 1, ramjet_proto::SerializeType::Json);
+        assert_eq!(response_reserve(&send, 1024), None);
+    }
 
     #[test]
     fn tag_expressions_become_hash_sets() {

@@ -42,7 +42,7 @@ use crate::shard::Shard;
 use crate::shard_ops::{gather, OpsQuery, OpsReply};
 
 fn with_body(h: &Header, body: impl Into<Bytes>) -> Response {
-    Response { header: success(h), body: body.into() }
+    Response { header: success(h), body: body.into(), parts: Box::default() }
 }
 
 /// Records one QUERY_MESSAGE returns at most, whatever `maxNum` asks (bounds the body).

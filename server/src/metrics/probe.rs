@@ -117,8 +117,8 @@ impl RequestProbe {
         } else if self.stats == Stats::Get {
             m.pull_latency.observe(elapsed);
             if let Some(r) = response.filter(|r| r.header.code == response::SUCCESS) {
-                let records = count_records(&r.body);
-                m.count_get(self.series(shard).as_deref(), records, r.body.len() as u64);
+                let records: u64 = r.body_parts().map(|p| count_records(p)).sum();
+                m.count_get(self.series(shard).as_deref(), records, r.body_len() as u64);
             }
         }
     }

@@ -226,11 +226,15 @@ impl NamesrvService {
 }
 
 fn ok(request: &Header, body: impl Into<Bytes>) -> Response {
-    Response { header: Header::response_to(request, response::SUCCESS), body: body.into() }
+    Response {
+        header: Header::response_to(request, response::SUCCESS),
+        body: body.into(),
+        parts: Box::default(),
+    }
 }
 
 fn ok_with(header: Header, body: impl Into<Bytes>) -> Response {
-    Response { header, body: body.into() }
+    Response { header, body: body.into(), parts: Box::default() }
 }
 
 impl Service for NamesrvService {

@@ -14,6 +14,8 @@
 //! | silent connection | `serverChannelMaxIdleTimeSeconds` (the reference's) | 120 s | closed |
 //! | responses left unread | `serverWriteTimeoutSeconds` | 60 s | closed |
 //! | bytes of partial frames past each connection's first 64 KiB, all connections | `serverPartialFrameBytesMax` | 512 MiB | the connection that would pass it is closed |
+//! | response bytes reserved and queued, one connection | `serverConnectionResponseBytesMax` | 64 MiB | the connection stops dispatching and reading; pushes to it are dropped |
+//! | response bytes reserved and queued, all connections | `serverResponseBytesMax` | a quarter of RAM, at least 256 MiB | connections wait in turn; pushes are dropped |
 
 pub use crate::metrics::limit_hits::{count_hit, declare};
 
@@ -22,6 +24,8 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
+
+use super::budget::ResponseBudget;
 
 /// The limits, from configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +42,24 @@ pub struct ConnectionLimits {
     pub write_timeout: Duration,
     /// Bytes of incomplete frames all connections may hold together.
     pub partial_frame_bytes_max: usize,
+    /// Response bytes one connection may hold: reserved by its requests in progress plus
+    /// queued and not yet written.
+    pub connection_response_bytes_max: usize,
+    /// Response bytes all connections may hold together (as above).
+    pub response_bytes_max: usize,
+}
+
+/// Default of `serverResponseBytesMax`: a quarter of physical memory, at least 256 MiB
+/// (1 GiB when the memory size cannot be read).
+pub fn default_response_bytes_max() -> usize {
+    let total_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+        let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+        line.split_whitespace().nth(1)?.parse::<usize>().ok()
+    });
+    match total_kib {
+        Some(kib) => (kib.saturating_mul(1024) / 4).max(256 << 20),
+        None => 1 << 30,
+    }
 }
 
 impl Default for ConnectionLimits {
@@ -48,6 +70,8 @@ impl Default for ConnectionLimits {
             idle_timeout: Duration::from_secs(120),
             write_timeout: Duration::from_secs(60),
             partial_frame_bytes_max: 512 << 20,
+            connection_response_bytes_max: 64 << 20,
+            response_bytes_max: default_response_bytes_max(),
         }
     }
 }
@@ -65,6 +89,10 @@ pub enum LimitHit {
     WriteTimeout,
     /// `serverPartialFrameBytesMax`.
     PartialFrames,
+    /// `serverConnectionResponseBytesMax`: a request waits, or a push is dropped.
+    ConnectionResponseBytes,
+    /// `serverResponseBytesMax`: a request waits, or a push is dropped.
+    ResponseBytes,
 }
 
 impl LimitHit {
@@ -76,15 +104,19 @@ impl LimitHit {
             LimitHit::Idle => "serverChannelMaxIdleTimeSeconds",
             LimitHit::WriteTimeout => "serverWriteTimeoutSeconds",
             LimitHit::PartialFrames => "serverPartialFrameBytesMax",
+            LimitHit::ConnectionResponseBytes => "serverConnectionResponseBytesMax",
+            LimitHit::ResponseBytes => "serverResponseBytesMax",
         }
     }
 
-    const ALL: [LimitHit; 5] = [
+    const ALL: [LimitHit; 7] = [
         LimitHit::Connections,
         LimitHit::PerAddress,
         LimitHit::Idle,
         LimitHit::WriteTimeout,
         LimitHit::PartialFrames,
+        LimitHit::ConnectionResponseBytes,
+        LimitHit::ResponseBytes,
     ];
 }
 
@@ -95,7 +127,9 @@ pub struct Governor {
     open: AtomicUsize,
     per_address: Mutex<HashMap<IpAddr, usize>>,
     partial_bytes: AtomicUsize,
-    hits: [AtomicU64; 5],
+    hits: [AtomicU64; 7],
+    response: ResponseBudget,
+    next_connection_id: AtomicU64,
 }
 
 static GOVERNOR: OnceLock<Governor> = OnceLock::new();
@@ -120,12 +154,19 @@ impl Governor {
     /// A governor with no connection yet.
     pub fn new(limits: ConnectionLimits) -> Governor {
         Governor {
-            limits,
             open: AtomicUsize::new(0),
             per_address: Mutex::new(HashMap::new()),
             partial_bytes: AtomicUsize::new(0),
             hits: Default::default(),
+            response: ResponseBudget::new(limits.response_bytes_max),
+            next_connection_id: AtomicU64::new(0),
+            limits,
         }
+    }
+
+    /// The broker-wide response budget (`serverResponseBytesMax`).
+    pub fn response_budget(&self) -> &ResponseBudget {
+        &self.response
     }
 
     /// The limits in force.
@@ -151,7 +192,8 @@ impl Governor {
         }
         *count += 1;
         self.open.fetch_add(1, Ordering::Relaxed);
-        Ok(Permit { governor: self, ip, partial_bytes: 0 })
+        let id = self.next_connection_id.fetch_add(1, Ordering::Relaxed);
+        Ok(Permit { governor: self, ip, partial_bytes: 0, id })
     }
 
     /// How often `which` was reached.
@@ -190,9 +232,15 @@ pub struct Permit<'a> {
     governor: &'a Governor,
     ip: IpAddr,
     partial_bytes: usize,
+    id: u64,
 }
 
 impl Permit<'_> {
+    /// This connection's process-wide id (its place in the response budget's queue).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Records that this connection now holds `bytes` of an incomplete frame. The first
     /// [`PARTIAL_BYTES_UNCOUNTED`] of each connection are not counted, so the common case
     /// (a read that ends inside a small request) never touches the counter other shards share.
@@ -224,6 +272,7 @@ impl Permit<'_> {
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
         let g = self.governor;
+        g.response.leave(self.id);
         g.partial_bytes.fetch_sub(self.partial_bytes, Ordering::Relaxed);
         g.open.fetch_sub(1, Ordering::Relaxed);
         let mut table = g.per_address.lock().unwrap_or_else(|e| e.into_inner());

@@ -294,7 +294,12 @@ impl Shard {
         header.opaque = (self.next_sequence() & 0x7FFF_FFFF) as i32;
         if holder == self.id {
             if let Some(conn) = self.connections.borrow().get(&peer) {
-                conn.send(&crate::net::connection::Response { header, body });
+                // Dropped (and counted) when the client's response budget is full.
+                conn.push(&crate::net::connection::Response {
+                    header,
+                    body,
+                    parts: Box::default(),
+                });
             }
         } else if let Some(p) = self.peers.get(holder) {
             // A full channel drops the notification; clients also rebalance periodically.

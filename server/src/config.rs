@@ -93,6 +93,8 @@ pub struct BrokerConfig {
     pub access_message_in_memory_max_ratio: u32,
     /// Connection limits of the remoting listeners (process-wide).
     pub connection_limits: crate::net::limits::ConnectionLimits,
+    /// Bounds on tables clients can grow (process-wide once installed).
+    pub table_limits: crate::table_limits::TableLimits,
     /// Keys of the config file this version does not use.
     pub ignored_keys: Vec<String>,
 }
@@ -133,6 +135,7 @@ impl Default for BrokerConfig {
             slave_read_enable: false,
             access_message_in_memory_max_ratio: 40,
             connection_limits: crate::net::limits::ConnectionLimits::default(),
+            table_limits: crate::table_limits::TableLimits::default(),
             ignored_keys: Vec::new(),
         }
     }
@@ -197,7 +200,7 @@ pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
+pub(crate) fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
     value.parse().map_err(|_| ConfigError::Invalid { key: key.into(), value: value.into() })
 }
 
@@ -344,7 +347,9 @@ impl BrokerConfig {
                     self.access_message_in_memory_max_ratio = parse(k, v)?
                 }
                 _ => {
-                    if !apply_connection_limit(&mut self.connection_limits, k, v)? {
+                    if !apply_connection_limit(&mut self.connection_limits, k, v)?
+                        && !self.table_limits.apply(k, v)?
+                    {
                         self.ignored_keys.push(k.clone());
                     }
                 }

@@ -36,5 +36,6 @@ pub mod shard;
 pub mod shard_ops;
 pub mod signal;
 pub mod subscription_group;
+pub mod table_limits;
 pub mod topic;
 pub mod transaction;

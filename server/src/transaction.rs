@@ -45,14 +45,51 @@ const OP_TAG: &str = "d";
 /// Finished half messages, by half-queue offset.
 ///
 /// Lives on: the half queue's owner shard.
+///
+/// Bound: the check task's progress only passes halves that are finished, so every half
+/// below it is finished; the set keeps only offsets at or above that floor (one entry per
+/// half finished out of order ahead of the check task), not one per half ever finished.
 #[derive(Debug, Default)]
 pub struct TransactionState {
     done: BTreeSet<i64>,
+    /// Every half below this offset is finished (the check task's progress).
+    floor: i64,
     /// Halves whose end is in progress.
     ending: BTreeSet<i64>,
     /// Op-queue offset up to which `done` has been rebuilt.
     op_read_offset: i64,
     loaded: bool,
+}
+
+impl TransactionState {
+    /// Whether the half at `offset` is finished.
+    fn is_done(&self, offset: i64) -> bool {
+        offset < self.floor || self.done.contains(&offset)
+    }
+
+    fn insert_done(&mut self, offset: i64) {
+        if offset >= self.floor {
+            self.done.insert(offset);
+        }
+    }
+
+    /// Every half below `progress` is finished: forget their offsets.
+    fn raise_floor(&mut self, progress: i64) {
+        if progress > self.floor {
+            self.floor = progress;
+            self.done = self.done.split_off(&progress);
+        }
+    }
+
+    /// Offsets held (finished halves at or above the floor).
+    pub fn len(&self) -> usize {
+        self.done.len()
+    }
+
+    /// True when no offset is held.
+    pub fn is_empty(&self) -> bool {
+        self.done.is_empty()
+    }
 }
 
 /// Records read from a transaction queue per step.
@@ -88,6 +125,9 @@ async fn read_queue(
 
 /// Rebuilds the finished set from op records not read yet.
 async fn load_ops(shard: &Rc<Shard>) -> Result<(), BrokerError> {
+    let log = shard.log_for(TRANS_HALF_TOPIC, 0);
+    let progress = shard.offsets.borrow().get(log, CHECK_GROUP, TRANS_HALF_TOPIC, 0);
+    shard.transactions.borrow_mut().raise_floor(progress.unwrap_or(0));
     loop {
         let from = shard.transactions.borrow().op_read_offset;
         let (records, next) = read_queue(shard, TRANS_OP_HALF_TOPIC, 0, from).await?;
@@ -96,7 +136,7 @@ async fn load_ops(shard: &Rc<Shard>) -> Result<(), BrokerError> {
             if let Some(offset) =
                 std::str::from_utf8(&r.body).ok().and_then(|b| b.trim().parse::<i64>().ok())
             {
-                state.done.insert(offset);
+                state.insert_done(offset);
             }
         }
         state.op_read_offset = next.max(from);
@@ -132,7 +172,7 @@ async fn finish(shard: &Rc<Shard>, half: &StoredMessage) -> Result<(), BrokerErr
     let mut batch = reput_batch(shard, &op, TRANS_OP_HALF_TOPIC, 0, &props);
     batch.tags_codes = vec![message::tags_code(OP_TAG)];
     shard.append_routed(batch).await?;
-    shard.transactions.borrow_mut().done.insert(half.queue_offset);
+    shard.transactions.borrow_mut().insert_done(half.queue_offset);
     Ok(())
 }
 
@@ -181,7 +221,7 @@ async fn end_transaction_inner(shard: &Rc<Shard>, h: &Header) -> Response {
     {
         // Finished, or being finished by a concurrent end: never deliver twice.
         let mut state = shard.transactions.borrow_mut();
-        if state.done.contains(&half.queue_offset) || !state.ending.insert(half.queue_offset) {
+        if state.is_done(half.queue_offset) || !state.ending.insert(half.queue_offset) {
             return Response::new(success(h));
         }
     }
@@ -244,7 +284,7 @@ async fn check_once(shard: &Rc<Shard>) -> Result<(), BrokerError> {
     for half in halves {
         let done = {
             let state = shard.transactions.borrow();
-            state.done.contains(&half.queue_offset) || state.ending.contains(&half.queue_offset)
+            state.is_done(half.queue_offset) || state.ending.contains(&half.queue_offset)
         };
         if done {
             if half.queue_offset == progress {
@@ -274,6 +314,7 @@ async fn check_once(shard: &Rc<Shard>) -> Result<(), BrokerError> {
         }
     }
     shard.offsets.borrow_mut().set(log, CHECK_GROUP, TRANS_HALF_TOPIC, 0, progress);
+    shard.transactions.borrow_mut().raise_floor(progress);
     Ok(())
 }
 

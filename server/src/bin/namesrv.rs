@@ -31,6 +31,7 @@ struct Settings {
     bind_ip: IpAddr,
     metrics_port: Option<u16>,
     limits: ramjet_server::net::limits::ConnectionLimits,
+    table_limits: ramjet_server::table_limits::TableLimits,
 }
 
 fn settings(args: Args) -> Result<Settings, String> {
@@ -39,6 +40,7 @@ fn settings(args: Args) -> Result<Settings, String> {
         bind_ip: IpAddr::from([0, 0, 0, 0]),
         metrics_port: args.metrics_port,
         limits: Default::default(),
+        table_limits: Default::default(),
     };
     if let Some(path) = &args.config {
         let text = std::fs::read_to_string(path)
@@ -55,7 +57,8 @@ fn settings(args: Args) -> Result<Settings, String> {
                 }
                 _ => {
                     let known = apply_connection_limit(&mut s.limits, &key, &value)
-                        .map_err(|e| e.to_string())?;
+                        .map_err(|e| e.to_string())?
+                        || s.table_limits.apply(&key, &value).map_err(|e| e.to_string())?;
                     if !known {
                         tracing::info!(%key, "config key not used by ramjet; ignored");
                     }
@@ -85,6 +88,7 @@ fn main() {
         }
     };
     ramjet_server::net::limits::install(args.limits.clone());
+    ramjet_server::table_limits::install(args.table_limits.clone());
     runtime::raise_memlock_limit();
     signal::block_stop_signals();
     let listener = match bind_group(args.bind_ip, args.listen_port, 1) {

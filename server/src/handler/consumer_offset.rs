@@ -44,19 +44,23 @@ pub fn query(shard: &Shard, h: &Header) -> Response {
     Response::new(header)
 }
 
-/// UPDATE_CONSUMER_OFFSET: stores the offset (persisted within a few seconds).
+/// UPDATE_CONSUMER_OFFSET: stores the offset (persisted within a few seconds); SYSTEM_ERROR
+/// for a name over the reference's limits or a new entry past `consumerOffsetMaxCount`.
 pub fn update(shard: &Shard, h: &Header) -> Response {
     let req = match UpdateConsumerOffsetRequestHeader::decode(&h.ext_fields) {
         Ok(r) => r,
         Err(e) => return field_error(h, &e),
     };
     let log = shard.log_for(&req.topic, req.queue_id);
-    shard.offsets.borrow_mut().set(
+    let stored = shard.offsets.borrow_mut().set_from_client(
         log,
         &req.consumer_group,
         &req.topic,
         req.queue_id,
         req.commit_offset,
     );
-    Response::new(success(h))
+    match stored {
+        Ok(()) => Response::new(success(h)),
+        Err(e) => error(h, response::SYSTEM_ERROR, e.to_string()),
+    }
 }

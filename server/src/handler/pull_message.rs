@@ -56,7 +56,9 @@ pub async fn execute(shard: &Rc<Shard>, frame: &Frame) -> Response {
     }
     if req.sys_flag & FLAG_COMMIT_OFFSET != 0 && req.commit_offset >= 0 {
         let log = shard.log_for(&req.topic, req.queue_id);
-        shard.offsets.borrow_mut().set(
+        // Past consumerOffsetMaxCount the commit is skipped (counted and logged); the pull
+        // itself is answered as usual.
+        let _ = shard.offsets.borrow_mut().set_from_client(
             log,
             &req.consumer_group,
             &req.topic,

@@ -163,7 +163,8 @@ async fn install_groups(
     let Some(zero) = shard.zero.as_ref() else { return Ok(()) };
     let mut last = None;
     for (_, config) in wrapper.subscription_group_table {
-        if let Some(bytes) = zero.subscription_groups.borrow_mut().upsert(config) {
+        // A group past subscriptionGroupMaxCount is refused (and reported) here too.
+        if let Ok(Some(bytes)) = zero.subscription_groups.borrow_mut().upsert(config) {
             last = Some(bytes);
         }
     }

@@ -38,4 +38,5 @@ pub mod signal;
 pub mod subscription_group;
 pub mod table_limits;
 pub mod topic;
+pub mod topic_journal;
 pub mod transaction;

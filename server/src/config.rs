@@ -91,6 +91,9 @@ pub struct BrokerConfig {
     /// "Far behind": more than this percentage of physical memory behind the log's end
     /// (`accessMessageInMemoryMaxRatio`).
     pub access_message_in_memory_max_ratio: u32,
+    /// Register with the reference's compressed body (`compressedRegister`); a body whose
+    /// JSON would pass `register::REGISTER_JSON_BYTES_MAX` is compressed regardless.
+    pub compressed_register: bool,
     /// Connection limits of the remoting listeners (process-wide).
     pub connection_limits: crate::net::limits::ConnectionLimits,
     /// Bounds on tables clients can grow (process-wide once installed).
@@ -134,6 +137,7 @@ impl Default for BrokerConfig {
             ha_housekeeping_interval_ms: 20_000,
             slave_read_enable: false,
             access_message_in_memory_max_ratio: 40,
+            compressed_register: false,
             connection_limits: crate::net::limits::ConnectionLimits::default(),
             table_limits: crate::table_limits::TableLimits::default(),
             ignored_keys: Vec::new(),
@@ -343,6 +347,7 @@ impl BrokerConfig {
                 "haMaxGapNotInSync" => self.ha_max_gap_not_in_sync_bytes = parse(k, v)?,
                 "haHousekeepingInterval" => self.ha_housekeeping_interval_ms = parse(k, v)?,
                 "slaveReadEnable" => self.slave_read_enable = parse_bool(k, v)?,
+                "compressedRegister" => self.compressed_register = parse_bool(k, v)?,
                 "accessMessageInMemoryMaxRatio" => {
                     self.access_message_in_memory_max_ratio = parse(k, v)?
                 }

@@ -131,24 +131,21 @@ impl NamesrvService {
                 ));
             }
         }
-        if req.compressed == Some(true) {
-            return Ok(Response::new(Header::response_to(h, response::SYSTEM_ERROR).with_remark(
-                "compressed register body is not supported; set compressedRegister=false",
-            )));
-        }
-        let topics = if frame.body.is_empty() {
-            Vec::new()
+        let decoded = if frame.body.is_empty() {
+            Ok(RegisterBrokerBody::default())
+        } else if req.compressed == Some(true) {
+            // The reference's compressed layout (zlib), inflated under a bound.
+            ramjet_proto::register_body::decode_compressed(&frame.body).map_err(|e| e.to_string())
         } else {
-            match body::from_json::<RegisterBrokerBody>(&frame.body) {
-                Ok(b) => {
-                    b.topic_config_serialize_wrapper.topic_config_table.into_values().collect()
-                }
-                Err(e) => {
-                    return Ok(Response::new(
-                        Header::response_to(h, response::SYSTEM_ERROR)
-                            .with_remark(format!("bad register body: {e}")),
-                    ))
-                }
+            body::from_json::<RegisterBrokerBody>(&frame.body).map_err(|e| e.to_string())
+        };
+        let topics = match decoded {
+            Ok(b) => b.topic_config_serialize_wrapper.topic_config_table.into_values().collect(),
+            Err(e) => {
+                return Ok(Response::new(
+                    Header::response_to(h, response::SYSTEM_ERROR)
+                        .with_remark(format!("bad register body: {e}")),
+                ))
             }
         };
         let reg = Registration {

@@ -9,7 +9,7 @@
 
 use bytes::BufMut;
 
-use crate::command::{ExtFields, Header, LanguageCode, SerializeType};
+use crate::command::{ExtFields, Header, LanguageCode, SerializeType, EXT_FIELDS_COUNT_MAX};
 use crate::error::HeaderError;
 
 /// Smallest valid binary header: the fixed 13 bytes plus two zero length words.
@@ -61,7 +61,8 @@ impl<'a> Reader<'a> {
 /// Decodes a binary header.
 ///
 /// # Errors
-/// Truncated input, negative lengths, invalid UTF-8.
+/// Truncated input, negative lengths, invalid UTF-8, more than [`EXT_FIELDS_COUNT_MAX`]
+/// extFields entries.
 pub fn decode(buf: &[u8]) -> Result<Header, HeaderError> {
     let mut r = Reader { buf, pos: 0 };
     let code = i32::from(r.i16()?);
@@ -90,6 +91,9 @@ fn decode_ext_fields(buf: &[u8], base: usize) -> Result<ExtFields, HeaderError> 
     let mut r = Reader { buf, pos: 0 };
     let mut fields = ExtFields::with_capacity(16);
     while r.pos < buf.len() {
+        if fields.len() >= EXT_FIELDS_COUNT_MAX {
+            return Err(HeaderError::TooManyExtFields { max: EXT_FIELDS_COUNT_MAX });
+        }
         let key_length = r.len_i16()?;
         let key = r.string(key_length).map_err(|e| shift(e, base))?;
         let value_length = r.len_i32()?;
@@ -133,5 +137,29 @@ pub fn encode(header: &Header, dst: &mut impl BufMut) {
         dst.put_slice(k.as_bytes());
         dst.put_i32(v.len() as i32);
         dst.put_slice(v.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Header;
+
+    #[test]
+    fn ext_fields_past_the_maximum_are_refused() {
+        let mut h = Header::request(10, 1, SerializeType::RocketMq);
+        for i in 0..EXT_FIELDS_COUNT_MAX {
+            h.ext_fields.push(format!("k{i}"), String::new());
+        }
+        let mut buf = Vec::new();
+        encode(&h, &mut buf);
+        assert_eq!(decode(&buf).expect("at max").ext_fields.len(), EXT_FIELDS_COUNT_MAX);
+        h.ext_fields.push("one-more".into(), String::new());
+        let mut buf = Vec::new();
+        encode(&h, &mut buf);
+        assert_eq!(
+            decode(&buf).unwrap_err(),
+            HeaderError::TooManyExtFields { max: EXT_FIELDS_COUNT_MAX }
+        );
     }
 }

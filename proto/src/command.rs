@@ -89,6 +89,12 @@ impl Default for LanguageCode {
 /// our client are standard JSON.
 pub const VERSION_CURRENT: i32 = 401;
 
+/// Most `extFields` entries a decoded header may carry; a header with more is refused
+/// (`HeaderError::TooManyExtFields`: the connection is closed, as for any header that does
+/// not decode). The largest request of the reference carries about 30; the bound keeps a
+/// 16 MiB header of `"a":0,` pairs from becoming millions of strings.
+pub const EXT_FIELDS_COUNT_MAX: usize = 1024;
+
 /// The string map carried in `extFields`, kept in arrival order.
 ///
 /// A small vector beats a hash map here: headers have at most ~20 fields, and lookups are

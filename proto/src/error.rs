@@ -69,6 +69,12 @@ pub enum HeaderError {
         /// The value read.
         value: i64,
     },
+    /// The header carries more extFields entries than
+    /// [`crate::command::EXT_FIELDS_COUNT_MAX`].
+    TooManyExtFields {
+        /// The maximum.
+        max: usize,
+    },
 }
 
 /// A typed request or response header is missing a field or has a bad value.
@@ -124,6 +130,9 @@ impl fmt::Display for HeaderError {
             HeaderError::Json { message } => write!(f, "bad JSON header: {message}"),
             HeaderError::FieldOutOfRange { field, value } => {
                 write!(f, "header field {field} value {value} out of range")
+            }
+            HeaderError::TooManyExtFields { max } => {
+                write!(f, "header has more than {max} extFields entries")
             }
         }
     }

@@ -11,6 +11,7 @@
 //! - [`header`]: typed request and response headers over the ext fields.
 //! - [`batch`]: the SEND_BATCH_MESSAGE body.
 //! - [`body`]: JSON bodies (routes, heartbeats, locks), fastjson-tolerant.
+//! - [`register_body`]: the compressed REGISTER_BROKER body (zlib, the reference's layout).
 //! - [`admin_body`]: JSON bodies of admin and statistics requests (mqadmin's).
 //! - [`acl`]: the plain-ACL request signature (HmacSHA1 over sorted ext field values).
 //! - [`text`]: client text clipped before it is echoed in a remark.
@@ -32,6 +33,7 @@ pub mod frame;
 pub mod header;
 pub mod json_header;
 pub mod message;
+pub mod register_body;
 pub mod text;
 
 pub use body::BodyError;

@@ -8,6 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ramjet_proto::body::{ConsumerData, HeartbeatData};
 
+use crate::error::BrokerError;
+use crate::table_limits::TableLimit;
+
 /// Silence after which a client is forgotten.
 pub const CLIENT_EXPIRY_MS: u64 = 120_000;
 
@@ -50,12 +53,18 @@ pub struct MembershipChange {
 
 impl ClientRegistry {
     /// Records a heartbeat from `addr`.
+    ///
+    /// # Errors
+    /// A consumer group with more subscriptions than `consumerGroupSubscriptionMaxCount`,
+    /// or a client new to a group that has `consumerGroupClientMaxCount` members already;
+    /// nothing is recorded then.
     pub fn heartbeat(
         &mut self,
         hb: HeartbeatData,
         channel: ClientChannel,
         now_ms: u64,
-    ) -> MembershipChange {
+    ) -> Result<MembershipChange, BrokerError> {
+        self.admit(&hb)?;
         let before = self.group_members_snapshot(&hb);
         let addr = channel.addr.clone();
         let info = self.clients.entry(hb.client_id.clone()).or_insert_with(|| ClientInfo {
@@ -74,7 +83,35 @@ impl ClientRegistry {
         let groups: Vec<String> = info.consumers.keys().cloned().collect();
         let changed_groups =
             groups.into_iter().filter(|g| before.get(g) != Some(&self.consumer_ids(g))).collect();
-        MembershipChange { changed_groups }
+        Ok(MembershipChange { changed_groups })
+    }
+
+    /// Checks a heartbeat against the table limits before anything is recorded.
+    fn admit(&self, hb: &HeartbeatData) -> Result<(), BrokerError> {
+        let limits = crate::table_limits::limits();
+        let known = self.clients.get(&hb.client_id);
+        for c in &hb.consumer_data_set {
+            let subscriptions = c.subscription_data_set.len();
+            if subscriptions > limits.group_subscriptions_max {
+                crate::table_limits::report(TableLimit::GroupSubscriptions);
+                let what = format!("{subscriptions} subscriptions in one consumer group");
+                let remark =
+                    TableLimit::GroupSubscriptions.remark(&what, limits.group_subscriptions_max);
+                return Err(BrokerError::System(remark));
+            }
+            if known.is_some_and(|k| k.consumers.contains_key(&c.group_name)) {
+                continue;
+            }
+            let members = self.clients.values().filter(|k| k.consumers.contains_key(&c.group_name));
+            if members.count() >= limits.group_clients_max {
+                crate::table_limits::report(TableLimit::GroupClients);
+                let what = "the consumer group has the most clients allowed";
+                return Err(BrokerError::System(
+                    TableLimit::GroupClients.remark(what, limits.group_clients_max),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn group_members_snapshot(&self, hb: &HeartbeatData) -> BTreeMap<String, Vec<String>> {
@@ -214,9 +251,10 @@ mod tests {
     #[test]
     fn membership_changes_only_when_members_change() {
         let mut r = ClientRegistry::default();
-        assert_eq!(r.heartbeat(hb("c1", "g"), ch("a:1"), 0).changed_groups, vec!["g"]);
-        assert!(r.heartbeat(hb("c1", "g"), ch("a:1"), 10).changed_groups.is_empty());
-        assert_eq!(r.heartbeat(hb("c2", "g"), ch("a:2"), 10).changed_groups, vec!["g"]);
+        let mut beat = |c, a, t| r.heartbeat(hb(c, "g"), ch(a), t).expect("admitted");
+        assert_eq!(beat("c1", "a:1", 0).changed_groups, vec!["g"]);
+        assert!(beat("c1", "a:1", 10).changed_groups.is_empty());
+        assert_eq!(beat("c2", "a:2", 10).changed_groups, vec!["g"]);
         assert_eq!(r.consumer_ids("g"), vec!["c1", "c2"]);
         assert_eq!(r.unregister("c1").changed_groups, vec!["g"]);
         assert_eq!(r.consumer_ids("g"), vec!["c2"]);
@@ -225,11 +263,30 @@ mod tests {
     #[test]
     fn silent_and_disconnected_clients_leave() {
         let mut r = ClientRegistry::default();
-        r.heartbeat(hb("c1", "g"), ch("a:1"), 0);
-        r.heartbeat(hb("c2", "g"), ch("a:2"), 100_000);
+        r.heartbeat(hb("c1", "g"), ch("a:1"), 0).expect("admitted");
+        r.heartbeat(hb("c2", "g"), ch("a:2"), 100_000).expect("admitted");
         assert_eq!(r.expire(CLIENT_EXPIRY_MS + 1).changed_groups, vec!["g"]);
         assert_eq!(r.consumer_ids("g"), vec!["c2"]);
         assert_eq!(r.connection_closed("a:2").changed_groups, vec!["g"]);
         assert!(r.consumer_ids("g").is_empty());
+    }
+
+    #[test]
+    fn members_and_subscriptions_per_group_are_bounded() {
+        let limits = crate::table_limits::limits();
+        let mut r = ClientRegistry::default();
+        for i in 0..limits.group_clients_max {
+            r.heartbeat(hb(&format!("c{i}"), "g"), ch("a:1"), 0).expect("room");
+        }
+        let refused = r.heartbeat(hb("one-more", "g"), ch("a:1"), 0).unwrap_err();
+        assert!(refused.to_string().contains("consumerGroupClientMaxCount"), "{refused}");
+        assert_eq!(r.consumer_ids("g").len(), limits.group_clients_max);
+        r.heartbeat(hb("c0", "g"), ch("a:1"), 5).expect("a member renews");
+        r.heartbeat(hb("one-more", "h"), ch("a:1"), 5).expect("another group has room");
+        let mut many = hb("subs", "s");
+        many.consumer_data_set[0].subscription_data_set =
+            vec![Default::default(); limits.group_subscriptions_max + 1];
+        assert!(r.heartbeat(many, ch("a:1"), 0).is_err());
+        assert!(r.consumer_ids("s").is_empty(), "nothing recorded");
     }
 }

@@ -103,10 +103,15 @@ pub struct BrokerConfig {
     /// "Far behind": more than this percentage of physical memory behind the log's end
     /// (`accessMessageInMemoryMaxRatio`).
     pub access_message_in_memory_max_ratio: u32,
+    /// Register with the reference's compressed body (`compressedRegister`); a body whose
+    /// JSON would pass `register::REGISTER_JSON_BYTES_MAX` is compressed regardless.
+    pub compressed_register: bool,
     /// Connection limits of the remoting listeners (process-wide).
     pub connection_limits: crate::net::limits::ConnectionLimits,
     /// Bounds of the metrics and the `/metrics` listener.
     pub metrics_limits: crate::metrics::MetricsLimits,
+    /// Bounds on tables clients can grow (process-wide once installed).
+    pub table_limits: crate::table_limits::TableLimits,
     /// Keys of the config file this version does not use.
     pub ignored_keys: Vec<String>,
 }
@@ -150,8 +155,10 @@ impl Default for BrokerConfig {
             metrics_bind_ip: None,
             slave_read_enable: false,
             access_message_in_memory_max_ratio: 40,
+            compressed_register: false,
             connection_limits: crate::net::limits::ConnectionLimits::default(),
             metrics_limits: crate::metrics::MetricsLimits::default(),
+            table_limits: crate::table_limits::TableLimits::default(),
             ignored_keys: Vec::new(),
         }
     }
@@ -216,7 +223,7 @@ pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
+pub(crate) fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
     value.parse().map_err(|_| ConfigError::Invalid { key: key.into(), value: value.into() })
 }
 
@@ -363,12 +370,14 @@ impl BrokerConfig {
                 "haBindAddress" => self.ha_bind_ip = Some(parse(k, v)?),
                 "metricsBindAddress" => self.metrics_bind_ip = Some(parse(k, v)?),
                 "slaveReadEnable" => self.slave_read_enable = parse_bool(k, v)?,
+                "compressedRegister" => self.compressed_register = parse_bool(k, v)?,
                 "accessMessageInMemoryMaxRatio" => {
                     self.access_message_in_memory_max_ratio = parse(k, v)?
                 }
                 _ => {
                     if !apply_connection_limit(&mut self.connection_limits, k, v)?
                         && !apply_metrics_limit(&mut self.metrics_limits, k, v)?
+                        && !self.table_limits.apply(k, v)?
                     {
                         self.ignored_keys.push(k.clone());
                     }

@@ -5,11 +5,19 @@
 //! `{"offsetTable":{"topic@group":{"queueId":offset}}}`), so a store reopened with another
 //! shard count finds each log's offsets beside it. Written every few seconds when dirty and
 //! at shutdown, atomically (temp file, fsync, rename).
+//!
+//! Limits (offsets committed by clients, [`ConsumerOffsets::set_from_client`]): a topic name
+//! over 127 bytes or a group over 255 bytes is refused before anything is stored (the
+//! reference's name limits), and this shard holds at most its part of
+//! `consumerOffsetMaxCount` entries (one per group, topic and queue). The broker's own
+//! progress offsets (delay levels, transaction checks) use [`ConsumerOffsets::set`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::table_limits::TableLimit;
 
 /// How often dirty offsets are persisted (the client commits every 5 s).
 pub const PERSIST_INTERVAL_MS: u64 = 5_000;
@@ -22,11 +30,58 @@ struct OffsetFile {
 }
 
 /// Offsets keyed by log id, then `topic@group`, then queue id.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ConsumerOffsets {
     root: PathBuf,
     by_log: HashMap<u32, BTreeMap<String, BTreeMap<i32, i64>>>,
     dirty: Vec<u32>,
+    /// Entries (group, topic, queue) held, all logs.
+    entry_count: usize,
+    entries_max: usize,
+}
+
+impl Default for ConsumerOffsets {
+    fn default() -> ConsumerOffsets {
+        ConsumerOffsets {
+            root: PathBuf::new(),
+            by_log: HashMap::new(),
+            dirty: Vec::new(),
+            entry_count: 0,
+            entries_max: crate::table_limits::TableLimits::default().offset_entries_max,
+        }
+    }
+}
+
+/// Longest consumer group name a client may commit an offset for (the reference's
+/// `Validators.CHARACTER_MAX_LENGTH`).
+pub const GROUP_NAME_BYTES_MAX: usize = 255;
+
+/// Why an offset from a client was not stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OffsetRefused {
+    /// The topic or group name is longer than the reference allows.
+    NameTooLong,
+    /// The table holds its maximum number of entries.
+    TableFull {
+        /// The maximum (this shard's part).
+        max: usize,
+    },
+}
+
+impl std::fmt::Display for OffsetRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OffsetRefused::NameTooLong => write!(
+                f,
+                "topic longer than {} bytes or group longer than {GROUP_NAME_BYTES_MAX} bytes",
+                crate::topic::TOPIC_NAME_BYTES_MAX
+            ),
+            OffsetRefused::TableFull { max } => {
+                let what = "the consumer offset table is full";
+                f.write_str(&TableLimit::OffsetEntries.remark(what, *max))
+            }
+        }
+    }
 }
 
 fn key(topic: &str, group: &str) -> String {
@@ -46,6 +101,7 @@ impl ConsumerOffsets {
                 Ok(bytes) => {
                     let f: OffsetFile = serde_json::from_slice(&bytes)
                         .map_err(|e| format!("{}: {e}", path.display()))?;
+                    me.entry_count += f.offset_table.values().map(BTreeMap::len).sum::<usize>();
                     me.by_log.insert(log, f.offset_table);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -64,15 +120,54 @@ impl ConsumerOffsets {
         self.by_log.get(&log)?.get(&key(topic, group))?.get(&queue_id).copied()
     }
 
-    /// Commits an offset.
+    /// Sets the most entries this table holds for clients (this shard's part of
+    /// `consumerOffsetMaxCount`).
+    pub fn set_entries_max(&mut self, entries_max: usize) {
+        self.entries_max = entries_max;
+    }
+
+    /// Entries held (group, topic, queue), all logs.
+    pub fn entry_count(&self) -> usize {
+        self.entry_count
+    }
+
+    /// Commits an offset a client sent, within the limits.
+    ///
+    /// # Errors
+    /// A name longer than the reference allows, or a new entry in a full table; nothing is
+    /// stored then (the refusal is counted and logged).
+    pub fn set_from_client(
+        &mut self,
+        log: u32,
+        group: &str,
+        topic: &str,
+        queue_id: i32,
+        offset: i64,
+    ) -> Result<(), OffsetRefused> {
+        if topic.len() > crate::topic::TOPIC_NAME_BYTES_MAX || group.len() > GROUP_NAME_BYTES_MAX {
+            return Err(OffsetRefused::NameTooLong);
+        }
+        if self.entry_count >= self.entries_max && self.get(log, group, topic, queue_id).is_none() {
+            crate::table_limits::report(TableLimit::OffsetEntries);
+            return Err(OffsetRefused::TableFull { max: self.entries_max });
+        }
+        self.set(log, group, topic, queue_id, offset);
+        Ok(())
+    }
+
+    /// Commits an offset (the broker's own progress: no limit applies).
     pub fn set(&mut self, log: u32, group: &str, topic: &str, queue_id: i32, offset: i64) {
         let table = self.by_log.entry(log).or_default();
-        let slot = table.entry(key(topic, group)).or_default().entry(queue_id).or_insert(-1);
-        if *slot != offset {
-            *slot = offset;
-            if !self.dirty.contains(&log) {
-                self.dirty.push(log);
+        let queues = table.entry(key(topic, group)).or_default();
+        let changed = match queues.insert(queue_id, offset) {
+            Some(previous) => previous != offset,
+            None => {
+                self.entry_count += 1;
+                offset != -1
             }
+        };
+        if changed && !self.dirty.contains(&log) {
+            self.dirty.push(log);
         }
     }
 
@@ -122,5 +217,23 @@ mod tests {
         let again = ConsumerOffsets::load(dir.path(), &[1]).expect("reload");
         assert_eq!(again.get(1, "g", "t", 3), Some(42));
         assert_eq!(again.get(1, "g", "t", 4), None);
+    }
+
+    #[test]
+    fn client_offsets_are_bounded_by_names_and_entries() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut o = ConsumerOffsets::load(dir.path(), &[0]).expect("load");
+        o.set_entries_max(2);
+        let long_topic = "t".repeat(crate::topic::TOPIC_NAME_BYTES_MAX + 1);
+        assert_eq!(o.set_from_client(0, "g", &long_topic, 0, 1), Err(OffsetRefused::NameTooLong));
+        let long_group = "g".repeat(GROUP_NAME_BYTES_MAX + 1);
+        assert_eq!(o.set_from_client(0, &long_group, "t", 0, 1), Err(OffsetRefused::NameTooLong));
+        o.set_from_client(0, "g", "t", 0, 1).expect("room");
+        o.set_from_client(0, "g", "t", 1, 1).expect("room");
+        assert_eq!(o.set_from_client(0, "g", "t", 2, 1), Err(OffsetRefused::TableFull { max: 2 }));
+        o.set_from_client(0, "g", "t", 1, 5).expect("an existing entry moves");
+        assert_eq!((o.entry_count(), o.get(0, "g", "t", 1)), (2, Some(5)));
+        o.set(0, "%SYS%", "t", 0, 3);
+        assert_eq!(o.entry_count(), 3, "the broker's own offsets pass the limit");
     }
 }

@@ -37,5 +37,7 @@ pub mod shard;
 pub mod shard_ops;
 pub mod signal;
 pub mod subscription_group;
+pub mod table_limits;
 pub mod topic;
+pub mod topic_journal;
 pub mod transaction;

@@ -4,10 +4,11 @@
 //! Lives on: the owner shard of the queue. An append on that shard calls
 //! [`LongPollTable::notify`] for its queue; the waiters re-run their pull.
 //!
-//! Limit: `WAITERS_PER_QUEUE_MAX` parked pulls per queue; past it a pull is answered at
-//! once with PULL_NOT_FOUND (the client simply pulls again).
+//! Limits: `WAITERS_PER_QUEUE_MAX` parked pulls per queue, and this shard's part of
+//! `pullLongPollingMaxCount` in all ([`crate::table_limits`]); past either a pull is
+//! answered at once with PULL_NOT_FOUND (the client simply pulls again).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -23,9 +24,16 @@ struct Slot {
     waker: Option<Waker>,
 }
 
-/// A parked pull's wake-up signal.
+/// A parked pull's wake-up signal; dropping it gives its place back.
 pub struct Waiter {
     slot: Rc<RefCell<Slot>>,
+    live: Rc<Cell<usize>>,
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        self.live.set(self.live.get().saturating_sub(1));
+    }
 }
 
 impl Future for Waiter {
@@ -46,14 +54,32 @@ type QueueWaiters = Vec<Rc<RefCell<Slot>>>;
 
 /// Waiters by topic, then queue id (keyed by topic first so that the notify on every
 /// append looks up with a `&str`, allocating nothing).
-#[derive(Default)]
 pub struct LongPollTable {
     waiters: HashMap<String, HashMap<i32, QueueWaiters>>,
+    /// Waiters not dropped yet, all queues.
+    live: Rc<Cell<usize>>,
+    waiters_max: usize,
+}
+
+impl Default for LongPollTable {
+    fn default() -> LongPollTable {
+        LongPollTable::new(crate::table_limits::TableLimits::default().long_poll_waiters_max)
+    }
 }
 
 impl LongPollTable {
-    /// Parks a pull; `None` when the queue already has the maximum number of waiters.
+    /// An empty table holding at most `waiters_max` parked pulls in all.
+    pub fn new(waiters_max: usize) -> LongPollTable {
+        LongPollTable { waiters: HashMap::new(), live: Rc::default(), waiters_max }
+    }
+
+    /// Parks a pull; `None` when the queue, or the table, already has the maximum number
+    /// of waiters.
     pub fn park(&mut self, topic: &str, queue_id: i32) -> Option<Waiter> {
+        if self.live.get() >= self.waiters_max {
+            crate::table_limits::report(crate::table_limits::TableLimit::LongPollWaiters);
+            return None;
+        }
         let list = self.waiters.entry(topic.to_string()).or_default().entry(queue_id).or_default();
         list.retain(|s| Rc::strong_count(s) > 1); // Drop slots whose pull gave up.
         if list.len() >= WAITERS_PER_QUEUE_MAX {
@@ -61,7 +87,8 @@ impl LongPollTable {
         }
         let slot = Rc::new(RefCell::new(Slot::default()));
         list.push(slot.clone());
-        Some(Waiter { slot })
+        self.live.set(self.live.get() + 1);
+        Some(Waiter { slot, live: self.live.clone() })
     }
 
     /// Wakes every pull parked on the queue.
@@ -117,5 +144,16 @@ mod tests {
         assert!(t.park("t", 0).is_none());
         drop(held);
         assert!(t.park("t", 0).is_some());
+    }
+
+    #[test]
+    fn waiters_of_all_queues_are_bounded() {
+        let mut t = LongPollTable::new(3);
+        let a = t.park("t", 0).expect("room");
+        let _b = t.park("t", 1).expect("room");
+        let _c = t.park("u", 0).expect("room");
+        assert!(t.park("v", 9).is_none(), "table full");
+        drop(a);
+        assert!(t.park("v", 9).is_some(), "a dropped waiter gives its place back");
     }
 }

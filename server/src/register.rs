@@ -1,6 +1,9 @@
 //! Registration with the NameServers: REGISTER_BROKER to every address in `-n` every
-//! `register_interval_ms` (30 s) and after each topic change, UNREGISTER_BROKER at
-//! shutdown.
+//! `register_interval_ms` (30 s) and after topic changes, UNREGISTER_BROKER at shutdown.
+//! Topic changes kick the registration task, and kicks that arrive while a registration
+//! is under way coalesce into one more, so a burst of creates costs a few registrations,
+//! not one each. The body is JSON, or the reference's compressed layout when
+//! `compressedRegister` is set or the JSON would pass [`REGISTER_JSON_BYTES_MAX`].
 //!
 //! Lives on: shard 0. Each NameServer gets one long-lived connection, so a broker that
 //! dies is dropped by the NameServer at once (channel close), as with the reference.
@@ -26,6 +29,12 @@ use crate::shard::Shard;
 
 /// Time allowed for one registration round trip.
 pub const REGISTER_TIMEOUT_MS: u64 = 5_000;
+/// Largest JSON registration body sent as JSON: past it the body goes compressed (the
+/// reference's `compressedRegister` layout, which every NameServer of 4.x and 5.x reads),
+/// since a frame holds at most 16 MiB. 100,000 topics of 127-byte names make about 20 MB
+/// of JSON and about 1 MB compressed; the NameServer inflates at most
+/// `ramjet_proto::register_body::INFLATED_BYTES_MAX` (64 MiB).
+pub const REGISTER_JSON_BYTES_MAX: usize = 8 << 20;
 /// Re-registration period of a slave that has not learnt its master's address yet.
 pub const SLAVE_REGISTER_RETRY_MS: u64 = 2_000;
 
@@ -92,12 +101,18 @@ pub async fn registration_loop(shard: Rc<Shard>, namesrv_addrs: Vec<String>) {
 
 async fn register_all(shard: &Shard, addrs: &[String], conns: &mut HashMap<String, Outbound>) {
     let table = shard.topic_table();
-    let wrapper = table.to_wrapper();
-    let body_json = body::to_json(&RegisterBrokerBody {
-        topic_config_serialize_wrapper: wrapper,
+    let register_body = RegisterBrokerBody {
+        topic_config_serialize_wrapper: table.to_wrapper(),
         filter_server_list: Vec::new(),
-    });
+    };
+    drop(table);
     let c = &shard.config;
+    let mut body_json = body::to_json(&register_body);
+    let compressed = c.compressed_register || body_json.len() > REGISTER_JSON_BYTES_MAX;
+    if compressed {
+        body_json = ramjet_proto::register_body::encode_compressed(&register_body);
+    }
+    drop(register_body);
     let broker_addr = format!("{}:{}", c.broker_ip, shard.store_host.port());
     let req = RegisterBrokerRequestHeader {
         broker_name: c.broker_name.clone(),
@@ -110,7 +125,7 @@ async fn register_all(shard: &Shard, addrs: &[String], conns: &mut HashMap<Strin
         ),
         broker_id: c.broker_id,
         heartbeat_timeout_millis: None,
-        compressed: Some(false),
+        compressed: Some(compressed),
         body_crc32: Some(ramjet_proto::message::body_crc(&body_json) as i32),
     };
     for addr in addrs {

@@ -26,6 +26,7 @@ use crate::net::connection::serve;
 use crate::net::listener::bind_group;
 use crate::notify::Notify;
 use crate::shard::{shard_of_log, Shard, ShardMsg, SHARD_CHANNEL_DEPTH};
+use crate::table_limits::TableLimits;
 use crate::topic::{
     topic_config, TopicManager, SCHEDULE_TOPIC, TBW102, TRANS_HALF_TOPIC, TRANS_OP_HALF_TOPIC,
 };
@@ -141,7 +142,11 @@ pub fn start(mut config: BrokerConfig) -> Result<RunningBroker, String> {
     for id in 0..shard_count {
         let logs: Vec<u32> =
             (0..log_count).filter(|&l| shard_of_log(l, shard_count) == id).collect();
-        let offsets = ConsumerOffsets::load(&root, &logs)?;
+        let mut offsets = ConsumerOffsets::load(&root, &logs)?;
+        offsets.set_entries_max(TableLimits::per_shard(
+            crate::table_limits::limits().offset_entries_max,
+            shard_count,
+        ));
         let mut listeners: Vec<StdListener> = main.next().into_iter().collect();
         listeners.extend(vip.next());
         starts.push(ShardStart {
@@ -429,7 +434,10 @@ async fn run_shard(ctx: ShardContext) {
             register_kick: Notify::new(),
         }),
         offsets: std::cell::RefCell::new(ctx.start.offsets),
-        long_poll: std::cell::RefCell::new(LongPollTable::default()),
+        long_poll: std::cell::RefCell::new(LongPollTable::new(TableLimits::per_shard(
+            crate::table_limits::limits().long_poll_waiters_max,
+            ctx.shard_count,
+        ))),
         store_host: ctx.broker_addr,
         send_cursor: std::cell::Cell::new(id),
         sequence: std::cell::Cell::new(0),

@@ -13,6 +13,8 @@ use ramjet_proto::admin_body::{SubscriptionGroupConfig, SubscriptionGroupWrapper
 use ramjet_proto::body;
 
 use crate::clock::now_ms;
+use crate::error::BrokerError;
+use crate::table_limits::TableLimit;
 
 /// The table's owner.
 ///
@@ -57,12 +59,26 @@ impl SubscriptionGroups {
     }
 
     /// Inserts or replaces a group; the JSON to persist, or `None` when nothing changed.
-    pub fn upsert(&mut self, config: SubscriptionGroupConfig) -> Option<Vec<u8>> {
-        if self.get(&config.group_name) == Some(&config) {
-            return None;
+    ///
+    /// # Errors
+    /// A new group past `subscriptionGroupMaxCount` (nothing is changed).
+    pub fn upsert(
+        &mut self,
+        config: SubscriptionGroupConfig,
+    ) -> Result<Option<Vec<u8>>, BrokerError> {
+        let existing = self.get(&config.group_name);
+        if existing == Some(&config) {
+            return Ok(None);
+        }
+        let count = self.table.subscription_group_table.len();
+        let max = crate::table_limits::limits().subscription_groups_max;
+        if existing.is_none() && count >= max {
+            crate::table_limits::report(TableLimit::SubscriptionGroups);
+            let what = format!("the broker holds {count} subscription groups already");
+            return Err(BrokerError::System(TableLimit::SubscriptionGroups.remark(&what, max)));
         }
         self.table.subscription_group_table.insert(config.group_name.clone(), config);
-        Some(self.bump())
+        Ok(Some(self.bump()))
     }
 
     /// Removes a group; `None` when it did not exist.
@@ -87,8 +103,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut g = SubscriptionGroups::load(dir.path()).expect("empty");
         let cfg = SubscriptionGroupConfig { group_name: "g".into(), ..Default::default() };
-        let json = g.upsert(cfg.clone()).expect("changed");
-        assert!(g.upsert(cfg).is_none(), "unchanged");
+        let json = g.upsert(cfg.clone()).expect("allowed").expect("changed");
+        assert!(g.upsert(cfg).expect("allowed").is_none(), "unchanged");
         crate::durable_file::write_file_durably_sync(g.path(), &json).expect("write");
         let again = SubscriptionGroups::load(dir.path()).expect("reload");
         assert_eq!(again.get("g").map(|c| c.retry_max_times), Some(16));

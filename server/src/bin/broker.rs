@@ -124,6 +124,7 @@ fn main() {
     signal::block_stop_signals();
     ramjet_server::net::limits::install(config.connection_limits.clone());
     ramjet_server::http::install(&config.metrics_limits);
+    ramjet_server::table_limits::install(config.table_limits.clone());
     let broker = match runtime::start(config) {
         Ok(b) => b,
         Err(e) => {

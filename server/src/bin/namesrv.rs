@@ -32,6 +32,7 @@ struct Settings {
     metrics_port: Option<u16>,
     limits: ramjet_server::net::limits::ConnectionLimits,
     metrics_limits: ramjet_server::metrics::MetricsLimits,
+    table_limits: ramjet_server::table_limits::TableLimits,
 }
 
 fn settings(args: Args) -> Result<Settings, String> {
@@ -41,6 +42,7 @@ fn settings(args: Args) -> Result<Settings, String> {
         metrics_port: args.metrics_port,
         limits: Default::default(),
         metrics_limits: Default::default(),
+        table_limits: Default::default(),
     };
     if let Some(path) = &args.config {
         let text = std::fs::read_to_string(path)
@@ -60,7 +62,8 @@ fn settings(args: Args) -> Result<Settings, String> {
                         .and_then(|known| {
                             Ok(known || apply_metrics_limit(&mut s.metrics_limits, &key, &value)?)
                         })
-                        .map_err(|e| e.to_string())?;
+                        .map_err(|e| e.to_string())?
+                        || s.table_limits.apply(&key, &value).map_err(|e| e.to_string())?;
                     if !known {
                         tracing::info!(%key, "config key not used by ramjet; ignored");
                     }
@@ -91,6 +94,7 @@ fn main() {
     };
     ramjet_server::net::limits::install(args.limits.clone());
     ramjet_server::http::install(&args.metrics_limits);
+    ramjet_server::table_limits::install(args.table_limits.clone());
     runtime::raise_memlock_limit();
     signal::block_stop_signals();
     let listener = match bind_group(args.bind_ip, args.listen_port, 1) {

@@ -66,6 +66,10 @@ pub async fn heartbeat(shard: &Rc<Shard>, frame: &Frame, ctx: RequestContext) ->
         Err(e) => return error_response(h, &e),
     };
     let change = zero.clients.borrow_mut().heartbeat(hb, channel, now_ms());
+    let change = match change {
+        Ok(c) => c,
+        Err(e) => return error_response(h, &e),
+    };
     for group in &groups {
         ensure_retry_topic(shard, group).await;
     }

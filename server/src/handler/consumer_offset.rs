@@ -50,7 +50,8 @@ pub fn query(shard: &Shard, h: &Header) -> Response {
 /// existing topic's queue, as the reference's `ConsumerManageProcessor` (TOPIC_NOT_EXIST
 /// for an unknown topic), and further: the queue id must be in the topic's range
 /// (INVALID_PARAMETER, as a pull answers) and the group one a client may write
-/// (`reserved::check_offset_group`).
+/// (`reserved::check_offset_group`); SYSTEM_ERROR for a name over the reference's limits
+/// or a new entry past `consumerOffsetMaxCount`.
 pub fn update(shard: &Shard, h: &Header) -> Response {
     let req = match UpdateConsumerOffsetRequestHeader::decode(&h.ext_fields) {
         Ok(r) => r,
@@ -60,14 +61,17 @@ pub fn update(shard: &Shard, h: &Header) -> Response {
         return error_response(h, &e);
     }
     let log = shard.log_for(&req.topic, req.queue_id);
-    shard.offsets.borrow_mut().set(
+    let stored = shard.offsets.borrow_mut().set_from_client(
         log,
         &req.consumer_group,
         &req.topic,
         req.queue_id,
         req.commit_offset,
     );
-    Response::new(success(h))
+    match stored {
+        Ok(()) => Response::new(success(h)),
+        Err(e) => error(h, response::SYSTEM_ERROR, e.to_string()),
+    }
 }
 
 /// Whether a client may write `group`'s offset of `topic`:`queue_id`: the topic exists

@@ -104,7 +104,9 @@ pub async fn execute(shard: &Rc<Shard>, frame: &Frame) -> Response {
             return error_response(h, &e);
         }
         let log = shard.log_for(&req.topic, req.queue_id);
-        shard.offsets.borrow_mut().set(
+        // Past consumerOffsetMaxCount the commit is skipped (counted and logged); the pull
+        // itself is answered as usual.
+        let _ = shard.offsets.borrow_mut().set_from_client(
             log,
             &req.consumer_group,
             &req.topic,

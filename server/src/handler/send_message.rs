@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
-use ramjet_proto::batch::decode_batch;
+use ramjet_proto::batch::BatchMessages;
 use ramjet_proto::codes::{request, response};
 use ramjet_proto::header::{
     CommandHeader, CreateTopicRequestHeader, SendMessageRequestHeader, SendMessageResponseHeader,
@@ -320,14 +320,36 @@ fn build_batch(
             "batch request does not support retry group".into(),
         ));
     }
-    let items = decode_batch(body).map_err(|e| BrokerError::IllegalMessage(e.to_string()))?;
-    if items.is_empty() {
+    // Walk the batch once without expanding it: decode errors, an empty batch, body sizes
+    // and the stored size are all known before anything proportional to the message count
+    // is allocated (a 16 MiB batch of empty messages would otherwise become ~4x its size
+    // in handles and record buffers before the store refused it).
+    let bad = |e: ramjet_proto::message::MessageError| BrokerError::IllegalMessage(e.to_string());
+    let length_meta = meta(req, 0, shard, peer);
+    let (mut count, mut records_len) = (0usize, 0usize);
+    for item in BatchMessages::new(body) {
+        let item = item.map_err(bad)?;
+        count += 1;
+        records_len += message::record_len(
+            &length_meta,
+            item.body.len(),
+            req.topic.len(),
+            item.properties.len(),
+        );
+    }
+    if count == 0 {
         return Err(BrokerError::IllegalMessage("empty batch".into()));
     }
-    let mut records = BytesMut::with_capacity(body.len() + items.len() * 160);
-    let mut tags_codes = Vec::with_capacity(items.len());
-    for item in &items {
+    for item in BatchMessages::new(body).flatten() {
         check_body(shard, item.body.len())?;
+    }
+    if records_len > ramjet_storage::config::BATCH_SIZE_BYTES_MAX {
+        // The store would refuse it with the same error after the copy.
+        return Err(BrokerError::from(ramjet_storage::StoreError::MessageTooLarge));
+    }
+    let mut records = BytesMut::with_capacity(records_len);
+    let mut tags_codes = Vec::with_capacity(count);
+    for item in BatchMessages::new(body).flatten() {
         let m = meta(req, item.flag, shard, peer);
         let tags = message::property_value(&item.properties, property::TAGS);
         tags_codes.push(tags.as_deref().map_or(0, message::tags_code));

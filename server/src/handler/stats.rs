@@ -396,6 +396,10 @@ pub(super) async fn upsert_group(shard: &Rc<Shard>, frame: &Frame) -> Response {
         Err(e) => return error_response(h, &e),
     };
     let change = zero.subscription_groups.borrow_mut().upsert(config);
+    let change = match change {
+        Ok(c) => c,
+        Err(e) => return error_response(h, &e),
+    };
     if let Some(json) = change {
         if let Err(e) = persist_groups(shard, json).await {
             return error(h, response::SYSTEM_ERROR, e);

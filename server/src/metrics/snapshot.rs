@@ -163,7 +163,7 @@ fn lags(shard: &Shard) -> Vec<LagSnapshot> {
 fn topic_offsets(shard: &Shard) -> Vec<(String, i64)> {
     let table = shard.topic_table();
     let mut out = Vec::new();
-    for (topic, config) in &table.topics {
+    for (topic, config) in table.iter() {
         let mut sum = 0;
         for q in 0..config.write_queue_nums.max(config.read_queue_nums) {
             if let Some(s) = shard.store_for(topic, q) {

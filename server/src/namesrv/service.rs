@@ -26,6 +26,7 @@ use tracing::{info, warn};
 use super::route_info::{Registration, RouteInfo};
 use crate::clock::now_ms;
 use crate::net::connection::{serve, ConnectionHandle, Response, Service};
+use crate::table_limits::TableLimit;
 
 /// How often silent brokers are looked for (the reference scans every 5 s).
 pub const EXPIRY_SCAN_INTERVAL_MS: u64 = 5_000;
@@ -86,10 +87,7 @@ impl NamesrvService {
                     ok(h, Bytes::new())
                 })
             }
-            request::PUT_KV_CONFIG => PutKvConfigRequestHeader::decode(&h.ext_fields).map(|r| {
-                self.kv.borrow_mut().entry(r.namespace).or_default().insert(r.key, r.value);
-                ok(h, Bytes::new())
-            }),
+            request::PUT_KV_CONFIG => self.put_kv(h),
             request::GET_KV_CONFIG => self.get_kv(h),
             request::DELETE_KV_CONFIG => {
                 DeleteKvConfigRequestHeader::decode(&h.ext_fields).map(|r| {
@@ -133,24 +131,21 @@ impl NamesrvService {
                 ));
             }
         }
-        if req.compressed == Some(true) {
-            return Ok(Response::new(Header::response_to(h, response::SYSTEM_ERROR).with_remark(
-                "compressed register body is not supported; set compressedRegister=false",
-            )));
-        }
-        let topics = if frame.body.is_empty() {
-            Vec::new()
+        let decoded = if frame.body.is_empty() {
+            Ok(RegisterBrokerBody::default())
+        } else if req.compressed == Some(true) {
+            // The reference's compressed layout (zlib), inflated under a bound.
+            ramjet_proto::register_body::decode_compressed(&frame.body).map_err(|e| e.to_string())
         } else {
-            match body::from_json::<RegisterBrokerBody>(&frame.body) {
-                Ok(b) => {
-                    b.topic_config_serialize_wrapper.topic_config_table.into_values().collect()
-                }
-                Err(e) => {
-                    return Ok(Response::new(
-                        Header::response_to(h, response::SYSTEM_ERROR)
-                            .with_remark(format!("bad register body: {e}")),
-                    ))
-                }
+            body::from_json::<RegisterBrokerBody>(&frame.body).map_err(|e| e.to_string())
+        };
+        let topics = match decoded {
+            Ok(b) => b.topic_config_serialize_wrapper.topic_config_table.into_values().collect(),
+            Err(e) => {
+                return Ok(Response::new(
+                    Header::response_to(h, response::SYSTEM_ERROR)
+                        .with_remark(format!("bad register body: {e}")),
+                ))
             }
         };
         let reg = Registration {
@@ -203,6 +198,42 @@ impl NamesrvService {
             broker_addr: None,
         };
         Ok(ok(h, body::to_json(&list)))
+    }
+
+    /// PUT_KV_CONFIG, within `kvConfigMaxCount`, `kvConfigKeyMaxBytes` (namespace and key)
+    /// and `kvConfigValueMaxBytes`; a refusal is SYSTEM_ERROR and stores nothing.
+    fn put_kv(&self, h: &Header) -> Result<Response, FieldError> {
+        let r = PutKvConfigRequestHeader::decode(&h.ext_fields)?;
+        let limits = crate::table_limits::limits();
+        let refused = |limit: TableLimit, what: &str, max: usize| {
+            crate::table_limits::report(limit);
+            let remark = limit.remark(what, max);
+            Ok(Response::new(Header::response_to(h, response::SYSTEM_ERROR).with_remark(remark)))
+        };
+        if r.namespace.len().max(r.key.len()) > limits.kv_key_bytes_max {
+            let what = "KV namespace or key too long";
+            return refused(TableLimit::KvKeyBytes, what, limits.kv_key_bytes_max);
+        }
+        if r.value.len() > limits.kv_value_bytes_max {
+            return refused(
+                TableLimit::KvValueBytes,
+                "KV value too long",
+                limits.kv_value_bytes_max,
+            );
+        }
+        let mut kv = self.kv.borrow_mut();
+        // A namespace emptied by deletes stays (GET_KVLIST_BY_NAMESPACE still finds it), so
+        // it counts as one entry.
+        let count: usize = kv.values().map(|ns| ns.len().max(1)).sum();
+        let grows = match kv.get(&r.namespace) {
+            None => true,
+            Some(ns) => !ns.is_empty() && !ns.contains_key(&r.key),
+        };
+        if grows && count >= limits.kv_entries_max {
+            return refused(TableLimit::KvEntries, "KV config full", limits.kv_entries_max);
+        }
+        kv.entry(r.namespace).or_default().insert(r.key, r.value);
+        Ok(ok(h, Bytes::new()))
     }
 
     fn get_kv(&self, h: &Header) -> Result<Response, FieldError> {
@@ -335,4 +366,39 @@ pub async fn run_namesrv_with_metrics(
     };
     futures_lite::future::or(accept, stop).await;
     drop(scanner);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ramjet_proto::SerializeType;
+
+    fn put(ns: &NamesrvService, namespace: &str, key: &str, value: &str) -> i32 {
+        let mut h = Header::request(request::PUT_KV_CONFIG, 1, SerializeType::Json);
+        PutKvConfigRequestHeader {
+            namespace: namespace.into(),
+            key: key.into(),
+            value: value.into(),
+        }
+        .encode(&mut h.ext_fields);
+        ns.dispatch(&Frame { header: h, body: Bytes::new() }, 1).header.code
+    }
+
+    #[test]
+    fn kv_config_entries_and_sizes_are_bounded() {
+        let limits = crate::table_limits::limits();
+        let ns = NamesrvService::new();
+        let long = "k".repeat(limits.kv_key_bytes_max + 1);
+        assert_eq!(put(&ns, "n", &long, "v"), response::SYSTEM_ERROR);
+        assert_eq!(put(&ns, &long, "k", "v"), response::SYSTEM_ERROR);
+        let big = "v".repeat(limits.kv_value_bytes_max + 1);
+        assert_eq!(put(&ns, "n", "k", &big), response::SYSTEM_ERROR);
+        for i in 0..limits.kv_entries_max {
+            assert_eq!(put(&ns, "n", &format!("k{i}"), "v"), response::SUCCESS);
+        }
+        assert_eq!(put(&ns, "n", "one-more", "v"), response::SYSTEM_ERROR);
+        assert_eq!(put(&ns, "other", "k", "v"), response::SYSTEM_ERROR);
+        assert_eq!(put(&ns, "n", "k0", "replaced"), response::SUCCESS, "a replacement fits");
+        assert_eq!(ns.kv.borrow().values().map(BTreeMap::len).sum::<usize>(), 10_000);
+    }
 }

@@ -115,12 +115,11 @@ async fn install_topics(
     wrapper: TopicConfigSerializeWrapper,
 ) -> Result<(), String> {
     let Some(manager) = shard.zero.as_ref().map(|z| &z.topic_manager) else { return Ok(()) };
-    let table =
-        TopicTable { topics: wrapper.topic_config_table, data_version: wrapper.data_version };
+    let table = TopicTable::from_map(wrapper.topic_config_table, wrapper.data_version);
+    let count = table.len();
     let change = manager.borrow_mut().replace(table);
-    if let Some((table, json)) = change {
-        let count = table.topics.len();
-        shard.publish_topics(table, json).await.map_err(|e| e.to_string())?;
+    if let Some(seq) = change {
+        shard.persist_topics(seq).await.map_err(|e| e.to_string())?;
         info!(topics = count, "topic table copied from the master");
     }
     Ok(())
@@ -163,7 +162,8 @@ async fn install_groups(
     let Some(zero) = shard.zero.as_ref() else { return Ok(()) };
     let mut last = None;
     for (_, config) in wrapper.subscription_group_table {
-        if let Some(bytes) = zero.subscription_groups.borrow_mut().upsert(config) {
+        // A group past subscriptionGroupMaxCount is refused (and reported) here too.
+        if let Ok(Some(bytes)) = zero.subscription_groups.borrow_mut().upsert(config) {
             last = Some(bytes);
         }
     }

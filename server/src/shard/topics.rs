@@ -5,12 +5,11 @@
 
 use std::sync::Arc;
 
-use ramjet_proto::body::{self, TopicConfig};
+use ramjet_proto::body::TopicConfig;
 use ramjet_proto::header::CreateTopicRequestHeader;
 use tracing::{info, warn};
 
 use super::{Shard, ShardMsg};
-use crate::durable_file::write_file_durably;
 use crate::error::BrokerError;
 use crate::topic::{validate_topic_name, TopicTable, TOPIC_QUEUES_MAX};
 
@@ -77,14 +76,14 @@ impl Shard {
     /// Creates or updates a checked topic on the topic table's owner (shard 0).
     ///
     /// # Errors
-    /// Not shard 0, or a table that cannot be persisted.
+    /// Not shard 0, a new topic past `topicMaxCount`, or a table that cannot be persisted.
     pub async fn create_topic_here(&self, config: TopicConfig) -> Result<(), BrokerError> {
         let manager = self.topic_owner()?;
         let (topic, queues) = (config.topic_name.clone(), config.write_queue_nums);
-        let change = manager.borrow_mut().upsert(config);
+        let change = manager.borrow_mut().upsert(config)?;
         match change {
-            Some((table, json)) => {
-                self.publish_topics(table, json).await?;
+            Some(seq) => {
+                self.persist_topics(seq).await?;
                 info!(%topic, queues, "topic created or updated");
             }
             None => {
@@ -102,8 +101,9 @@ impl Shard {
     /// Not shard 0, or a table that cannot be persisted.
     pub async fn delete_topic_here(&self, topic: &str) -> Result<(), BrokerError> {
         let change = self.topic_owner()?.borrow_mut().remove(topic);
-        if let Some((table, json)) = change {
-            self.publish_topics(table, json).await?;
+        if let Some(seq) = change {
+            self.persist_topics(seq).await?;
+            info!(%topic, "topic deleted");
         }
         Ok(())
     }
@@ -114,33 +114,45 @@ impl Shard {
         })
     }
 
-    /// Persists the table, installs it on every shard, and kicks the registration task.
+    /// Makes change `seq` (a number from the topic manager) durable, installs the newest
+    /// table on every shard, and kicks the registration task.
+    ///
+    /// Changes that arrive while one persist runs share the next: it takes every pending
+    /// journal line for one append and one fdatasync, and installs the newest snapshot once;
+    /// the others find their change durable and installed and return at once.
     ///
     /// # Errors
     /// Not shard 0, or a table that cannot be persisted.
-    pub async fn publish_topics(
-        &self,
-        table: Arc<TopicTable>,
-        json: Vec<u8>,
-    ) -> Result<(), BrokerError> {
-        let manager = match self.zero.as_ref() {
-            Some(z) => &z.topic_manager,
-            None => return Err(BrokerError::System("no topic manager".into())),
-        };
-        let path = manager.borrow().path().to_path_buf();
-        // Persistence is serialised and always writes the newest table, so two concurrent
-        // changes can never leave an older table on disk.
+    pub async fn persist_topics(&self, seq: u64) -> Result<(), BrokerError> {
+        let manager = self.topic_owner()?;
         let _permit = self
             .persist_lock
             .acquire_permit(1)
             .await
             .map_err(|e| BrokerError::System(e.to_string()))?;
+        if manager.borrow().persisted_seq() < seq {
+            let taken = manager.borrow_mut().take_persist();
+            if let Some((covered, work)) = taken {
+                let done = glommio::executor()
+                    .spawn_blocking(move || work.run_sync())
+                    .await
+                    .map_err(|e| e.to_string());
+                manager.borrow_mut().persisted(covered, done.is_ok());
+                let path = manager.borrow().path().to_path_buf();
+                done.map_err(|e| {
+                    BrokerError::System(format!("persisting {}: {e}", path.display()))
+                })?;
+            }
+        }
         let newest = manager.borrow().table();
-        let json =
-            if Arc::ptr_eq(&newest, &table) { json } else { body::to_json(&newest.to_wrapper()) };
-        write_file_durably(path.clone(), json)
-            .await
-            .map_err(|e| BrokerError::System(format!("persisting {}: {e}", path.display())))?;
+        if Arc::ptr_eq(&self.topics.borrow(), &newest) {
+            return Ok(()); // Installed everywhere by an earlier persist.
+        }
+        self.install_topics(newest).await;
+        Ok(())
+    }
+
+    async fn install_topics(&self, table: Arc<TopicTable>) {
         *self.topics.borrow_mut() = table.clone();
         for (i, peer) in self.peers.iter().enumerate() {
             if i == self.id {
@@ -156,6 +168,5 @@ impl Shard {
         if let Some(z) = self.zero.as_ref() {
             z.register_kick.notify();
         }
-        Ok(())
     }
 }

@@ -5,7 +5,7 @@
 //! Stricter than the reference, which logs and carries on unsigned: one flag without the
 //! other, or a tools file that exists but is not YAML or lacks a key, is a usage error.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ramjet_client::Credentials;
 use serde::Deserialize;
@@ -60,7 +60,7 @@ fn credentials(access_key: &str, secret_key: &str) -> Credentials {
 }
 
 /// Reads `accessKey` and `secretKey` from the text of the tools file at `path`.
-fn from_tools_file(path: &PathBuf, text: &str) -> Result<Credentials, AdminError> {
+fn from_tools_file(path: &Path, text: &str) -> Result<Credentials, AdminError> {
     let bad = |why: String| AdminError::Usage(format!("{}: {why}", path.display()));
     let file: ToolsFile = serde_yaml_ng::from_str(text).map_err(|e| bad(e.to_string()))?;
     match (file.access_key, file.secret_key) {

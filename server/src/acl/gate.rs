@@ -152,3 +152,67 @@ pub async fn reload_loop(shard: Rc<Shard>, reloader: AclReloader) {
         reloader = Some(r);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ramjet_proto::acl::{sign_request, Credentials};
+    use ramjet_proto::codes::{request, response};
+    use ramjet_proto::{Header, SerializeType};
+
+    fn gate() -> AclGate {
+        let text = "accounts:\n  - accessKey: userKey01\n    secretKey: userSecret1\n    \
+                    defaultTopicPerm: PUB\n";
+        AclGate::new(Arc::new(super::super::config::parse(text).expect("parses")))
+    }
+
+    fn send_frame(oneway: bool) -> Frame {
+        let mut header = Header::request(request::SEND_MESSAGE, 7, SerializeType::RocketMq);
+        header.ext_fields.insert("topic", "T");
+        if oneway {
+            header.set_oneway();
+        }
+        Frame { header, body: bytes::Bytes::from_static(b"body") }
+    }
+
+    fn peer() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 40000))
+    }
+
+    // Goal: a refusal answers SYSTEM_ERROR with the reference's remark to the request's
+    // opaque, a one-way refusal answers nothing, both are counted; a signed request passes
+    // and is not counted; an installed config decides the next request.
+    #[test]
+    fn refusals_answer_count_and_follow_installs() {
+        let gate = gate();
+        let Err(Some(answer)) = gate.check(&send_frame(false), peer()) else {
+            panic!("unsigned request not refused with an answer");
+        };
+        assert_eq!(answer.header.code, response::SYSTEM_ERROR);
+        assert_eq!(answer.header.opaque, 7);
+        assert_eq!(
+            answer.header.remark.as_deref(),
+            Some("org.apache.rocketmq.acl.common.AclException: No accessKey is configured")
+        );
+        assert!(matches!(gate.check(&send_frame(true), peer()), Err(None)));
+        assert_eq!(gate.denial_rows(), vec![("(none)".to_string(), 2)]);
+
+        let creds = Credentials {
+            access_key: "userKey01".into(),
+            secret_key: "userSecret1".into(),
+            security_token: None,
+        };
+        let mut signed = send_frame(false);
+        sign_request(&mut signed.header.ext_fields, &signed.body, &creds);
+        assert!(gate.check(&signed, peer()).is_ok());
+        assert_eq!(gate.denial_rows(), vec![("(none)".to_string(), 2)]);
+
+        let denied_all = "accounts:\n  - accessKey: userKey01\n    secretKey: userSecret1\n";
+        gate.install(Arc::new(super::super::config::parse(denied_all).expect("parses")));
+        assert!(matches!(gate.check(&signed, peer()), Err(Some(_))));
+        assert_eq!(
+            gate.denial_rows(),
+            vec![("(none)".to_string(), 2), ("userKey01".to_string(), 1)]
+        );
+    }
+}

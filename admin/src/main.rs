@@ -8,11 +8,17 @@
 //! ```text
 //! ramjet-admin clusterList -n 127.0.0.1:9876
 //! ramjet-admin consumerProgress -n 127.0.0.1:9876 -g my-group --json
+//! ramjet-admin updateTopic -n 127.0.0.1:9876 -c DefaultCluster -t T \
+//!     --access-key RocketMQ --secret-key 12345678      # against aclEnable=true
 //! ```
+//!
+//! Access control: `--access-key` / `--secret-key` sign every request; without them the
+//! keys of `$ROCKETMQ_HOME/conf/tools.yml` are used when that file exists.
 
 #![forbid(unsafe_code)]
 
 mod commands;
+mod credentials;
 mod error;
 mod ops;
 mod table;
@@ -31,6 +37,13 @@ struct Cli {
     /// Print one JSON object instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// ACL access key: sign every request (with --secret-key). Without both flags the
+    /// keys come from $ROCKETMQ_HOME/conf/tools.yml when that file exists.
+    #[arg(long = "access-key", global = true)]
+    access_key: Option<String>,
+    /// ACL secret key (with --access-key).
+    #[arg(long = "secret-key", global = true)]
+    secret_key: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -422,19 +435,25 @@ fn main() {
     let cli = Cli::parse();
     let json = cli.json;
     let namesrv = namesrv_of(ns_of(&cli.command));
-    let result = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .name("ramjet-admin")
-        .io_memory(1 << 20)
-        .spawn(move || async move {
-            let ops = Ops::new(&namesrv)?;
-            let out = run(&ops, cli.command).await;
-            ops.close();
-            out
-        })
-        .map_err(|e| AdminError::Usage(format!("cannot start the I/O executor: {e}")))
-        .and_then(|h| {
-            h.join().map_err(|e| AdminError::Usage(format!("the I/O executor failed: {e:?}")))?
-        });
+    let home = std::env::var("ROCKETMQ_HOME").ok();
+    let credentials =
+        credentials::resolve(cli.access_key.as_deref(), cli.secret_key.as_deref(), home.as_deref());
+    let result = credentials.and_then(|credentials| {
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .name("ramjet-admin")
+            .io_memory(1 << 20)
+            .spawn(move || async move {
+                let ops = Ops::new(&namesrv, credentials)?;
+                let out = run(&ops, cli.command).await;
+                ops.close();
+                out
+            })
+            .map_err(|e| AdminError::Usage(format!("cannot start the I/O executor: {e}")))
+            .and_then(|h| {
+                h.join()
+                    .map_err(|e| AdminError::Usage(format!("the I/O executor failed: {e:?}")))?
+            })
+    });
     match result {
         Ok(out) => {
             if json {

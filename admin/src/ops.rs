@@ -3,7 +3,7 @@
 //! works against ramjet and any RocketMQ broker or NameServer.
 
 use bytes::Bytes;
-use ramjet_client::{Client, ClientConfig};
+use ramjet_client::{Client, ClientConfig, Credentials};
 use ramjet_proto::body::{from_json, BrokerData, ClusterInfo, TopicRouteData};
 use ramjet_proto::codes::{request, response};
 use ramjet_proto::{Frame, Header};
@@ -48,13 +48,15 @@ pub fn request_name(code: i32) -> &'static str {
 }
 
 impl Ops {
-    /// A context talking to the NameServers in `namesrv` (`h:p;h:p`).
+    /// A context talking to the NameServers in `namesrv` (`h:p;h:p`), signing every
+    /// request with `credentials` when given.
     ///
     /// # Errors
     /// A NameServer list that does not parse.
-    pub fn new(namesrv: &str) -> Result<Ops, AdminError> {
-        let config = ClientConfig::new(namesrv)
+    pub fn new(namesrv: &str, credentials: Option<Credentials>) -> Result<Ops, AdminError> {
+        let mut config = ClientConfig::new(namesrv)
             .map_err(|e| AdminError::Usage(format!("bad NameServer list {namesrv:?}: {e}")))?;
+        config.credentials = credentials;
         Ok(Ops { client: Client::new(config), namesrv: namesrv.to_string() })
     }
 

@@ -85,6 +85,13 @@ pub struct NetArgs {
     /// Request timeout, milliseconds.
     #[arg(long = "timeout-ms", default_value_t = 3000)]
     pub timeout_ms: u64,
+    /// ACL access key: sign every request (needs --secret-key), for brokers with
+    /// `aclEnable=true`.
+    #[arg(long = "access-key", requires = "secret_key")]
+    pub access_key: Option<String>,
+    /// ACL secret key (needs --access-key).
+    #[arg(long = "secret-key", requires = "access_key")]
+    pub secret_key: Option<String>,
 }
 
 impl NetArgs {
@@ -97,6 +104,13 @@ impl NetArgs {
         config.serialize_type =
             if self.json_header { SerializeType::Json } else { SerializeType::RocketMq };
         config.request_timeout = Duration::from_millis(self.timeout_ms.max(1));
+        if let (Some(access_key), Some(secret_key)) = (&self.access_key, &self.secret_key) {
+            config.credentials = Some(ramjet_client::Credentials {
+                access_key: access_key.clone(),
+                secret_key: secret_key.clone(),
+                security_token: None,
+            });
+        }
         Ok(config)
     }
 

@@ -77,7 +77,7 @@ impl Client {
     }
 
     /// Sends a request to `addr` and waits for the reply (any response code) within the
-    /// configured request timeout.
+    /// configured request timeout; signed when the config has credentials.
     ///
     /// # Errors
     /// Transport errors (`Connect`, `ConnectionClosed`, `Timeout`, `TooManyInFlight`).
@@ -102,10 +102,20 @@ impl Client {
         timeout: Duration,
     ) -> Result<Frame, ClientError> {
         let connection = self.connection(addr).await?;
-        connection.request(header, body, timeout).await
+        connection.request(self.signed(header, body), body, timeout).await
     }
 
-    /// Queues a one-way request to `addr`.
+    /// `header` signed with the configured credentials (unchanged without them). Every
+    /// request leaves through [`Client::invoke_with_timeout`] or [`Client::invoke_oneway`],
+    /// which both sign last, after every ext field is set.
+    fn signed(&self, mut header: Header, body: &[u8]) -> Header {
+        if let Some(credentials) = &self.inner.config.credentials {
+            ramjet_proto::acl::sign_request(&mut header.ext_fields, body, credentials);
+        }
+        header
+    }
+
+    /// Queues a one-way request to `addr`; signed when the config has credentials.
     ///
     /// # Errors
     /// `Connect` or `ConnectionClosed`.
@@ -115,7 +125,7 @@ impl Client {
         header: Header,
         body: &[u8],
     ) -> Result<(), ClientError> {
-        self.connection(addr).await?.oneway(header, body)
+        self.connection(addr).await?.oneway(self.signed(header, body), body)
     }
 
     /// Sends a request to a NameServer: round robin over the configured ones, trying the

@@ -1,7 +1,9 @@
-//! Client configuration: NameServer addresses, header encoding, timeouts, identity.
+//! Client configuration: NameServer addresses, header encoding, timeouts, identity,
+//! ACL credentials.
 
 use std::time::Duration;
 
+use ramjet_proto::acl::Credentials;
 use ramjet_proto::SerializeType;
 
 use crate::error::ClientError;
@@ -27,6 +29,20 @@ pub struct ClientConfig {
     pub client_id: String,
     /// Requests in flight per connection before `request` refuses more.
     pub in_flight_per_connection_max: usize,
+    /// ACL credentials: when set, every request this client sends (to brokers and
+    /// NameServers, one-way included) is signed as the reference's `AclClientRPCHook`
+    /// signs it (`AccessKey`, `SecurityToken` when given, `Signature`). `None` (default):
+    /// requests go unsigned.
+    ///
+    /// ```
+    /// let mut c = ramjet_client::ClientConfig::new("127.0.0.1:9876").unwrap();
+    /// c.credentials = Some(ramjet_client::Credentials {
+    ///     access_key: "RocketMQ".into(),
+    ///     secret_key: "12345678".into(),
+    ///     security_token: None,
+    /// });
+    /// ```
+    pub credentials: Option<Credentials>,
 }
 
 impl ClientConfig {
@@ -46,6 +62,7 @@ impl ClientConfig {
             request_timeout: REQUEST_TIMEOUT_DEFAULT,
             client_id: default_client_id(),
             in_flight_per_connection_max: IN_FLIGHT_PER_CONNECTION_MAX_DEFAULT,
+            credentials: None,
         })
     }
 }

@@ -35,6 +35,12 @@
 //! uses the runtime it runs on (a tokio runtime context, else glommio). The choice and
 //! the boundary are described in [`runtime`].
 //!
+//! # Access control
+//!
+//! Against a broker with `aclEnable=true`, set [`ClientConfig::credentials`]: every
+//! request (to brokers and NameServers, one-way included) is then signed as RocketMQ's
+//! `AclClientRPCHook` signs it, with [`ramjet_proto::acl::sign_request`].
+//!
 //! # Sending
 //!
 //! ```no_run
@@ -149,6 +155,7 @@ pub use push_consumer::{
     ConsumeContext, ConsumeFromWhere, ConsumeOrderlyStatus, ConsumeStatus, MessageListener,
     MessageModel, PushConsumer, PushConsumerConfig,
 };
+pub use ramjet_proto::acl::Credentials;
 pub use ramjet_proto::message::StoredMessage;
 pub use ramjet_proto::SerializeType;
 pub use selector::{MessageQueueSelector, SelectByHash};

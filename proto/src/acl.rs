@@ -15,8 +15,8 @@
 //!   `V4_9_3` (ordinal 399 in `common/MQVersion.java`).
 //! - `acl/common/AclSigner`: HmacSHA1 keyed with the UTF-8 bytes of the secret key, the MAC
 //!   base64-encoded (standard alphabet, padded: 20 bytes give 28 characters).
-//! - `PlainPermissionManager.validate` compares the two base64 strings; ramjet compares them
-//!   in constant time.
+//! - `PlainPermissionManager.validate` compares the two base64 strings; ramjet decodes the
+//!   given one (strictly) and compares the tags in constant time (`Mac::verify_slice`).
 //!
 //! Known weakness, kept for compatibility: values are joined without separators or keys,
 //! so characters can move between adjacent fields without changing the signature
@@ -98,6 +98,19 @@ pub enum ContentRule {
 /// assert_eq!(signed_content(&ext, b"body", ContentRule::Client), b"12body");
 /// ```
 pub fn signed_content(ext: &ExtFields, body: &[u8], rule: ContentRule) -> Vec<u8> {
+    let values = signed_values(ext, rule);
+    let len = body.len() + values.iter().map(|v| v.len()).sum::<usize>();
+    let mut content = Vec::with_capacity(len);
+    for value in values {
+        content.extend_from_slice(value.as_bytes());
+    }
+    content.extend_from_slice(body);
+    content
+}
+
+/// The values that are signed, in order (the content without the body; see the module
+/// doc). Borrows from `ext`: nothing is copied but the list of references.
+fn signed_values(ext: &ExtFields, rule: ContentRule) -> Vec<&str> {
     let skip_unique = matches!(rule, ContentRule::Broker { version } if version <= VERSION_V4_9_3);
     let mut pairs: Vec<(&str, &str)> = ext
         .iter()
@@ -107,15 +120,31 @@ pub fn signed_content(ext: &ExtFields, body: &[u8], rule: ContentRule) -> Vec<u8
     // order only for characters above U+FFFF against U+E000..U+FFFF. A stable sort keeps
     // duplicates in arrival order so the last one can win below.
     pairs.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
-    let mut content = Vec::with_capacity(body.len() + 16 * pairs.len());
+    let mut values = Vec::with_capacity(pairs.len());
     for (i, (key, value)) in pairs.iter().enumerate() {
         let overridden = pairs.get(i + 1).is_some_and(|(next, _)| next == key);
         if !overridden {
-            content.extend_from_slice(value.as_bytes());
+            values.push(*value);
         }
     }
-    content.extend_from_slice(body);
-    content
+    values
+}
+
+/// The HMAC of the request's content, fed field by field and then the body, so the body
+/// is never copied. `None` only if the MAC refused the key, which HMAC never does (RFC 2104
+/// hashes long keys, pads short ones); the caller treats it as a failure, not a panic.
+fn content_mac(
+    ext: &ExtFields,
+    body: &[u8],
+    rule: ContentRule,
+    secret_key: &str,
+) -> Option<Hmac<Sha1>> {
+    let mut mac = Hmac::<Sha1>::new_from_slice(secret_key.as_bytes()).ok()?;
+    for value in signed_values(ext, rule) {
+        mac.update(value.as_bytes());
+    }
+    mac.update(body);
+    Some(mac)
 }
 
 /// `base64(HmacSHA1(utf8(secret_key), content))`, as `AclSigner.calSignature`.
@@ -127,8 +156,8 @@ pub fn signed_content(ext: &ExtFields, body: &[u8], rule: ContentRule) -> Vec<u8
 ///            "XDYb11J68gEBTjsZbXd1ri9i2fM=");
 /// ```
 pub fn signature(content: &[u8], secret_key: &str) -> String {
-    // HMAC accepts keys of any length (RFC 2104 hashes long keys, pads short ones), so
-    // `new_from_slice` cannot fail here; the fallback keeps this free of panics anyway.
+    // HMAC accepts keys of any length, so `new_from_slice` cannot fail here; the fallback
+    // keeps this free of panics anyway.
     let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(secret_key.as_bytes()) else {
         return String::new();
     };
@@ -138,7 +167,7 @@ pub fn signature(content: &[u8], secret_key: &str) -> String {
 
 /// Signs a request in place as the reference's `AclClientRPCHook` does: sets `AccessKey`
 /// (and `SecurityToken` when the credentials have one), then `Signature` over all fields
-/// and `body`.
+/// and `body` (streamed into the MAC: the body is not copied).
 ///
 /// Call it last, after every other ext field is set: a field added afterwards breaks the
 /// signature.
@@ -161,29 +190,35 @@ pub fn sign_request(ext: &mut ExtFields, body: &[u8], credentials: &Credentials)
     if let Some(token) = &credentials.security_token {
         ext.insert(SECURITY_TOKEN, token.as_str());
     }
-    let content = signed_content(ext, body, ContentRule::Client);
-    ext.insert(SIGNATURE, signature(&content, &credentials.secret_key));
+    let signature = content_mac(ext, body, ContentRule::Client, &credentials.secret_key)
+        .map(|mac| base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
+        .unwrap_or_default();
+    ext.insert(SIGNATURE, signature);
 }
 
+/// Length of an HmacSHA1 tag in bytes.
+const MAC_BYTES: usize = 20;
+
 /// True when the request's `Signature` field equals the signature of its content under
-/// `secret_key`. A missing `Signature` is false. The comparison takes the same time
-/// wherever the strings differ.
+/// `secret_key`. A missing `Signature` is false.
+///
+/// The content is streamed into the MAC (the body is not copied) and the given signature
+/// is base64-decoded and compared with `Mac::verify_slice`, in constant time. The decoder
+/// is strict (canonical padding and trailing bits), so exactly one text decodes to a given
+/// tag: the check accepts what the reference's string comparison accepts, no more.
 pub fn verify(ext: &ExtFields, body: &[u8], rule: ContentRule, secret_key: &str) -> bool {
     let Some(given) = ext.get(SIGNATURE) else {
         return false;
     };
-    let expected = signature(&signed_content(ext, body, rule), secret_key);
-    constant_time_eq(expected.as_bytes(), given.as_bytes())
-}
-
-/// Compares two byte strings without an early exit on the first difference. The length is
-/// not secret (a signature is always 28 characters), so unequal lengths return at once.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
+    // A valid signature is 28 characters; anything decoding to more than a tag is wrong.
+    let mut tag = [0u8; MAC_BYTES + 3];
+    let Ok(n) = base64::engine::general_purpose::STANDARD.decode_slice(given, &mut tag) else {
         return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
+    };
+    let Some(mac) = content_mac(ext, body, rule, secret_key) else {
+        return false;
+    };
+    n == MAC_BYTES && mac.verify_slice(&tag[..n]).is_ok()
 }
 
 #[cfg(test)]
@@ -302,6 +337,31 @@ mod tests {
         assert!(!verify(&short_sig, b"body", rule, "12345678"));
         let unsigned = ext(&[("topic", "TopicA"), (ACCESS_KEY, "RocketMQ")]);
         assert!(!verify(&unsigned, b"body", rule, "12345678"));
+    }
+
+    // Goal: the decoded comparison accepts exactly the reference's string: a text with
+    // other trailing bits (same tag under a lax decoder), no padding, or extra characters
+    // is refused.
+    #[test]
+    fn verify_accepts_only_the_canonical_text() {
+        let creds = Credentials {
+            access_key: "RocketMQ".into(),
+            secret_key: "12345678".into(),
+            security_token: None,
+        };
+        let mut e = ext(&[("topic", "TopicA"), ("queueId", "0")]);
+        sign_request(&mut e, br#"{"k":1}"#, &creds);
+        let rule = ContentRule::Client;
+        assert!(verify(&e, br#"{"k":1}"#, rule, "12345678"));
+        for variant in [
+            "3jOIPUHn7HtmDMJpesz+WJof04B=",
+            "3jOIPUHn7HtmDMJpesz+WJof04A",
+            "3jOIPUHn7HtmDMJpesz+WJof04A=AAAA",
+        ] {
+            let mut v = e.clone();
+            v.insert(SIGNATURE, variant);
+            assert!(!verify(&v, br#"{"k":1}"#, rule, "12345678"), "{variant}");
+        }
     }
 
     #[test]

@@ -112,6 +112,10 @@ pub struct BrokerConfig {
     pub metrics_limits: crate::metrics::MetricsLimits,
     /// Bounds on tables clients can grow (process-wide once installed).
     pub table_limits: crate::table_limits::TableLimits,
+    /// Check every request against `plain_acl.yml` (`aclEnable`; off by default).
+    pub acl_enable: bool,
+    /// The ACL file (`aclFilePath`); `None`: `$ROCKETMQ_HOME/conf/plain_acl.yml`.
+    pub acl_file_path: Option<String>,
     /// Keys of the config file this version does not use.
     pub ignored_keys: Vec<String>,
 }
@@ -159,6 +163,8 @@ impl Default for BrokerConfig {
             connection_limits: crate::net::limits::ConnectionLimits::default(),
             metrics_limits: crate::metrics::MetricsLimits::default(),
             table_limits: crate::table_limits::TableLimits::default(),
+            acl_enable: false,
+            acl_file_path: None,
             ignored_keys: Vec::new(),
         }
     }
@@ -371,6 +377,8 @@ impl BrokerConfig {
                 "metricsBindAddress" => self.metrics_bind_ip = Some(parse(k, v)?),
                 "slaveReadEnable" => self.slave_read_enable = parse_bool(k, v)?,
                 "compressedRegister" => self.compressed_register = parse_bool(k, v)?,
+                "aclEnable" => self.acl_enable = parse_bool(k, v)?,
+                "aclFilePath" => self.acl_file_path = Some(v.clone()),
                 "accessMessageInMemoryMaxRatio" => {
                     self.access_message_in_memory_max_ratio = parse(k, v)?
                 }
@@ -453,6 +461,20 @@ mod tests {
         assert_eq!(c.namesrv_addrs, vec!["1.2.3.4:9876", "5.6.7.8:9876"]);
         assert_eq!(c.broker_role, BrokerRole::SyncMaster);
         assert_eq!(c.ignored_keys, vec!["somethingElse".to_string()]);
+    }
+
+    // Goal: the ACL keys are read (off by default) and a bad aclEnable value is an error.
+    #[test]
+    fn acl_keys() {
+        let mut c = BrokerConfig::default();
+        assert!(!c.acl_enable && c.acl_file_path.is_none());
+        let props = parse_properties("aclEnable=true\naclFilePath=/etc/acl.yml\n");
+        c.apply_properties(&props).expect("parses");
+        assert!(c.acl_enable);
+        assert_eq!(c.acl_file_path.as_deref(), Some("/etc/acl.yml"));
+        assert!(c.ignored_keys.is_empty());
+        let bad = parse_properties("aclEnable=maybe\n");
+        assert!(BrokerConfig::default().apply_properties(&bad).is_err());
     }
 
     #[test]

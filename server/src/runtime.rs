@@ -99,6 +99,8 @@ struct ShardStart {
 /// Store, configuration or port problems, as one message.
 pub fn start(mut config: BrokerConfig) -> Result<RunningBroker, String> {
     raise_memlock_limit();
+    let mut acl = crate::acl::gate::open(&config)?;
+    let acl_config = acl.as_ref().map(crate::acl::reload::AclReloader::current);
     let root = config.store_path.clone();
     std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
     let shard_count = config.shards.max(1);
@@ -173,6 +175,7 @@ pub fn start(mut config: BrokerConfig) -> Result<RunningBroker, String> {
     for (start, rx) in starts.into_iter().zip(receivers) {
         let ops = if start.id == 0 { ops_start.take() } else { None };
         let shard_ha_addr_tx = (start.id == 0).then(|| ha_addr_tx.clone());
+        let acl_reloader = if start.id == 0 { acl.take() } else { None };
         let ctx = ShardContext {
             ops,
             start,
@@ -186,6 +189,8 @@ pub fn start(mut config: BrokerConfig) -> Result<RunningBroker, String> {
             namesrv_addrs: namesrv_addrs.clone(),
             ready: ready_tx.clone(),
             ha_addr_tx: shard_ha_addr_tx,
+            acl_config: acl_config.clone(),
+            acl_reloader,
         };
         let id = ctx.start.id;
         let placement =
@@ -388,6 +393,10 @@ struct ShardContext {
     ready: std::sync::mpsc::Sender<Result<usize, String>>,
     ops: Option<crate::shard_ops::OpsStart>,
     ha_addr_tx: Option<flume::Sender<String>>,
+    /// The ACL configuration at start (`None`: ACL off).
+    acl_config: Option<Arc<crate::acl::config::AclConfig>>,
+    /// Shard 0: the ACL file's reloader.
+    acl_reloader: Option<crate::acl::reload::AclReloader>,
 }
 
 async fn run_shard(ctx: ShardContext) {
@@ -447,6 +456,7 @@ async fn run_shard(ctx: ShardContext) {
         transactions: std::cell::RefCell::new(Default::default()),
         transaction_lock: glommio::sync::Semaphore::new(1),
         replica: crate::replication::ShardReplica::new(ctx.config.broker_role, ctx.ha_addr_tx),
+        acl: ctx.acl_config.map(crate::acl::gate::AclGate::new),
     });
     let slave = ctx.config.broker_role == BrokerRole::Slave;
     let mut tasks = Vec::new();
@@ -476,6 +486,10 @@ async fn run_shard(ctx: ShardContext) {
             ctx.namesrv_addrs.clone(),
         )));
         tasks.push(glommio::spawn_local(client_expiry_loop(shard.clone())));
+        if let Some(reloader) = ctx.acl_reloader {
+            tasks
+                .push(glommio::spawn_local(crate::acl::gate::reload_loop(shard.clone(), reloader)));
+        }
         if slave {
             if let Some(ha) = &ctx.config.ha_master_address {
                 *shard.replica.master_addr.borrow_mut() =

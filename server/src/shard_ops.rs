@@ -76,6 +76,10 @@ pub enum OpsQuery {
     },
     /// Install new live settings.
     Settings(Arc<LiveSettings>),
+    /// Install a reloaded ACL configuration (only sent when ACL is on).
+    AclConfig(Arc<crate::acl::config::AclConfig>),
+    /// This shard's ACL denial counts, by account.
+    AclDenials,
     /// Write a server-initiated request with a body to the client connection from `peer`
     /// held by this shard (RESET_CONSUMER_CLIENT_OFFSET).
     Push {
@@ -112,6 +116,8 @@ pub enum OpsReply {
     Records(Vec<Bytes>),
     /// (messages, bytes, rate per second over the last minute).
     KeyStats(u64, u64, f64),
+    /// ACL denials by account (empty when ACL is off).
+    AclDenials(Vec<(String, u64)>),
     /// Done.
     Done,
     /// The shard is gone or failed.
@@ -212,6 +218,15 @@ pub async fn answer(shard: &Rc<Shard>, query: OpsQuery) -> OpsReply {
             *shard.settings.borrow_mut() = settings;
             OpsReply::Done
         }
+        OpsQuery::AclConfig(config) => {
+            if let Some(gate) = &shard.acl {
+                gate.install(config);
+            }
+            OpsReply::Done
+        }
+        OpsQuery::AclDenials => OpsReply::AclDenials(
+            shard.acl.as_ref().map(crate::acl::gate::AclGate::denial_rows).unwrap_or_default(),
+        ),
         OpsQuery::Push { peer, header, body } => {
             shard.push_with_body(shard.id, peer, header, body);
             OpsReply::Done

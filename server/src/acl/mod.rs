@@ -1,5 +1,6 @@
-//! Access control (core): RocketMQ's plain ACL, from `plain_acl.yml` to a yes/no per
-//! request. Not yet wired into dispatch; the broker calls, per request:
+//! Access control: RocketMQ's plain ACL, from `plain_acl.yml` to a yes/no per request.
+//! With `aclEnable=true` the broker checks every request in `handler::serve_request`
+//! ([`gate::check`], on the shard that received it, before routing), which calls:
 //!
 //! 1. [`resource::resources`] — what the request names and the permission it needs
 //!    (under [`resource::Policy::Reference`], or the opt-in `Extended` table);
@@ -8,14 +9,18 @@
 //! 3. on refusal, answers [`decision::DENIED_RESPONSE_CODE`] with
 //!    [`decision::AclDenied::remark`].
 //!
-//! Lives on: every shard (each holds an `Rc` of the current config; the config is
-//! immutable, a reload builds a new one).
+//! Lives on: every shard (each holds an `Arc` of the current config in its
+//! [`gate::AclGate`]; the config is immutable, a reload builds a new one and shard 0's
+//! [`gate::reload_loop`] installs it everywhere). Denials are counted per account
+//! ([`stats`]) and shown on `/metrics`.
 //!
 //! The signature itself is `ramjet_proto::acl` (shared with the client).
 
 pub mod address;
 pub mod config;
 pub mod decision;
+pub mod gate;
 pub mod perm;
 pub mod reload;
 pub mod resource;
+pub mod stats;

@@ -66,11 +66,17 @@ impl Service for BrokerService {
 }
 
 /// Serves one request received by this shard from the client at `peer`, exactly as a
-/// connection does: counted by the request probe, routed, forwarded and executed.
+/// connection does: counted by the request probe, checked by access control when it is
+/// on, routed, forwarded and executed.
 pub async fn serve_request(shard: &Rc<Shard>, frame: Frame, peer: SocketAddr) -> Option<Response> {
     let ctx = RequestContext { peer, origin: shard.id };
     let probe = crate::metrics::RequestProbe::start(shard, &frame.header, frame.body.len());
-    let resp = dispatch(shard, frame, ctx).await;
+    // Access control (ARCHITECTURE §12): a refused request is answered here, before
+    // routing, and changes nothing. With ACL off this is one branch.
+    let resp = match crate::acl::gate::check(shard, &frame, peer) {
+        Ok(()) => dispatch(shard, frame, ctx).await,
+        Err(refusal) => refusal,
+    };
     probe.finish(shard, resp.as_ref());
     resp
 }

@@ -83,7 +83,17 @@ pub async fn scrape(shard: &Rc<Shard>) -> String {
             _ => None,
         })
         .collect();
-    render(broker_facts(shard).await, snaps)
+    let mut page = render(broker_facts(shard).await, snaps);
+    if shard.acl.is_some() {
+        // ACL denials per account (server/src/acl/stats.rs), only when ACL is on.
+        let rows = crate::shard_ops::gather(shard, crate::shard_ops::OpsQuery::AclDenials).await;
+        let rows = rows.into_iter().filter_map(|r| match r {
+            crate::shard_ops::OpsReply::AclDenials(rows) => Some(rows),
+            _ => None,
+        });
+        page.push_str(&crate::acl::stats::render(crate::acl::stats::merge(rows)));
+    }
+    page
 }
 
 /// Identity, disk and uptime facts (the disk walk runs on the blocking pool).

@@ -206,6 +206,9 @@ pub struct Shard {
     pub subscriptions: RefCell<Arc<crate::handler::client::SubscriptionTable>>,
     /// Replication state: slaves' positions of owned logs, the master's address.
     pub replica: crate::replication::ShardReplica,
+    /// Access control (`aclEnable`): the configuration in force and denial counts;
+    /// `None` when ACL is off.
+    pub acl: Option<crate::acl::gate::AclGate>,
 }
 
 /// The state only shard 0 holds: the cluster-wide tables every other shard asks it about.

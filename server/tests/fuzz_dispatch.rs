@@ -146,11 +146,16 @@ fn check(broker: &RunningBroker, shard: usize, frame: Frame) {
         remark.len()
     );
     let mut out = BytesMut::new();
-    encode_frame(&resp.header, &resp.body, &mut out)
+    encode_frame(&resp.header, &whole_body(&resp), &mut out)
         .unwrap_or_else(|e| panic!("response to code {code} does not encode: {e}"));
     let back = decode_frame(&mut out, usize::MAX).expect("decodes").expect("whole frame");
     assert_eq!(back.header.opaque, opaque);
     *ANSWERS.lock().unwrap_or_else(|e| e.into_inner()).entry(resp.header.code).or_default() += 1;
+}
+
+/// A response's body as the connection writes it: `body`, then its `parts`.
+fn whole_body(resp: &ramjet_server::net::connection::Response) -> Vec<u8> {
+    resp.body_parts().flat_map(|p| p.iter().copied()).collect()
 }
 
 /// Every code the broker serves, and a few it does not.
@@ -483,7 +488,7 @@ fn still_serves(broker: &RunningBroker) {
             "pull of queue {queue}: {:?}",
             resp.header.remark
         );
-        let found = resp.body.windows(body.len()).any(|w| w == body.as_bytes());
+        let found = whole_body(&resp).windows(body.len()).any(|w| w == body.as_bytes());
         assert!(found, "queue {queue}: the message pulled back is not the one sent");
     }
 }

@@ -55,5 +55,6 @@ fuzz_target!(|data: &[u8]| {
     let resp = resp.expect("a response to a request that is not one-way");
     assert_eq!(resp.header.opaque, opaque);
     let mut out = BytesMut::new();
-    encode_frame(&resp.header, &resp.body, &mut out).expect("the response encodes");
+    let body: Vec<u8> = resp.body_parts().flat_map(|p| p.iter().copied()).collect();
+    encode_frame(&resp.header, &body, &mut out).expect("the response encodes");
 });

@@ -27,12 +27,15 @@ struct Slot {
 /// A parked pull's wake-up signal; dropping it gives its place back.
 pub struct Waiter {
     slot: Rc<RefCell<Slot>>,
-    live: Rc<Cell<usize>>,
+    /// The table's count of client waiters, when this is one.
+    live: Option<Rc<Cell<usize>>>,
 }
 
 impl Drop for Waiter {
     fn drop(&mut self) {
-        self.live.set(self.live.get().saturating_sub(1));
+        if let Some(live) = &self.live {
+            live.set(live.get().saturating_sub(1));
+        }
     }
 }
 
@@ -73,13 +76,25 @@ impl LongPollTable {
         LongPollTable { waiters: HashMap::new(), live: Rc::default(), waiters_max }
     }
 
-    /// Parks a pull; `None` when the queue, or the table, already has the maximum number
-    /// of waiters.
+    /// Parks a client's pull; `None` when the queue, or the table, already has the maximum
+    /// number of waiters.
     pub fn park(&mut self, topic: &str, queue_id: i32) -> Option<Waiter> {
         if self.live.get() >= self.waiters_max {
             crate::table_limits::report(crate::table_limits::TableLimit::LongPollWaiters);
             return None;
         }
+        let slot = self.slot(topic, queue_id)?;
+        self.live.set(self.live.get() + 1);
+        Some(Waiter { slot, live: Some(self.live.clone()) })
+    }
+
+    /// Parks one of the broker's own readers (the delay service: one per delay level), not
+    /// counted against `pullLongPollingMaxCount`, which bounds what clients can park.
+    pub fn park_internal(&mut self, topic: &str, queue_id: i32) -> Option<Waiter> {
+        self.slot(topic, queue_id).map(|slot| Waiter { slot, live: None })
+    }
+
+    fn slot(&mut self, topic: &str, queue_id: i32) -> Option<Rc<RefCell<Slot>>> {
         let list = self.waiters.entry(topic.to_string()).or_default().entry(queue_id).or_default();
         list.retain(|s| Rc::strong_count(s) > 1); // Drop slots whose pull gave up.
         if list.len() >= WAITERS_PER_QUEUE_MAX {
@@ -87,8 +102,7 @@ impl LongPollTable {
         }
         let slot = Rc::new(RefCell::new(Slot::default()));
         list.push(slot.clone());
-        self.live.set(self.live.get() + 1);
-        Some(Waiter { slot, live: self.live.clone() })
+        Some(slot)
     }
 
     /// Wakes every pull parked on the queue.
@@ -155,5 +169,6 @@ mod tests {
         assert!(t.park("v", 9).is_none(), "table full");
         drop(a);
         assert!(t.park("v", 9).is_some(), "a dropped waiter gives its place back");
+        let _internal = t.park_internal("w", 0).expect("the broker's own readers are not counted");
     }
 }

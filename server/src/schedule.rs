@@ -189,7 +189,7 @@ pub async fn delivery_loop(shard: Rc<Shard>, level: i32) {
 }
 
 async fn wait_for_append(shard: &Shard, queue_id: i32, max_ms: u64) {
-    let waiter = shard.long_poll.borrow_mut().park(SCHEDULE_TOPIC, queue_id);
+    let waiter = shard.long_poll.borrow_mut().park_internal(SCHEDULE_TOPIC, queue_id);
     let timer = glommio::timer::sleep(Duration::from_millis(max_ms));
     match waiter {
         Some(w) => futures_lite::future::or(w, timer).await,

@@ -309,8 +309,8 @@ fn topic_create_rate() {
 // with every message intact.
 // Method: 2 shards; a topic with one message per queue; one warm-up request of the same
 // size (so the connection's buffers exist before the first measurement); RSS before; the 20
-// requests, each answered SYSTEM_ERROR; RSS after; a survivor round; a clean stop (which
-// persists offsets); the consumerOffset files' total size.
+// requests, each answered TOPIC_NOT_EXIST (the topic is checked first); RSS after; a
+// survivor round; a clean stop (which persists offsets); the consumerOffset files' size.
 #[test]
 fn offset_updates_with_1mib_topic_names_are_refused_and_rss_stays_bounded() {
     const RSS_GROWTH_KIB_MAX: u64 = 16 * 1024;
@@ -333,11 +333,11 @@ fn offset_updates_with_1mib_topic_names_are_refused_and_rss_stays_bounded() {
             req(request::UPDATE_CONSUMER_OFFSET, &fields)
         };
         let warm = call(&conn, update(99), b"").await;
-        assert_eq!(warm.header.code, response::SYSTEM_ERROR);
+        assert_eq!(warm.header.code, response::TOPIC_NOT_EXIST);
         let before = rss_kib(pid);
         for i in 0..20 {
             let reply = call(&conn, update(i), b"").await;
-            assert_eq!(reply.header.code, response::SYSTEM_ERROR, "update {i}");
+            assert_eq!(reply.header.code, response::TOPIC_NOT_EXIST, "update {i}");
             assert!(remark(&reply).len() < 1024, "a short remark");
         }
         let after = rss_kib(pid);

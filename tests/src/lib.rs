@@ -203,6 +203,23 @@ impl Daemon {
     pub fn log_text(&self) -> String {
         self.log.lock().expect("log").clone()
     }
+
+    /// Waits (bounded by `timeout`) until the log holds `needle`; false when it never did.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        wait_for_line(&self.log, needle, timeout)
+    }
+}
+
+/// Waits (bounded by `timeout`) until `log` holds `needle`; false when it never did.
+fn wait_for_line(log: &Mutex<String>, needle: &str, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if log.lock().expect("log").contains(needle) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
 }
 
 impl Drop for Daemon {
@@ -649,14 +666,7 @@ impl Exiting {
 
     /// Waits (bounded by `timeout`) until the log holds `needle`; false when it never did.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.log_text().contains(needle) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        false
+        wait_for_line(&self.log, needle, timeout)
     }
 
     /// The word after `key` in the ready line (`broker`, `namesrv`, `metrics`).

@@ -733,7 +733,12 @@ fn only_a_slave_holding_the_secret_receives_the_log() {
         raw_ha(&ha, &[hello(logs, Some([1; wire::NONCE_BYTES])), forged], Duration::from_secs(3));
     assert!(!streamed(&frames) && bytes < 1024, "forged AUTH got {bytes} bytes: {frames:?}");
     assert!(matches!(frames.first(), Some(wire::Message::Challenge { .. })), "{frames:?}");
-    assert!(master.log_text().contains("wrong haAuthSecret"), "{}", master.log_text());
+    // The master logs the refusal after writing the ERROR frame: wait for the line.
+    assert!(
+        master.wait_for_log("wrong haAuthSecret", Duration::from_secs(10)),
+        "{}",
+        master.log_text()
+    );
 
     // Real slaves: without the secret, with another one.
     for (secret, says) in [

@@ -119,17 +119,16 @@ pub fn run(opts: AttackOptions) -> Result<(), String> {
     let producer = Background::start(&normal_producer(&opts, &ctx), &totals)?;
     wait_for_first_send(&totals)?;
     warm_up(opts.pid, opts.warmup);
-    if !opts.json {
-        print_table_head();
-    }
+    // The table goes to stdout, or to stderr when stdout carries the JSON lines.
+    let table = |line: String| if opts.json { eprintln!("{line}") } else { println!("{line}") };
+    table(table_head());
     for attack in &opts.attacks {
         eprintln!("attack {}: {}", attack.letter(), attack.title(&ctx));
         let report = measure(*attack, &ctx, &opts, &totals);
         if opts.json {
             println!("{report}");
-        } else {
-            print_table_row(&report);
         }
+        table(table_row(&report));
     }
     producer.stop();
     Ok(())
@@ -312,26 +311,36 @@ fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
 
-fn print_table_head() {
-    println!("{:<51} {:-^29} {:-^19}", "", " RSS KiB ", " sends/s ");
-    println!(
-        "{:<2} {:<48} {:>9} {:>9} {:>9} {:>9} {:>9}  outcome",
-        "", "attack", "before", "after", "idle", "without", "during"
-    );
+fn table_head() -> String {
+    format!(
+        "{:<51} {:-^29} {:-^29}\n{:<2} {:<48} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  outcome",
+        "",
+        " RSS KiB ",
+        " normal producer ",
+        "",
+        "attack",
+        "before",
+        "after",
+        "idle",
+        "sends/s",
+        "during",
+        "max ms",
+    )
 }
 
-fn print_table_row(r: &Value) {
+fn table_row(r: &Value) -> String {
     let num = |v: &Value| v.as_f64().map_or("-".to_string(), |n| format!("{n:.0}"));
     let rss = &r["rss_kib"];
     let p = &r["producer"];
+    let max_ms = p["during"]["latency_us"]["max"].as_f64().map(|us| us / 1e3);
     let outcome = match r.get("error") {
         Some(e) => format!("error: {}", e.as_str().unwrap_or_default()),
         None => {
             format!("{} limit_hits {}", r["outcome"], r.get("limit_hits").unwrap_or(&json!({})))
         }
     };
-    println!(
-        "{:<2} {:<48} {:>9} {:>9} {:>9} {:>9} {:>9}  {outcome}",
+    format!(
+        "{:<2} {:<48} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  {outcome}",
         r["attack"].as_str().unwrap_or_default(),
         r["name"].as_str().unwrap_or_default(),
         num(&rss["before"]),
@@ -339,7 +348,8 @@ fn print_table_row(r: &Value) {
         num(&rss["idle"]),
         num(&p["without"]["sends_per_s"]),
         num(&p["during"]["sends_per_s"]),
-    );
+        max_ms.map_or("-".to_string(), |m| format!("{m:.1}")),
+    )
 }
 
 /// Parses `--attacks` ("abcdefgh", any order, letters of the issue).

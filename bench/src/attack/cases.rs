@@ -465,6 +465,7 @@ fn many_keys(ctx: &Ctx) -> Result<(Value, Held), String> {
 fn topic_creates(ctx: &Ctx) -> Result<(Value, Held), String> {
     let count = ctx.count(1000);
     let window = (count / 10).max(1);
+    let first = ctx.topics_created.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
     let mut conn = RawConn::connect(&ctx.broker_addr)?;
     let mut codes = Tally::new();
     let started = Instant::now();
@@ -473,7 +474,7 @@ fn topic_creates(ctx: &Ctx) -> Result<(Value, Held), String> {
         if i == count.saturating_sub(window) {
             last_start = Instant::now();
         }
-        let topic = format!("{}-{i:05}", ctx.topic("t"));
+        let topic = format!("{}-{:06}", ctx.topic("t"), first + i);
         let h = protocol::create_topic_request(&topic, 4, 4, SerializeType::RocketMq);
         let result = conn.request(h, b"");
         *codes.entry(outcome_key(&result)).or_default() += 1;

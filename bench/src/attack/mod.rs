@@ -78,6 +78,8 @@ pub struct Ctx {
     metrics_addr: Option<String>,
     scale: f64,
     run_id: String,
+    /// Topics created by attack h so far: a repeated h creates new topics, not updates.
+    topics_created: std::sync::atomic::AtomicU64,
 }
 
 impl Ctx {
@@ -114,6 +116,7 @@ pub fn run(opts: AttackOptions) -> Result<(), String> {
         metrics_addr: opts.metrics_addr.clone(),
         scale: opts.scale,
         run_id: format!("{:x}", since_epoch.as_secs()),
+        topics_created: Default::default(),
     };
     let totals = stats::shared_totals();
     let producer = Background::start(&normal_producer(&opts, &ctx), &totals)?;
@@ -370,8 +373,13 @@ mod tests {
 
     #[test]
     fn counts_scale_and_stay_positive() {
-        let ctx =
-            Ctx { broker_addr: String::new(), metrics_addr: None, scale: 0.01, run_id: "r".into() };
+        let ctx = Ctx {
+            broker_addr: String::new(),
+            metrics_addr: None,
+            scale: 0.01,
+            run_id: "r".into(),
+            topics_created: Default::default(),
+        };
         assert_eq!(ctx.count(1000), 10);
         assert_eq!(ctx.count(40), 1);
         assert_eq!(ctx.count(16), 1);

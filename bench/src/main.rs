@@ -7,6 +7,8 @@
 //! ramjet-bench consume -n 127.0.0.1:9876 --topic T --group G --messages 1000000 [--json]
 //! ramjet-bench storage --store-path DIR --size 1024 --duration 10 \
 //!     --flush-disk-type ASYNC_FLUSH --inflight 64 [--json]
+//! ramjet-bench attack -n 127.0.0.1:9876 --broker 127.0.0.1:10911 --pid PID \
+//!     [--metrics 127.0.0.1:PORT] [--attacks abcdefgh] [--scale 1] [--json]
 //! ```
 //!
 //! produce and consume speak only the remoting protocol, so they can be pointed at any
@@ -15,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+mod attack;
 mod consume;
 mod produce;
 mod rate;
@@ -46,6 +49,9 @@ enum Mode {
     Consume(ConsumeArgs),
     /// Append through the storage engine directly (no network).
     Storage(StorageArgs),
+    /// Issue 13's hostile clients against one broker, with a normal producer alongside:
+    /// broker RSS and the producer's sends/s without and during each attack.
+    Attack(AttackArgs),
 }
 
 /// Options shared by produce and consume.
@@ -221,6 +227,66 @@ struct StorageArgs {
     json: bool,
 }
 
+#[derive(Debug, Args)]
+struct AttackArgs {
+    /// NameServer addresses, "host:port;host:port" (the normal producer's routes).
+    #[arg(short = 'n', long = "namesrv-addr", default_value = "127.0.0.1:9876")]
+    namesrv_addr: String,
+    /// The broker's remoting address, ip:port (what the attacks connect to).
+    #[arg(long)]
+    broker: String,
+    /// The broker's process id, for its memory (/proc/PID/status; same host).
+    #[arg(long)]
+    pid: u32,
+    /// The broker's /metrics address, ip:port (scraper attack f, limit hits).
+    #[arg(long)]
+    metrics: Option<String>,
+    /// Attacks to run, by the issue's letters a to h, in this order.
+    #[arg(long, default_value = "abcdefgh")]
+    attacks: String,
+    /// Seconds the normal producer runs alone before each attack.
+    #[arg(long = "baseline-secs", default_value_t = 5.0)]
+    baseline_secs: f64,
+    /// Seconds an attack that keeps connections open keeps them, measured.
+    #[arg(long = "hold-secs", default_value_t = 5.0)]
+    hold_secs: f64,
+    /// Seconds after each attack before the last RSS reading.
+    #[arg(long = "idle-secs", default_value_t = 10.0)]
+    idle_secs: f64,
+    /// Longest warm-up: the producer alone until the broker's RSS is steady, seconds.
+    #[arg(long = "warmup-secs", default_value_t = 120.0)]
+    warmup_secs: f64,
+    /// Multiplies the issue's counts (at least 1 each): 0.01 for a smoke run.
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// One JSON object per attack on stdout instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.clamp(0.0, 3600.0))
+}
+
+fn attack_options(a: AttackArgs) -> Result<attack::AttackOptions, String> {
+    if !(a.scale > 0.0 && a.scale <= 10.0) {
+        return Err(format!("--scale {} is outside (0, 10]", a.scale));
+    }
+    Ok(attack::AttackOptions {
+        namesrv_addr: a.namesrv_addr,
+        broker_addr: a.broker,
+        pid: a.pid,
+        metrics_addr: a.metrics,
+        attacks: attack::parse_attacks(&a.attacks)?,
+        baseline: secs(a.baseline_secs),
+        hold: secs(a.hold_secs),
+        idle: secs(a.idle_secs),
+        warmup: secs(a.warmup_secs),
+        scale: a.scale,
+        json: a.json,
+    })
+}
+
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -257,6 +323,7 @@ fn main() -> ExitCode {
             queues: a.queues.max(1),
             json: a.json,
         }),
+        Mode::Attack(a) => attack_options(a).and_then(attack::run),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -25,7 +25,7 @@ use ramjet_client::{
 
 use crate::rate::{self, Schedule};
 use crate::run::{self, Control, Elapsed};
-use crate::stats::{self, Recorder};
+use crate::stats::{self, Recorder, SharedTotals};
 use crate::NetArgs;
 
 /// Options of the produce mode.
@@ -64,39 +64,104 @@ pub fn run(opts: ProduceOptions) -> Result<(), String> {
     let totals = stats::shared_totals();
     let control = Arc::new(Control::new(opts.net.duration(), opts.net.messages));
     let threads = opts.net.threads();
-    let body = Bytes::from((0..opts.size).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>());
-    let shared = Arc::new((opts.clone(), config, body));
+    let shared: Shared = Arc::new((opts.clone(), config, body_of(opts.size)));
     let (ctl, tot) = (control.clone(), totals.clone());
     let elapsed =
         run::run_executors(threads, &control, &totals, Elapsed::UntilFinished, move |ex| {
-            let shared = shared.clone();
-            let (control, totals) = (ctl.clone(), tot.clone());
-            async move {
-                let (opts, config, body) = &*shared;
-                let recorder = Rc::new(RefCell::new(Recorder::new(totals)));
-                let flusher = run::periodic_flush(recorder.clone());
-                let mut tasks = Vec::new();
-                for c in (0..opts.net.connections).filter(|c| c % threads == ex) {
-                    let conn = Connection {
-                        index: c,
-                        opts: opts.clone(),
-                        config: config.clone(),
-                        body: body.clone(),
-                        control: control.clone(),
-                        recorder: recorder.clone(),
-                    };
-                    tasks.push(glommio::spawn_local(conn.run()));
-                }
-                for t in tasks {
-                    t.await;
-                }
-                drop(flusher);
-                recorder.borrow_mut().flush();
-            }
+            run_connections(ex, threads, shared.clone(), ctl.clone(), tot.clone())
         })?;
     let summary = stats::summary(&totals, "produce", elapsed);
     stats::print_summary(&summary, opts.net.json);
     stats::check_any_success(&summary)
+}
+
+/// A body of `size` bytes (the alphabet, repeated).
+fn body_of(size: usize) -> Bytes {
+    Bytes::from((0..size).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>())
+}
+
+/// What every executor of a produce run shares: options, client configuration, body.
+type Shared = Arc<(ProduceOptions, ClientConfig, Bytes)>;
+
+/// Executor `ex` of `threads`: runs its share of the connections until `control` stops
+/// them, recording into `totals`.
+async fn run_connections(
+    ex: usize,
+    threads: usize,
+    shared: Shared,
+    control: Arc<Control>,
+    totals: SharedTotals,
+) {
+    let (opts, config, body) = &*shared;
+    let recorder = Rc::new(RefCell::new(Recorder::new(totals)));
+    let flusher = run::periodic_flush(recorder.clone());
+    let mut tasks = Vec::new();
+    for c in (0..opts.net.connections).filter(|c| c % threads == ex) {
+        let conn = Connection {
+            index: c,
+            opts: opts.clone(),
+            config: config.clone(),
+            body: body.clone(),
+            control: control.clone(),
+            recorder: recorder.clone(),
+        };
+        tasks.push(glommio::spawn_local(conn.run()));
+    }
+    for t in tasks {
+        t.await;
+    }
+    drop(flusher);
+    recorder.borrow_mut().flush();
+}
+
+/// A produce load running on its own executor until stopped (`ramjet-bench attack` runs
+/// its normal producer this way, reading the totals in windows).
+pub struct Background {
+    control: Arc<Control>,
+    handle: Option<glommio::ExecutorJoinHandle<()>>,
+}
+
+impl Background {
+    /// Starts `opts` (its connections on one executor, no duration or message limit:
+    /// it runs until [`Background::stop`]), creating the topic first when asked.
+    ///
+    /// # Errors
+    /// Setup failures (bad NameServer list, topic creation, the executor).
+    pub fn start(opts: &ProduceOptions, totals: &SharedTotals) -> Result<Background, String> {
+        let config = opts.net.client_config()?;
+        if opts.create_topic {
+            create_topic(&config, &opts.net.topic, opts.queues)?;
+        }
+        let control = Arc::new(Control::new(None, None));
+        let shared: Shared = Arc::new((opts.clone(), config, body_of(opts.size)));
+        let (ctl, tot) = (control.clone(), totals.clone());
+        let handle = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .name("bench-background")
+            .io_memory(run::IO_MEMORY_BYTES)
+            .spawn(move || run_connections(0, 1, shared, ctl, tot))
+            .map_err(|e| format!("cannot start the producer's executor: {e}"))?;
+        Ok(Background { control, handle: Some(handle) })
+    }
+
+    /// Stops the load and waits for its requests in flight to finish.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.control.request_stop();
+        if let Some(handle) = self.handle.take() {
+            if let Err(e) = handle.join() {
+                eprintln!("producer executor failed: {e}");
+            }
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.halt();
+    }
 }
 
 /// Creates `topic` with `queues` queues on every master, then waits (bounded) until

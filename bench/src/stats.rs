@@ -171,6 +171,16 @@ pub fn print_progress(shared: &SharedTotals, interval: Duration, elapsed: Durati
     t.interval.clear();
 }
 
+/// Takes the counts recorded since the last call (or progress line) and clears them: one
+/// measurement window read while the load keeps running. Recorders flush every 100 ms, so
+/// a window's edges are that precise.
+pub fn take_interval(shared: &SharedTotals) -> Counts {
+    let Ok(mut t) = shared.lock() else { return Counts::new() };
+    let taken = t.interval.clone();
+    t.interval.clear();
+    taken
+}
+
 /// The final summary of a run.
 pub fn summary(shared: &SharedTotals, mode: &str, elapsed: Duration) -> serde_json::Value {
     let empty = Counts::new();

@@ -197,7 +197,7 @@ async fn refusals(probe: &mut Probe, broker_addr: &str) {
     let st = probe.st;
     let before = probe.cluster_info().await;
     assert!(
-        before.broker_addr_table.get("broker-a").is_some(),
+        before.broker_addr_table.contains_key("broker-a"),
         "{st:?}: the real broker is not registered: {before:?}"
     );
 

@@ -74,25 +74,34 @@ impl AclGate {
     /// The refusal's answer (`None`: one-way, answer nothing).
     pub fn check(&self, frame: &Frame, peer: SocketAddr) -> Result<(), Option<Response>> {
         let config = self.config.borrow();
-        decide(&config, self.policy, frame, peer).map_err(|(denied, answer)| {
-            self.denials.borrow_mut().count(&config, denied.access_key.as_deref());
-            answer
+        decide(&config, self.policy, frame, peer).map_err(|refusal| {
+            self.denials.borrow_mut().count(&config, refusal.denied.access_key.as_deref());
+            refusal.answer
         })
     }
+}
+
+/// A refused request: why, and what to answer.
+#[derive(Debug)]
+pub struct Refusal {
+    /// The decision's reason (and the access key, for the per-account counts).
+    pub denied: AclDenied,
+    /// The reference's `SYSTEM_ERROR` with the `AclException` remark; `None` for a
+    /// one-way request.
+    pub answer: Option<Response>,
 }
 
 /// Decides `frame` from `peer` under `config` and `policy` (the part the broker's shards
 /// and the NameServer share; each counts the denial its own way).
 ///
 /// # Errors
-/// The refusal and its answer: the reference's `SYSTEM_ERROR` with the `AclException`
-/// remark, or `None` for a one-way request.
+/// The [`Refusal`] (boxed: only the refused path allocates it).
 pub fn decide(
     config: &AclConfig,
     policy: Policy,
     frame: &Frame,
     peer: SocketAddr,
-) -> Result<(), (AclDenied, Option<Response>)> {
+) -> Result<(), Box<Refusal>> {
     let h = &frame.header;
     let request = AclRequest {
         code: h.code,
@@ -107,7 +116,7 @@ pub fn decide(
     };
     tracing::debug!(code = h.code, %peer, reason = %denied, "request refused by ACL");
     let answer = crate::handler::error(h, DENIED_RESPONSE_CODE, denied.remark());
-    Err((denied, (!h.is_oneway()).then_some(answer)))
+    Err(Box::new(Refusal { denied, answer: (!h.is_oneway()).then_some(answer) }))
 }
 
 /// The ACL check of the request path: `Ok` to go on (always, when ACL is off), else the

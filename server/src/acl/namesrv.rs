@@ -95,9 +95,9 @@ impl NamesrvAcl {
             return Ok(());
         }
         let config = self.config.borrow();
-        decide(&config, Policy::NameServer, frame, peer).map_err(|(denied, answer)| {
-            self.denials.lock().count(&config, denied.access_key.as_deref());
-            answer
+        decide(&config, Policy::NameServer, frame, peer).map_err(|refusal| {
+            self.denials.lock().count(&config, refusal.denied.access_key.as_deref());
+            refusal.answer
         })
     }
 }

@@ -392,3 +392,54 @@ fn namesrv_acl_missing_file_at_start_is_an_error() {
     let named = missing.display().to_string();
     assert!(p.wait_for_log(&named, Duration::from_secs(10)), "{}", p.log_text());
 }
+
+// Goal: the broker's own outgoing requests are signed with
+// `innerClientAuthenticationCredentials`: a slave (ACL on) of a master with ACL on finds
+// its master through a NameServer with ACL on (both register) and copies the master's
+// topics through its metadata sync, which the master checks like any request.
+// Method: one ACL file for all three processes; a topic created on the master by the
+// admin tool (signed) must appear in the slave's topic table (read signed).
+#[test]
+fn a_slave_signs_its_registration_and_metadata_sync() {
+    let dir = store_dir();
+    let ns_conf = write_conf(dir.path(), "namesrv.conf", "");
+    let namesrv = Daemon::namesrv_with(&["-c", &ns_conf]);
+    let ns = namesrv.namesrv_addr.clone();
+    let conf = write_conf(dir.path(), "broker.conf", INNER_CREDENTIALS);
+    let options = |store: &str, extra: &[&str]| {
+        let mut o = BrokerOptions::new(&dir.path().join(store));
+        o.namesrv_addr = Some(ns.clone());
+        o.broker_name = Some("rb".into());
+        o.extra = vec!["-c".into(), conf.clone(), "--cluster".into(), "RC".into()];
+        o.extra.extend(extra.iter().map(|s| s.to_string()));
+        o
+    };
+    let master = Daemon::broker(&options("master", &["--broker-role", "ASYNC_MASTER"]));
+    let slave = Daemon::broker(&options("slave", &["--broker-role", "SLAVE", "--broker-id", "1"]));
+    let (m, s) = (master.broker_addr.clone(), slave.broker_addr.clone());
+    let creds = ["--access-key", "nsAdmin01", "--secret-key", "nsAdminSecret"];
+    let mut args: Vec<&str> = vec!["updateTopic", "-n", &ns, "-b", &m, "-t", "slave-sync-topic"];
+    args.extend(creds);
+    admin(&args).ok();
+    run_glommio(move || async move {
+        let st = SerializeType::RocketMq;
+        let probe =
+            Probe { client: client(&ns, st), namesrv: ns.clone(), st, denied: BTreeMap::new() };
+        let (p, s) = (&probe, &s);
+        wait_until(Duration::from_secs(60), "the slave copies the master's topic", || async move {
+            let h = Header::request(request::GET_ALL_TOPIC_CONFIG, 0, st);
+            let mut h = h;
+            sign_request(&mut h.ext_fields, b"", &admin_creds());
+            let frame = p.client.invoke(s, h, b"").await.expect("transport");
+            assert_eq!(frame.header.code, response::SUCCESS, "{:?}", frame.header.remark);
+            String::from_utf8_lossy(&frame.body).contains("slave-sync-topic")
+        })
+        .await;
+        // Both are registered with the NameServer (registrations signed).
+        let info = probe.cluster_info().await;
+        let addrs = &info.broker_addr_table.get("rb").expect("rb registered").broker_addrs;
+        assert_eq!(addrs.len(), 2, "{addrs:?}");
+        probe.client.close();
+    });
+    drop((slave, master));
+}

@@ -65,6 +65,7 @@ pub mod request {
     pub const GET_CONSUMER_RUNNING_INFO: i32 = 307;
     pub const SEND_MESSAGE_V2: i32 = 310;
     pub const VIEW_BROKER_STATS_DATA: i32 = 315;
+    pub const UPDATE_NAMESRV_CONFIG: i32 = 318;
     pub const SEND_BATCH_MESSAGE: i32 = 320;
     pub const QUERY_DATA_VERSION: i32 = 322;
     pub const SEND_REPLY_MESSAGE: i32 = 324;

@@ -116,6 +116,11 @@ pub struct BrokerConfig {
     pub acl_enable: bool,
     /// The ACL file (`aclFilePath`); `None`: `$ROCKETMQ_HOME/conf/plain_acl.yml`.
     pub acl_file_path: Option<String>,
+    /// The account the broker signs its own outgoing requests with (registration with
+    /// the NameServers, a slave's metadata sync): the reference's (5.3+)
+    /// `innerClientAuthenticationCredentials`, JSON `{"accessKey":..,"secretKey":..}`.
+    /// `None` (key absent, or a blank key or secret, as the reference): unsigned.
+    pub inner_credentials: Option<ramjet_proto::acl::Credentials>,
     /// Keys of the config file this version does not use.
     pub ignored_keys: Vec<String>,
 }
@@ -165,6 +170,7 @@ impl Default for BrokerConfig {
             table_limits: crate::table_limits::TableLimits::default(),
             acl_enable: false,
             acl_file_path: None,
+            inner_credentials: None,
             ignored_keys: Vec::new(),
         }
     }
@@ -233,7 +239,47 @@ pub(crate) fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, C
     value.parse().map_err(|_| ConfigError::Invalid { key: key.into(), value: value.into() })
 }
 
-fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+/// `innerClientAuthenticationCredentials`: the reference's `SessionCredentials` as JSON
+/// (`accessKey`, `secretKey`, optional `securityToken`). A blank value, access key or
+/// secret key means no credentials (the reference then signs nothing).
+///
+/// # Errors
+/// Not such a JSON object; the error does not echo the value (it holds a secret).
+fn parse_credentials(
+    key: &str,
+    value: &str,
+) -> Result<Option<ramjet_proto::acl::Credentials>, ConfigError> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Session {
+        access_key: Option<String>,
+        secret_key: Option<String>,
+        security_token: Option<String>,
+    }
+    if value.trim().is_empty() {
+        return Ok(None);
+    }
+    let invalid = || ConfigError::Invalid {
+        key: key.into(),
+        value: "<not a JSON object with accessKey and secretKey>".into(),
+    };
+    let session: Session = serde_json::from_str(value).map_err(|_| invalid())?;
+    let blank = |v: &Option<String>| v.as_deref().is_none_or(|v| v.trim().is_empty());
+    if blank(&session.access_key) || blank(&session.secret_key) {
+        return Ok(None);
+    }
+    Ok(Some(ramjet_proto::acl::Credentials {
+        access_key: session.access_key.unwrap_or_default(),
+        secret_key: session.secret_key.unwrap_or_default(),
+        security_token: session.security_token.filter(|t| !t.trim().is_empty()),
+    }))
+}
+
+/// A boolean key's value (`true`/`false`, any case, or `1`/`0`).
+///
+/// # Errors
+/// Anything else, naming the key.
+pub fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
     match value.to_ascii_lowercase().as_str() {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
@@ -379,6 +425,9 @@ impl BrokerConfig {
                 "compressedRegister" => self.compressed_register = parse_bool(k, v)?,
                 "aclEnable" => self.acl_enable = parse_bool(k, v)?,
                 "aclFilePath" => self.acl_file_path = Some(v.clone()),
+                "innerClientAuthenticationCredentials" => {
+                    self.inner_credentials = parse_credentials(k, v)?
+                }
                 "accessMessageInMemoryMaxRatio" => {
                     self.access_message_in_memory_max_ratio = parse(k, v)?
                 }
@@ -475,6 +524,34 @@ mod tests {
         assert!(c.ignored_keys.is_empty());
         let bad = parse_properties("aclEnable=maybe\n");
         assert!(BrokerConfig::default().apply_properties(&bad).is_err());
+    }
+
+    // Goal: the broker's own credentials are the reference's JSON key; blank parts mean
+    // none; a bad value is an error that does not echo the secret.
+    #[test]
+    fn inner_credentials_key() {
+        let mut c = BrokerConfig::default();
+        assert!(c.inner_credentials.is_none());
+        let text = r#"innerClientAuthenticationCredentials={"accessKey":"rocketmq2","secretKey":"12345678"}"#;
+        c.apply_properties(&parse_properties(text)).expect("parses");
+        let creds = c.inner_credentials.expect("credentials");
+        assert_eq!(
+            (creds.access_key.as_str(), creds.secret_key.as_str()),
+            ("rocketmq2", "12345678")
+        );
+        assert!(creds.security_token.is_none());
+        for blank in [
+            "innerClientAuthenticationCredentials=",
+            r#"innerClientAuthenticationCredentials={"accessKey":"rocketmq2","secretKey":" "}"#,
+            r#"innerClientAuthenticationCredentials={"secretKey":"12345678"}"#,
+        ] {
+            let mut c = BrokerConfig::default();
+            c.apply_properties(&parse_properties(blank)).expect("parses");
+            assert!(c.inner_credentials.is_none(), "{blank}");
+        }
+        let bad = parse_properties("innerClientAuthenticationCredentials=topSecret99\n");
+        let e = BrokerConfig::default().apply_properties(&bad).expect_err("refused");
+        assert!(!e.to_string().contains("topSecret99"), "{e}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
+use ramjet_proto::acl::{sign_request, Credentials};
 use ramjet_proto::body::{self, RegisterBrokerBody};
 use ramjet_proto::codes::{request, response};
 use ramjet_proto::frame::{decode_frame, encode_frame, FRAME_SIZE_BYTES_MAX};
@@ -39,24 +40,33 @@ pub const REGISTER_JSON_BYTES_MAX: usize = 8 << 20;
 pub const SLAVE_REGISTER_RETRY_MS: u64 = 2_000;
 
 /// A simple request/response connection to one NameServer (or, for a slave's metadata
-/// sync, to its master).
+/// sync, to its master). With credentials (`innerClientAuthenticationCredentials`) every
+/// request is signed, last, as the reference's `AclClientRPCHook` signs.
 pub(crate) struct Outbound {
     stream: TcpStream,
     read_buf: BytesMut,
     next_opaque: i32,
+    credentials: Option<Credentials>,
 }
 
 impl Outbound {
-    pub(crate) async fn connect(addr: &str) -> std::io::Result<Outbound> {
+    pub(crate) async fn connect(
+        addr: &str,
+        credentials: Option<Credentials>,
+    ) -> std::io::Result<Outbound> {
         let stream =
             TcpStream::connect(addr).await.map_err(|e| std::io::Error::other(e.to_string()))?;
         let _ = stream.set_nodelay(true);
-        Ok(Outbound { stream, read_buf: BytesMut::with_capacity(16 * 1024), next_opaque: 1 })
+        let read_buf = BytesMut::with_capacity(16 * 1024);
+        Ok(Outbound { stream, read_buf, next_opaque: 1, credentials })
     }
 
     pub(crate) async fn call(&mut self, mut header: Header, body: &[u8]) -> std::io::Result<Frame> {
         self.next_opaque = self.next_opaque.wrapping_add(1);
         header.opaque = self.next_opaque;
+        if let Some(credentials) = &self.credentials {
+            sign_request(&mut header.ext_fields, body, credentials);
+        }
         let mut out = BytesMut::new();
         encode_frame(&header, body, &mut out)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
@@ -131,7 +141,7 @@ async fn register_all(shard: &Shard, addrs: &[String], conns: &mut HashMap<Strin
     for addr in addrs {
         let mut header = Header::request(request::REGISTER_BROKER, 0, SerializeType::RocketMq);
         req.encode(&mut header.ext_fields);
-        let outcome = call(conns, addr, header, &body_json).await;
+        let outcome = call(conns, addr, header, &body_json, c).await;
         match outcome {
             Ok(f) if f.header.code == response::SUCCESS => {
                 debug!(namesrv = %addr, "registered");
@@ -171,9 +181,10 @@ async fn call(
     addr: &str,
     header: Header,
     body: &[u8],
+    config: &crate::config::BrokerConfig,
 ) -> std::io::Result<Frame> {
     if !conns.contains_key(addr) {
-        let c = Outbound::connect(addr).await?;
+        let c = Outbound::connect(addr, config.inner_credentials.clone()).await?;
         info!(namesrv = %addr, "connected to NameServer");
         conns.insert(addr.to_string(), c);
     }
@@ -205,6 +216,6 @@ pub async fn unregister_all(shard: &Shard, addrs: &[String]) {
     for addr in addrs {
         let mut header = Header::request(request::UNREGISTER_BROKER, 0, SerializeType::RocketMq);
         req.encode(&mut header.ext_fields);
-        let _ = call(&mut conns, addr, header, &Bytes::new()).await;
+        let _ = call(&mut conns, addr, header, &Bytes::new(), c).await;
     }
 }

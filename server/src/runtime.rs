@@ -120,6 +120,22 @@ pub fn start(mut config: BrokerConfig) -> Result<RunningBroker, String> {
     if let Some(l) = &ha_listener {
         config.ha_listen_port = Some(l.local_addr().map_err(|e| e.to_string())?.port());
     }
+    // The embedded NameServer follows broker.conf's aclEnable/aclFilePath: its own reloader
+    // of the same file, its denials shown on the broker's /metrics.
+    let namesrv_acl = match (&acl, config.namesrv_addrs.is_empty()) {
+        (Some(reloader), true) => {
+            if config.inner_credentials.is_none() {
+                warn!(
+                    "aclEnable with the embedded NameServer but no \
+                     innerClientAuthenticationCredentials: the broker's registrations are \
+                     refused unless its address is white-listed"
+                );
+            }
+            Some((reloader.clone(), crate::acl::namesrv::SharedDenials::default()))
+        }
+        _ => None,
+    };
+    let namesrv_denials = namesrv_acl.as_ref().map(|(_, d)| d.clone());
     let (namesrv_listener, namesrv_addrs) = if config.namesrv_addrs.is_empty() {
         let l = bind_group(config.bind_ip, config.namesrv_port, 1).map_err(|e| {
             format!("cannot listen on NameServer port {}: {e}", config.namesrv_port)
@@ -176,6 +192,7 @@ pub fn start(mut config: BrokerConfig) -> Result<RunningBroker, String> {
         let ops = if start.id == 0 { ops_start.take() } else { None };
         let shard_ha_addr_tx = (start.id == 0).then(|| ha_addr_tx.clone());
         let acl_reloader = if start.id == 0 { acl.take() } else { None };
+        let shard_namesrv_denials = if start.id == 0 { namesrv_denials.clone() } else { None };
         let ctx = ShardContext {
             ops,
             start,
@@ -191,6 +208,7 @@ pub fn start(mut config: BrokerConfig) -> Result<RunningBroker, String> {
             ha_addr_tx: shard_ha_addr_tx,
             acl_config: acl_config.clone(),
             acl_reloader,
+            namesrv_denials: shard_namesrv_denials,
         };
         let id = ctx.start.id;
         let placement =
@@ -225,10 +243,12 @@ pub fn start(mut config: BrokerConfig) -> Result<RunningBroker, String> {
                 .spawn(move || async move {
                     let listener = crate::net::listener::adopt(l);
                     let _ = ready.send(Ok(usize::MAX));
-                    crate::namesrv::run_namesrv(listener, async move {
+                    let stop = async move {
                         let _ = stop_rx.recv_async().await;
-                    })
-                    .await;
+                    };
+                    let options =
+                        crate::namesrv::service::NamesrvOptions { metrics: None, acl: namesrv_acl };
+                    crate::namesrv::service::run_namesrv_with(listener, stop, options).await;
                 })
                 .map_err(|e| format!("cannot start the NameServer: {e}"))?;
             joins.push(join);
@@ -397,6 +417,8 @@ struct ShardContext {
     acl_config: Option<Arc<crate::acl::config::AclConfig>>,
     /// Shard 0: the ACL file's reloader.
     acl_reloader: Option<crate::acl::reload::AclReloader>,
+    /// Shard 0: the embedded NameServer's ACL denials, for `/metrics`.
+    namesrv_denials: Option<crate::acl::namesrv::SharedDenials>,
 }
 
 async fn run_shard(ctx: ShardContext) {
@@ -441,6 +463,7 @@ async fn run_shard(ctx: ShardContext) {
             subscription_groups: std::cell::RefCell::new(groups),
             locks: std::cell::RefCell::new(crate::lock_manager::LockManager::default()),
             register_kick: Notify::new(),
+            namesrv_acl_denials: ctx.namesrv_denials,
         }),
         offsets: std::cell::RefCell::new(ctx.start.offsets),
         long_poll: std::cell::RefCell::new(LongPollTable::new(TableLimits::per_shard(

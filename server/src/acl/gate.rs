@@ -24,7 +24,7 @@ use std::time::Duration;
 use ramjet_proto::Frame;
 
 use super::config::{acl_file_path, AclConfig, ConfigError};
-use super::decision::{validate, AclRequest, DENIED_RESPONSE_CODE};
+use super::decision::{validate, AclDenied, AclRequest, DENIED_RESPONSE_CODE};
 use super::reload::{AclReloader, Fs, Reload};
 use super::resource::Policy;
 use super::stats::DenialCounts;
@@ -74,23 +74,49 @@ impl AclGate {
     /// The refusal's answer (`None`: one-way, answer nothing).
     pub fn check(&self, frame: &Frame, peer: SocketAddr) -> Result<(), Option<Response>> {
         let config = self.config.borrow();
-        let h = &frame.header;
-        let request = AclRequest {
-            code: h.code,
-            version: h.version,
-            remote: peer.ip(),
-            ext: &h.ext_fields,
-            body: &frame.body,
-            policy: self.policy,
-        };
-        let Err(denied) = validate(&config, &request) else {
-            return Ok(());
-        };
-        self.denials.borrow_mut().count(&config, denied.access_key.as_deref());
-        tracing::debug!(code = h.code, %peer, reason = %denied, "request refused by ACL");
-        let answer = crate::handler::error(h, DENIED_RESPONSE_CODE, denied.remark());
-        Err((!h.is_oneway()).then_some(answer))
+        decide(&config, self.policy, frame, peer).map_err(|refusal| {
+            self.denials.borrow_mut().count(&config, refusal.denied.access_key.as_deref());
+            refusal.answer
+        })
     }
+}
+
+/// A refused request: why, and what to answer.
+#[derive(Debug)]
+pub struct Refusal {
+    /// The decision's reason (and the access key, for the per-account counts).
+    pub denied: AclDenied,
+    /// The reference's `SYSTEM_ERROR` with the `AclException` remark; `None` for a
+    /// one-way request.
+    pub answer: Option<Response>,
+}
+
+/// Decides `frame` from `peer` under `config` and `policy` (the part the broker's shards
+/// and the NameServer share; each counts the denial its own way).
+///
+/// # Errors
+/// The [`Refusal`] (boxed: only the refused path allocates it).
+pub fn decide(
+    config: &AclConfig,
+    policy: Policy,
+    frame: &Frame,
+    peer: SocketAddr,
+) -> Result<(), Box<Refusal>> {
+    let h = &frame.header;
+    let request = AclRequest {
+        code: h.code,
+        version: h.version,
+        remote: peer.ip(),
+        ext: &h.ext_fields,
+        body: &frame.body,
+        policy,
+    };
+    let Err(denied) = validate(config, &request) else {
+        return Ok(());
+    };
+    tracing::debug!(code = h.code, %peer, reason = %denied, "request refused by ACL");
+    let answer = crate::handler::error(h, DENIED_RESPONSE_CODE, denied.remark());
+    Err(Box::new(Refusal { denied, answer: (!h.is_oneway()).then_some(answer) }))
 }
 
 /// The ACL check of the request path: `Ok` to go on (always, when ACL is off), else the
@@ -113,13 +139,21 @@ pub fn check(shard: &Shard, frame: &Frame, peer: SocketAddr) -> Result<(), Optio
 /// A missing or bad file, as one message naming the file and, for a syntax error, the
 /// line and column: the broker refuses to start.
 pub fn open(config: &BrokerConfig) -> Result<Option<AclReloader>, String> {
-    if !config.acl_enable {
+    open_file(config.acl_enable, config.acl_file_path.as_deref())
+}
+
+/// As [`open`], from the two keys themselves (`aclEnable`, `aclFilePath`): the
+/// NameServer's namesrv.conf has the same keys.
+///
+/// # Errors
+/// See [`open`].
+pub fn open_file(acl_enable: bool, file_path: Option<&str>) -> Result<Option<AclReloader>, String> {
+    if !acl_enable {
         return Ok(None);
     }
     let home = std::env::var("ROCKETMQ_HOME").ok();
     let cwd = std::env::current_dir().map_err(|e| format!("ACL: current directory: {e}"))?;
-    let path = acl_file_path(config.acl_file_path.as_deref(), home.as_deref(), &cwd)
-        .map_err(|e| format!("ACL: {e}"))?;
+    let path = acl_file_path(file_path, home.as_deref(), &cwd).map_err(|e| format!("ACL: {e}"))?;
     let reloader = AclReloader::open(path.clone(), &Fs).map_err(|e| match e {
         ConfigError::Io { .. } => format!("ACL file {e}"),
         e => format!("ACL file {}: {e}", path.display()),
@@ -133,6 +167,25 @@ pub fn open(config: &BrokerConfig) -> Result<Option<AclReloader>, String> {
 /// a stat and, on change, a read) and installs each good new configuration on every shard.
 /// A bad file keeps the last good configuration (the reloader logs why).
 pub async fn reload_loop(shard: Rc<Shard>, reloader: AclReloader) {
+    poll_loop(reloader, |config| {
+        let shard = shard.clone();
+        async move {
+            let accounts = config.accounts.len();
+            gather(&shard, OpsQuery::AclConfig(config)).await;
+            tracing::info!(accounts, "ACL configuration installed on every shard");
+        }
+    })
+    .await
+}
+
+/// Polls the file every [`RELOAD_POLL_INTERVAL`] on the blocking pool (a stat and, on
+/// change, a read) and hands each good new configuration to `install`, forever. A bad
+/// file keeps the last good configuration (the reloader logs why).
+pub async fn poll_loop<F, Fut>(reloader: AclReloader, mut install: F)
+where
+    F: FnMut(Arc<AclConfig>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let mut reloader = Some(reloader);
     loop {
         glommio::timer::sleep(RELOAD_POLL_INTERVAL).await;
@@ -144,10 +197,7 @@ pub async fn reload_loop(shard: Rc<Shard>, reloader: AclReloader) {
             })
             .await;
         if matches!(outcome, Reload::Reloaded) {
-            let config = r.current();
-            let accounts = config.accounts.len();
-            gather(&shard, OpsQuery::AclConfig(config)).await;
-            tracing::info!(accounts, "ACL configuration installed on every shard");
+            install(r.current()).await;
         }
         reloader = Some(r);
     }

@@ -14,12 +14,16 @@
 //! [`gate::reload_loop`] installs it everywhere). Denials are counted per account
 //! ([`stats`]) and shown on `/metrics`.
 //!
+//! The NameServer's check ([`namesrv`], ramjet's own decision) reuses the same decision
+//! under [`resource::Policy::NameServer`]: its write codes need an admin account.
+//!
 //! The signature itself is `ramjet_proto::acl` (shared with the client).
 
 pub mod address;
 pub mod config;
 pub mod decision;
 pub mod gate;
+pub mod namesrv;
 pub mod perm;
 pub mod reload;
 pub mod resource;

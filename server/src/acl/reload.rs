@@ -71,8 +71,9 @@ pub enum Reload {
     KeptLastGood(ConfigError),
 }
 
-/// Holds the current configuration and the stamp of the file it came from.
-#[derive(Debug)]
+/// Holds the current configuration and the stamp of the file it came from. A clone
+/// watches the same file on its own (the broker's embedded NameServer polls its own).
+#[derive(Debug, Clone)]
 pub struct AclReloader {
     path: PathBuf,
     /// The stamp last looked at, good or bad; `None` after the file vanished.

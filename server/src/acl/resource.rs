@@ -66,6 +66,21 @@ pub const ADMIN_CODES: [i32; 5] = [
 pub const EXTENDED_ADMIN_CODES: [i32; 2] =
     [request::INVOKE_BROKER_TO_RESET_OFFSET, request::TRIGGER_DELETE_FILES];
 
+/// The NameServer's write codes, which need an admin account under [`Policy::NameServer`]
+/// (ramjet's decision: the reference's NameServer checks nothing). Every other code sent
+/// to a NameServer (routes, cluster info, topic lists, KV reads) is not checked at all.
+pub const NAMESRV_ADMIN_CODES: [i32; 9] = [
+    request::REGISTER_BROKER,
+    request::UNREGISTER_BROKER,
+    request::PUT_KV_CONFIG,
+    request::DELETE_KV_CONFIG,
+    request::WIPE_WRITE_PERM_OF_BROKER,
+    request::ADD_WRITE_PERM_OF_BROKER,
+    request::DELETE_TOPIC_IN_NAMESRV,
+    request::REGISTER_TOPIC_IN_NAMESRV,
+    request::UPDATE_NAMESRV_CONFIG,
+];
+
 /// Which table to check against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Policy {
@@ -74,13 +89,29 @@ pub enum Policy {
     Reference,
     /// The reference's table plus ramjet's additions (see the module doc).
     Extended,
+    /// The NameServer's table (ramjet's own): no resources, and the
+    /// [`NAMESRV_ADMIN_CODES`] need an admin account.
+    NameServer,
+}
+
+impl Policy {
+    /// True when a NameServer under this policy checks `code` at all: only its write codes
+    /// are; reads stay open so clients without credentials still find routes. A broker
+    /// policy checks every code.
+    pub fn checks(self, code: i32) -> bool {
+        self != Policy::NameServer || NAMESRV_ADMIN_CODES.contains(&code)
+    }
 }
 
 /// True when `code` needs an admin account (`Permission.needAdminPerm`, plus
-/// [`EXTENDED_ADMIN_CODES`] under [`Policy::Extended`]).
+/// [`EXTENDED_ADMIN_CODES`] under [`Policy::Extended`]; [`NAMESRV_ADMIN_CODES`] alone
+/// under [`Policy::NameServer`]).
 pub fn needs_admin(policy: Policy, code: i32) -> bool {
-    ADMIN_CODES.contains(&code)
-        || (policy == Policy::Extended && EXTENDED_ADMIN_CODES.contains(&code))
+    match policy {
+        Policy::Reference => ADMIN_CODES.contains(&code),
+        Policy::Extended => ADMIN_CODES.contains(&code) || EXTENDED_ADMIN_CODES.contains(&code),
+        Policy::NameServer => NAMESRV_ADMIN_CODES.contains(&code),
+    }
 }
 
 /// A topic, or a group as its retry topic.
@@ -182,6 +213,10 @@ pub fn resources(
     body: &[u8],
 ) -> Result<Vec<(Resource, Perm)>, ResourceError> {
     let mut out = Needed::default();
+    if policy == Policy::NameServer {
+        // A NameServer names no topic or group resources: its checks are admin-only.
+        return Ok(out.0);
+    }
     if policy == Policy::Extended {
         extended(&mut out, code, ext, body)?;
     }

@@ -66,13 +66,16 @@ pub fn merge(shards: impl IntoIterator<Item = Vec<(String, u64)>>) -> BTreeMap<S
 }
 
 #[derive(Debug)]
-struct Page(BTreeMap<String, u64>);
+struct Page {
+    metric: &'static str,
+    help: &'static str,
+    total: BTreeMap<String, u64>,
+}
 
 impl Collector for Page {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let help = "Requests refused by access control, per account ((none): no or unknown key).";
-        let mut m = e.encode_descriptor(METRIC, help, None, MetricType::Counter)?;
-        for (account, n) in &self.0 {
+        let mut m = e.encode_descriptor(self.metric, self.help, None, MetricType::Counter)?;
+        for (account, n) in &self.total {
             let labels = [("account", account.clone())];
             ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
         }
@@ -83,8 +86,14 @@ impl Collector for Page {
 /// The Prometheus text of the summed counts (appended to the broker's page; the encoder
 /// escapes the label values).
 pub fn render(total: BTreeMap<String, u64>) -> String {
+    let help = "Requests refused by access control, per account ((none): no or unknown key).";
+    render_as(METRIC, help, total)
+}
+
+/// As [`render`], under another metric name and help text (the NameServer's counts).
+pub fn render_as(metric: &'static str, help: &'static str, total: BTreeMap<String, u64>) -> String {
     let mut registry = prometheus_client::registry::Registry::default();
-    registry.register_collector(Box::new(Page(total)));
+    registry.register_collector(Box::new(Page { metric, help, total }));
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);

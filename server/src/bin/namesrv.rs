@@ -4,14 +4,17 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
-use ramjet_server::config::{apply_connection_limit, apply_metrics_limit, parse_properties};
+use ramjet_server::config::{
+    apply_connection_limit, apply_metrics_limit, parse_bool, parse_properties,
+};
 use ramjet_server::{net::listener::bind_group, runtime, signal};
 
 /// A RocketMQ-compatible NameServer. Flags override the `-c` file.
 #[derive(Parser, Debug)]
 #[command(name = "ramjet-namesrv", version, about)]
 struct Args {
-    /// A RocketMQ namesrv.conf (Java properties: `listenPort`, `bindAddress`).
+    /// A RocketMQ namesrv.conf (Java properties: `listenPort`, `bindAddress`,
+    /// `aclEnable`, `aclFilePath`, limits).
     #[arg(short = 'c', long = "config")]
     config: Option<PathBuf>,
     /// Port (default 9876). 0 = ephemeral.
@@ -33,6 +36,10 @@ struct Settings {
     limits: ramjet_server::net::limits::ConnectionLimits,
     metrics_limits: ramjet_server::metrics::MetricsLimits,
     table_limits: ramjet_server::table_limits::TableLimits,
+    /// `aclEnable`: write requests need an admin account's signature.
+    acl_enable: bool,
+    /// `aclFilePath`; `None`: `$ROCKETMQ_HOME/conf/plain_acl.yml`.
+    acl_file_path: Option<String>,
 }
 
 fn settings(args: Args) -> Result<Settings, String> {
@@ -43,6 +50,8 @@ fn settings(args: Args) -> Result<Settings, String> {
         limits: Default::default(),
         metrics_limits: Default::default(),
         table_limits: Default::default(),
+        acl_enable: false,
+        acl_file_path: None,
     };
     if let Some(path) = &args.config {
         let text = std::fs::read_to_string(path)
@@ -57,6 +66,10 @@ fn settings(args: Args) -> Result<Settings, String> {
                     s.bind_ip =
                         value.parse().map_err(|_| format!("bindAddress: not an IP: {value}"))?;
                 }
+                "aclEnable" => {
+                    s.acl_enable = parse_bool(&key, &value).map_err(|e| e.to_string())?;
+                }
+                "aclFilePath" => s.acl_file_path = Some(value),
                 _ => {
                     let known = apply_connection_limit(&mut s.limits, &key, &value)
                         .and_then(|known| {
@@ -95,6 +108,14 @@ fn main() {
     ramjet_server::net::limits::install(args.limits.clone());
     ramjet_server::http::install(&args.metrics_limits);
     ramjet_server::table_limits::install(args.table_limits.clone());
+    let acl =
+        match ramjet_server::acl::gate::open_file(args.acl_enable, args.acl_file_path.as_deref()) {
+            Ok(acl) => acl,
+            Err(e) => {
+                eprintln!("ramjet-namesrv: {e}");
+                std::process::exit(1);
+            }
+        };
     runtime::raise_memlock_limit();
     signal::block_stop_signals();
     let listener = match bind_group(args.bind_ip, args.listen_port, 1) {
@@ -130,8 +151,9 @@ fn main() {
             let stop = async move {
                 let _ = stop_rx.recv_async().await;
             };
-            ramjet_server::namesrv::service::run_namesrv_with_metrics(listener, stop, metrics)
-                .await;
+            let acl = acl.map(|r| (r, ramjet_server::acl::namesrv::SharedDenials::default()));
+            let options = ramjet_server::namesrv::service::NamesrvOptions { metrics, acl };
+            ramjet_server::namesrv::service::run_namesrv_with(listener, stop, options).await;
         });
     let join = match join {
         Ok(j) => j,

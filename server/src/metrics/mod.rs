@@ -93,6 +93,10 @@ pub async fn scrape(shard: &Rc<Shard>) -> String {
         });
         page.push_str(&crate::acl::stats::render(crate::acl::stats::merge(rows)));
     }
+    if let Some(denials) = shard.zero.as_ref().and_then(|z| z.namesrv_acl_denials.as_ref()) {
+        // The embedded NameServer's denials (server/src/acl/namesrv.rs).
+        page.push_str(&denials.render());
+    }
     page
 }
 

@@ -24,6 +24,8 @@ use ramjet_proto::{FieldError, Frame, Header};
 use tracing::{info, warn};
 
 use super::route_info::{Registration, RouteInfo};
+use crate::acl::namesrv::{NamesrvAcl, SharedDenials};
+use crate::acl::reload::AclReloader;
 use crate::clock::now_ms;
 use crate::net::connection::{serve, ConnectionHandle, Response, Service};
 use crate::table_limits::TableLimit;
@@ -37,6 +39,8 @@ const VERSION_STANDARD_JSON: i32 = 401;
 ///
 /// Lives on: the NameServer executor.
 pub struct NamesrvService {
+    /// Access control (`aclEnable`): `None` when off.
+    acl: Option<NamesrvAcl>,
     routes: RefCell<RouteInfo>,
     kv: RefCell<BTreeMap<String, BTreeMap<String, String>>>,
     connection_ids: RefCell<HashMap<std::net::SocketAddr, u64>>,
@@ -46,7 +50,13 @@ pub struct NamesrvService {
 impl NamesrvService {
     /// A NameServer with an empty registry.
     pub fn new() -> Rc<NamesrvService> {
+        NamesrvService::with_acl(None)
+    }
+
+    /// A NameServer with an empty registry that checks its write requests with `acl`.
+    pub fn with_acl(acl: Option<NamesrvAcl>) -> Rc<NamesrvService> {
         Rc::new(NamesrvService {
+            acl,
             routes: RefCell::new(RouteInfo::new()),
             kv: RefCell::new(BTreeMap::new()),
             connection_ids: RefCell::new(HashMap::new()),
@@ -274,7 +284,15 @@ impl Service for NamesrvService {
         frame: Frame,
         conn: ConnectionHandle,
     ) -> Pin<Box<dyn Future<Output = Option<Response>>>> {
-        let resp = self.dispatch(&frame, self.connection_id(&conn));
+        // Access control first: a refused request is never dispatched, so changes nothing.
+        let admitted = match &self.acl {
+            None => Ok(()),
+            Some(acl) => acl.check(&frame, conn.peer()),
+        };
+        let resp = match admitted {
+            Ok(()) => self.dispatch(&frame, self.connection_id(&conn)),
+            Err(answer) => return Box::pin(async move { answer }),
+        };
         let oneway = frame.header.is_oneway();
         Box::pin(async move {
             if oneway {
@@ -295,7 +313,17 @@ impl Service for NamesrvService {
 
 /// Accepts connections on `listener` and serves them until `stop` resolves.
 pub async fn run_namesrv(listener: TcpListener, stop: impl Future<Output = ()>) {
-    run_namesrv_with_metrics(listener, stop, None).await
+    run_namesrv_with(listener, stop, NamesrvOptions::default()).await
+}
+
+/// What a NameServer runs with besides its listener.
+#[derive(Debug, Default)]
+pub struct NamesrvOptions {
+    /// `/metrics` listener (`--metrics-port`).
+    pub metrics: Option<std::net::TcpListener>,
+    /// Access control (`aclEnable`): the file's reloader (loaded at start) and where the
+    /// denials are counted. `None`: off.
+    pub acl: Option<(AclReloader, SharedDenials)>,
 }
 
 impl NamesrvService {
@@ -320,21 +348,44 @@ impl NamesrvService {
         self.routes.borrow().invariant_violation()
     }
 
-    /// The Prometheus page: registered brokers and the topic count.
+    /// The Prometheus page: registered brokers, the topic count and, with ACL on, the
+    /// denials per account.
     pub fn metrics_page(&self) -> String {
         let routes = self.routes.borrow();
-        crate::metrics::render_namesrv(&routes.cluster_info(), routes.topics().len())
+        let mut page =
+            crate::metrics::render_namesrv(&routes.cluster_info(), routes.topics().len());
+        if let Some(acl) = &self.acl {
+            page.push_str(&acl.denials().render());
+        }
+        page
     }
 }
 
-/// As [`run_namesrv`], also serving `/metrics` on `metrics` (`--metrics-port`).
-pub async fn run_namesrv_with_metrics(
+/// As [`run_namesrv`], with `options`: `/metrics`, access control.
+pub async fn run_namesrv_with(
     listener: TcpListener,
     stop: impl Future<Output = ()>,
-    metrics: Option<std::net::TcpListener>,
+    options: NamesrvOptions,
 ) {
-    let service = NamesrvService::new();
-    let _metrics = metrics.map(|l| {
+    let (reloader, acl) = match options.acl {
+        Some((reloader, denials)) => {
+            let acl = NamesrvAcl::new(reloader.current(), denials);
+            (Some(reloader), Some(acl))
+        }
+        None => (None, None),
+    };
+    let service = NamesrvService::with_acl(acl);
+    let _reload = reloader.map(|reloader| {
+        let service = service.clone();
+        glommio::spawn_local(crate::acl::gate::poll_loop(reloader, move |config| {
+            if let Some(acl) = &service.acl {
+                acl.install(config);
+                info!("ACL configuration installed on the NameServer");
+            }
+            std::future::ready(())
+        }))
+    });
+    let _metrics = options.metrics.map(|l| {
         let service = service.clone();
         let render: crate::http::Render = Rc::new(move || {
             let page = service.metrics_page();

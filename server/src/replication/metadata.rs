@@ -68,12 +68,16 @@ pub async fn sync_loop(shard: Rc<Shard>) {
 }
 
 async fn call(
+    shard: &Shard,
     conn: &mut Option<(String, Outbound)>,
     master: &str,
     code: i32,
 ) -> Result<Frame, String> {
     if conn.is_none() {
-        let c = Outbound::connect(master).await.map_err(|e| format!("connect: {e}"))?;
+        // Signed with the broker's own account when it has one (a master with ACL on).
+        let credentials = shard.config.inner_credentials.clone();
+        let c =
+            Outbound::connect(master, credentials).await.map_err(|e| format!("connect: {e}"))?;
         *conn = Some((master.to_string(), c));
     }
     let Some((_, c)) = conn.as_mut() else { return Err("no connection".into()) };
@@ -94,17 +98,17 @@ async fn sync_once(
     master: &str,
     conn: &mut Option<(String, Outbound)>,
 ) -> Result<(), String> {
-    let topics = call(conn, master, request::GET_ALL_TOPIC_CONFIG).await?;
+    let topics = call(shard, conn, master, request::GET_ALL_TOPIC_CONFIG).await?;
     let topics: TopicConfigSerializeWrapper =
         body::from_json(&topics.body).map_err(|e| format!("topics: {e}"))?;
     install_topics(shard, topics).await?;
-    let offsets = call(conn, master, request::GET_ALL_CONSUMER_OFFSET).await?;
+    let offsets = call(shard, conn, master, request::GET_ALL_CONSUMER_OFFSET).await?;
     let offsets: ConsumerOffsetSerializeWrapper =
         body::from_json(&offsets.body).map_err(|e| format!("offsets: {e}"))?;
-    let delays = call(conn, master, request::GET_ALL_DELAY_OFFSET).await?;
+    let delays = call(shard, conn, master, request::GET_ALL_DELAY_OFFSET).await?;
     let delays: DelayOffsets = body::from_json(&delays.body).map_err(|e| format!("delays: {e}"))?;
     install_offsets(shard, offsets, delays).await;
-    let groups = call(conn, master, request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG).await?;
+    let groups = call(shard, conn, master, request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG).await?;
     let groups: SubscriptionGroupWrapper =
         body::from_json(&groups.body).map_err(|e| format!("groups: {e}"))?;
     install_groups(shard, groups).await

@@ -225,6 +225,9 @@ pub struct Shard0State {
     pub locks: RefCell<crate::lock_manager::LockManager>,
     /// Wakes the NameServer registration task after a topic change.
     pub register_kick: crate::notify::Notify,
+    /// The embedded NameServer's ACL denials (it runs on its own executor), appended to
+    /// the broker's `/metrics`; `None` without ACL or without an embedded NameServer.
+    pub namesrv_acl_denials: Option<crate::acl::namesrv::SharedDenials>,
 }
 
 impl Shard {

@@ -22,8 +22,9 @@
 //! Per-broker counts that live on every shard (offsets, long polls) are split evenly: each
 //! shard holds at most `ceil(max / shards)`.
 //!
-//! A hit is counted ([`hits`]) and logged at the first hit and then at powers of two, so an
-//! attack cannot flood the log (the same rule as the connection limits).
+//! A hit is counted ([`hits`], and on `/metrics` as `ramjet_limit_hits_total{limit=<key>}`)
+//! and logged at the first hit and then at powers of two, so an attack cannot flood the log
+//! (the same rule as the connection limits).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -184,6 +185,7 @@ static HITS: [AtomicU64; LIMIT_COUNT] = [const { AtomicU64::new(0) }; LIMIT_COUN
 
 /// Counts a hit of `limit` and logs it the first time and at powers of two.
 pub fn report(limit: TableLimit) {
+    crate::metrics::limit_hits::count_hit(limit.key());
     let count = HITS[limit as usize].fetch_add(1, Ordering::Relaxed) + 1;
     if count.is_power_of_two() {
         warn!(limit = limit.key(), times = count, "table limit reached; refused");

@@ -504,20 +504,7 @@ pub fn consumer_heartbeat_request(
 // ---------------------------------------------------------------------------------------
 // Push consumers: group membership, locks, send-back, offsets by time.
 
-/// The retry topic of a consumer group, `%RETRY%<group>`.
-pub fn retry_topic(group: &str) -> String {
-    format!("{RETRY_TOPIC_PREFIX}{group}")
-}
-
-/// The dead-letter topic of a consumer group, `%DLQ%<group>`.
-pub fn dlq_topic(group: &str) -> String {
-    format!("{DLQ_TOPIC_PREFIX}{group}")
-}
-
-/// Prefix of retry topics.
-pub const RETRY_TOPIC_PREFIX: &str = "%RETRY%";
-/// Prefix of dead-letter topics.
-pub const DLQ_TOPIC_PREFIX: &str = "%DLQ%";
+pub use ramjet_proto::topic_names::{dlq_topic, retry_topic, DLQ_TOPIC_PREFIX, RETRY_TOPIC_PREFIX};
 
 /// GET_CONSUMER_LIST_BY_GROUP (38).
 pub fn consumer_list_request(group: &str, st: SerializeType) -> Header {

@@ -35,6 +35,7 @@ pub mod json_header;
 pub mod message;
 pub mod register_body;
 pub mod text;
+pub mod topic_names;
 
 pub use body::BodyError;
 pub use command::{ExtFields, Frame, Header, LanguageCode, SerializeType};

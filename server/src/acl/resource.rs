@@ -51,7 +51,7 @@ use ramjet_proto::ExtFields;
 use super::perm::Perm;
 
 /// `MixAll.RETRY_GROUP_TOPIC_PREFIX`.
-pub const RETRY_GROUP_TOPIC_PREFIX: &str = "%RETRY%";
+pub const RETRY_GROUP_TOPIC_PREFIX: &str = ramjet_proto::topic_names::RETRY_TOPIC_PREFIX;
 
 /// The codes only an admin account may send (`Permission.ADMIN_CODE`).
 pub const ADMIN_CODES: [i32; 5] = [

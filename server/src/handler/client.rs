@@ -170,7 +170,7 @@ pub fn unlock_batch(shard: &Shard, frame: &Frame) -> Response {
 }
 
 async fn ensure_retry_topic(shard: &Rc<Shard>, group: &str) {
-    let retry = format!("%RETRY%{group}");
+    let retry = ramjet_proto::topic_names::retry_topic(group);
     if shard.topic_table().get(&retry).is_some() {
         return;
     }

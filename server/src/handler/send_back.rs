@@ -68,7 +68,11 @@ pub async fn execute(shard: &Rc<Shard>, h: &Header) -> Response {
         _ => MAX_RECONSUME_TIMES_DEFAULT,
     };
     let dead = original.reconsume_times >= max || req.delay_level < 0;
-    let topic = if dead { format!("%DLQ%{}", req.group) } else { format!("%RETRY%{}", req.group) };
+    let topic = if dead {
+        ramjet_proto::topic_names::dlq_topic(&req.group)
+    } else {
+        ramjet_proto::topic_names::retry_topic(&req.group)
+    };
     if let Err(resp) = ensure_topic(shard, h, &topic).await {
         return resp;
     }

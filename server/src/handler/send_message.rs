@@ -127,7 +127,11 @@ pub fn parking(req: &SendMessageRequestHeader) -> Parking {
     }
     let plain = tx == 0 || tx == message::SYSFLAG_TRANSACTION_COMMIT;
     match crate::schedule::requested_level(props) {
-        Some(level) if plain && !req.topic.starts_with("%DLQ%") => Parking::Delay(level),
+        Some(level)
+            if plain && !req.topic.starts_with(ramjet_proto::topic_names::DLQ_TOPIC_PREFIX) =>
+        {
+            Parking::Delay(level)
+        }
         _ => Parking::None,
     }
 }
@@ -315,7 +319,7 @@ fn build_batch(
     body: &Bytes,
     peer: SocketAddr,
 ) -> Built {
-    if req.topic.starts_with("%RETRY%") {
+    if req.topic.starts_with(ramjet_proto::topic_names::RETRY_TOPIC_PREFIX) {
         return Err(BrokerError::IllegalMessage(
             "batch request does not support retry group".into(),
         ));

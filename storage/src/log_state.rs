@@ -32,6 +32,11 @@ pub(crate) struct LogState {
     pub(crate) flushed: PositionWatch,
     /// The written position, for async-mode backpressure.
     pub(crate) written: PositionWatch,
+    /// The appended end (`CommitLog::dirty`), for replication reads of pending bytes.
+    pub(crate) appended: PositionWatch,
+    /// The log's end when this process opened it (replication: bytes past it on a slave
+    /// may have come from an earlier run of the master that never wrote them).
+    pub(crate) opened_end: u64,
     pub(crate) writer_wake: Signal,
     pub(crate) checkpointer_wake: Signal,
     pub(crate) closing: Cell<bool>,

@@ -333,6 +333,7 @@ impl LogStore {
             written: PositionWatch::new(end),
             appended: PositionWatch::new(end),
             opened_end: end,
+            write_awaited: Cell::new(false),
             writer_wake: Signal::default(),
             checkpointer_wake: Signal::default(),
             closing: Cell::new(false),

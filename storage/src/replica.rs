@@ -571,7 +571,8 @@ impl LogStore {
 
     /// Resolves once the log is durable up to `end` under its flush mode (written for
     /// async flush, fdatasynced for sync flush): a slave before it ACKs a range, a
-    /// SYNC_MASTER before it answers a send its slave already holds.
+    /// SYNC_MASTER before it answers a send its slave already holds. An async write
+    /// awaited this way is not held back for coalescing (`log_writer.rs`).
     ///
     /// # Errors
     /// `Poisoned` when the log fails first.
@@ -579,6 +580,11 @@ impl LogStore {
     /// # Cancel safety
     /// Cancel safe: dropping the future only drops interest.
     pub async fn wait_replicated(&self, end: u64) -> Result<(), StoreError> {
+        if self.shared.written.position() < end {
+            // An acknowledgement waits: the writer does not hold a small write back.
+            self.shared.write_awaited.set(true);
+            self.shared.writer_wake.raise();
+        }
         match self.shared.config.flush {
             FlushMode::Async => self.shared.written.wait_for(end).await,
             FlushMode::Sync => self.shared.flushed.wait_for(end).await,

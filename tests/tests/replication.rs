@@ -850,7 +850,12 @@ fn only_a_slave_holding_the_secret_receives_the_log() {
         raw_ha(&ha, &[hello(logs, Some([1; wire::NONCE_BYTES])), forged], Duration::from_secs(3));
     assert!(!streamed(&frames) && bytes < 1024, "forged AUTH got {bytes} bytes: {frames:?}");
     assert!(matches!(frames.first(), Some(wire::Message::Challenge { .. })), "{frames:?}");
-    assert!(master.log_text().contains("wrong haAuthSecret"), "{}", master.log_text());
+    // The master logs after closing the socket: wait (bounded) for the line.
+    let deadline = Instant::now() + WAIT;
+    while !master.log_text().contains("wrong haAuthSecret") {
+        assert!(Instant::now() < deadline, "{}", master.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     // Real slaves: without the secret, with another one.
     for (secret, says) in [

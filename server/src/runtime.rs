@@ -152,6 +152,11 @@ pub fn start(mut config: BrokerConfig) -> Result<RunningBroker, String> {
     let manager = TopicManager::load(&root, &system_topics(&config))?;
     let initial_topics = manager.table();
     let mut ops_start = Some(crate::shard_ops::OpsStart::prepare(&config)?);
+    // A master publishes topic and group changes to its replication sessions.
+    let feed = (config.broker_role != BrokerRole::Slave).then(|| {
+        let groups = ops_start.as_ref().map(|o| o.groups.table().clone()).unwrap_or_default();
+        crate::replication::feed::MetaFeed::new(initial_topics.clone(), &groups)
+    });
     let metrics_addr = ops_start.as_ref().and_then(|o| o.metrics_addr());
     let mut manager = Some(manager);
     let mut main = main.into_iter();
@@ -191,6 +196,7 @@ pub fn start(mut config: BrokerConfig) -> Result<RunningBroker, String> {
     for (start, rx) in starts.into_iter().zip(receivers) {
         let ops = if start.id == 0 { ops_start.take() } else { None };
         let shard_ha_addr_tx = (start.id == 0).then(|| ha_addr_tx.clone());
+        let shard_feed = if start.id == 0 { feed.clone() } else { None };
         let acl_reloader = if start.id == 0 { acl.take() } else { None };
         let shard_namesrv_denials = if start.id == 0 { namesrv_denials.clone() } else { None };
         let ctx = ShardContext {
@@ -206,6 +212,7 @@ pub fn start(mut config: BrokerConfig) -> Result<RunningBroker, String> {
             namesrv_addrs: namesrv_addrs.clone(),
             ready: ready_tx.clone(),
             ha_addr_tx: shard_ha_addr_tx,
+            feed: shard_feed,
             acl_config: acl_config.clone(),
             acl_reloader,
             namesrv_denials: shard_namesrv_denials,
@@ -230,6 +237,7 @@ pub fn start(mut config: BrokerConfig) -> Result<RunningBroker, String> {
         peers: senders.clone(),
         broker_addr,
         ha_addr_rx,
+        feed,
     };
     let (replication_stop, replication_join) = start_replication(replication)?;
     joins.extend(replication_join);
@@ -303,13 +311,14 @@ struct ReplicationStart {
     peers: Vec<flume::Sender<ShardMsg>>,
     broker_addr: SocketAddr,
     ha_addr_rx: flume::Receiver<String>,
+    feed: Option<Arc<crate::replication::feed::MetaFeed>>,
 }
 
 type ReplicationHandles = (Option<flume::Sender<()>>, Option<glommio::ExecutorJoinHandle<()>>);
 
 /// Starts the replication shard: the HA listener of a master, or a slave's follower.
 fn start_replication(start: ReplicationStart) -> Result<ReplicationHandles, String> {
-    let ReplicationStart { config, listener, peers, broker_addr, ha_addr_rx } = start;
+    let ReplicationStart { config, listener, peers, broker_addr, ha_addr_rx, feed } = start;
     let housekeeping_ms = config.ha_housekeeping_interval_ms;
     let segment_size_bytes = config.segment_size_bytes;
     let work: Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> + Send> =
@@ -324,6 +333,7 @@ fn start_replication(start: ReplicationStart) -> Result<ReplicationHandles, Stri
                     housekeeping_ms,
                     secret: config.ha_auth_secret.clone(),
                     truncate_acknowledged: config.ha_truncate_acknowledged,
+                    store_path: config.store_path.clone(),
                 };
                 Box::new(move || Box::pin(crate::replication::slave::run(slave)))
             }
@@ -334,6 +344,7 @@ fn start_replication(start: ReplicationStart) -> Result<ReplicationHandles, Stri
                     segment_size_bytes,
                     housekeeping_ms,
                     secret: config.ha_auth_secret.clone(),
+                    feed: feed.unwrap_or_default(),
                 };
                 Box::new(move || Box::pin(crate::replication::master::run(master)))
             }
@@ -413,6 +424,8 @@ struct ShardContext {
     ready: std::sync::mpsc::Sender<Result<usize, String>>,
     ops: Option<crate::shard_ops::OpsStart>,
     ha_addr_tx: Option<flume::Sender<String>>,
+    /// Shard 0 of a master: the replication metadata feed.
+    feed: Option<Arc<crate::replication::feed::MetaFeed>>,
     /// The ACL configuration at start (`None`: ACL off).
     acl_config: Option<Arc<crate::acl::config::AclConfig>>,
     /// Shard 0: the ACL file's reloader.
@@ -478,7 +491,11 @@ async fn run_shard(ctx: ShardContext) {
         connections: std::cell::RefCell::new(HashMap::new()),
         transactions: std::cell::RefCell::new(Default::default()),
         transaction_lock: glommio::sync::Semaphore::new(1),
-        replica: crate::replication::ShardReplica::new(ctx.config.broker_role, ctx.ha_addr_tx),
+        replica: crate::replication::ShardReplica::new(
+            ctx.config.broker_role,
+            ctx.ha_addr_tx,
+            ctx.feed,
+        ),
         acl: ctx.acl_config.map(crate::acl::gate::AclGate::new),
     });
     let slave = ctx.config.broker_role == BrokerRole::Slave;

@@ -87,6 +87,35 @@ impl SubscriptionGroups {
         Some(self.bump())
     }
 
+    /// Follows a master (in-band metadata): with `snapshot`, the table becomes exactly
+    /// `upserts`; otherwise `upserts` are set and `removed` dropped. The master's version
+    /// is kept. The JSON to persist, or `None` when nothing changed. No group limit: the
+    /// master's table is already within its own.
+    pub fn follow(
+        &mut self,
+        snapshot: bool,
+        upserts: Vec<SubscriptionGroupConfig>,
+        removed: &[String],
+        version: ramjet_proto::body::DataVersion,
+    ) -> Option<Vec<u8>> {
+        let table = &mut self.table.subscription_group_table;
+        let before = table.clone();
+        if snapshot {
+            table.clear();
+        }
+        for config in upserts {
+            table.insert(config.group_name.clone(), config);
+        }
+        for group in removed {
+            table.remove(group);
+        }
+        if *table == before {
+            return None;
+        }
+        self.table.data_version = version;
+        Some(body::to_json(&self.table))
+    }
+
     fn bump(&mut self) -> Vec<u8> {
         self.table.data_version.counter += 1;
         self.table.data_version.timestamp = now_ms() as i64;

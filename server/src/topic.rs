@@ -110,6 +110,24 @@ impl TopicTable {
         }
     }
 
+    /// The topics whose config differs between `older` and this table, each with its config
+    /// here (`None`: removed since). O(changes) when both share a base (a change copies only
+    /// `recent`), else O(n).
+    pub fn changes_since(&self, older: &TopicTable) -> Vec<(String, Option<TopicConfig>)> {
+        let mut names: Vec<&String> = if Arc::ptr_eq(&self.base, &older.base) {
+            self.recent.keys().chain(older.recent.keys()).collect()
+        } else {
+            self.iter().map(|(k, _)| k).chain(older.iter().map(|(k, _)| k)).collect()
+        };
+        names.sort();
+        names.dedup();
+        names
+            .into_iter()
+            .filter(|name| self.get(name) != older.get(name))
+            .map(|name| (name.clone(), self.get(name).cloned()))
+            .collect()
+    }
+
     /// The table with `topic` set to `config` (`None` removes it), sharing this one's base.
     fn with_change(&self, topic: String, config: Option<TopicConfig>) -> TopicTable {
         let was = self.get(&topic).is_some();
@@ -323,10 +341,39 @@ impl TopicManager {
         Some(self.change(topic.to_string(), None))
     }
 
+    /// Applies a master's change (a slave following in-band metadata): `config` for
+    /// `topic` (`None` removes it) with the master's data version; `None` when nothing
+    /// changed. No topic limit: the master's table is already within its own.
+    pub fn follow(
+        &mut self,
+        topic: String,
+        config: Option<TopicConfig>,
+        version: DataVersion,
+    ) -> Option<u64> {
+        if self.table.get(&topic) == config.as_ref() {
+            return None;
+        }
+        Some(self.change_to(topic, config, Some(version)))
+    }
+
     fn change(&mut self, topic: String, config: Option<TopicConfig>) -> u64 {
+        self.change_to(topic, config, None)
+    }
+
+    fn change_to(
+        &mut self,
+        topic: String,
+        config: Option<TopicConfig>,
+        version: Option<DataVersion>,
+    ) -> u64 {
         let mut next = self.table.with_change(topic.clone(), config.clone());
-        next.data_version.counter += 1;
-        next.data_version.timestamp = now_ms() as i64;
+        match version {
+            Some(v) => next.data_version = v,
+            None => {
+                next.data_version.counter += 1;
+                next.data_version.timestamp = now_ms() as i64;
+            }
+        }
         let delete = if config.is_none() { Some(topic) } else { None };
         let line = JournalLine { put: config, delete, version: next.data_version };
         self.pending.extend(line.encode());

@@ -271,9 +271,10 @@ fn decode_all(bytes: &[u8]) -> usize {
 }
 
 fn sample_messages() -> Vec<Vec<u8>> {
-    use wire::{Action, LogState, Message};
+    use wire::{Action, LogState, Message, Origin};
     let messages = [
         Message::Hello {
+            version: wire::VERSION,
             segment_size_bytes: 1 << 20,
             logs: vec![LogState { start: 0, end: 10, durable: 9 }],
             nonce: Some([5; wire::NONCE_BYTES]),
@@ -282,8 +283,16 @@ fn sample_messages() -> Vec<Vec<u8>> {
         Message::Welcome {
             segment_size_bytes: 1 << 20,
             actions: vec![Action::Stream(5), Action::Refused],
+            origin: Some(Origin { run: 7, opened: vec![5, 0] }),
         },
         Message::Data { log: 1, position: 9, bytes: Bytes::from_static(b"record bytes") },
+        Message::DataWritten {
+            log: 1,
+            position: 9,
+            written: 4,
+            bytes: Bytes::from_static(b"record bytes"),
+        },
+        Message::Metadata { json: Bytes::from_static(br#"{"snapshot":0}"#) },
         Message::Heartbeat { written: vec![1, 2] },
         Message::Ack { positions: vec![(0, 5)] },
         Message::Error { reason: "no".into() },

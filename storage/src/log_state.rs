@@ -32,6 +32,14 @@ pub(crate) struct LogState {
     pub(crate) flushed: PositionWatch,
     /// The written position, for async-mode backpressure.
     pub(crate) written: PositionWatch,
+    /// The appended end (`CommitLog::dirty`), for replication reads of pending bytes.
+    pub(crate) appended: PositionWatch,
+    /// The log's end when this process opened it (replication: bytes past it on a slave
+    /// may have come from an earlier run of the master that never wrote them).
+    pub(crate) opened_end: u64,
+    /// Someone waits for the written position to acknowledge (a slave's ACK, a
+    /// SYNC_MASTER's answer): the next async write is not held back for coalescing.
+    pub(crate) write_awaited: Cell<bool>,
     pub(crate) writer_wake: Signal,
     pub(crate) checkpointer_wake: Signal,
     pub(crate) closing: Cell<bool>,

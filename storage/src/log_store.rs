@@ -331,6 +331,9 @@ impl LogStore {
             queues: RefCell::new(queues),
             flushed: PositionWatch::new(end),
             written: PositionWatch::new(end),
+            appended: PositionWatch::new(end),
+            opened_end: end,
+            write_awaited: Cell::new(false),
             writer_wake: Signal::default(),
             checkpointer_wake: Signal::default(),
             closing: Cell::new(false),
@@ -469,6 +472,7 @@ impl LogStore {
         let end = position + len;
         drop(log);
         shared.writer_wake.raise();
+        shared.appended.advance(end);
         let first_log_offset = log_offset_of(shared.log_id, position);
         Ok((
             AppendResult { first_log_offset, first_queue_offset, record_offsets, store_timestamp },

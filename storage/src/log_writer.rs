@@ -45,6 +45,8 @@ struct Unsynced {
 /// VM exit. Acknowledgement does not wait for the write in async mode and readers are
 /// served from memory, so the delay only coalesces; the price is that a process crash can
 /// lose up to this much more of the unwritten tail (async flush never promised more).
+/// Not held back when an acknowledgement waits for the write (`write_awaited`: a slave
+/// before its ACK, a SYNC_MASTER before its answer): there the delay is latency.
 pub const ASYNC_WRITE_BYTES_MIN: u64 = 256 * 1024;
 /// Longest time a small async write is held back for coalescing.
 pub const ASYNC_WRITE_DELAY: Duration = Duration::from_millis(1);
@@ -75,7 +77,11 @@ pub(crate) async fn run_writer(shared: Rc<LogState>) {
 /// was first seen, waking early when more appends arrive. True when it waited (the caller
 /// looks again).
 async fn defer_small_async_write(shared: &LogState, deferred_since: &mut Option<Instant>) -> bool {
-    if shared.config.flush != FlushMode::Async || shared.closing.get() {
+    // An acknowledgement waits for this write (`LogStore::wait_replicated`): no delay.
+    if shared.config.flush != FlushMode::Async
+        || shared.closing.get()
+        || shared.write_awaited.replace(false)
+    {
         *deferred_since = None;
         return false;
     }

@@ -18,8 +18,13 @@
 //!               ──wait_replicated(E)──▶ durable under the slave's flush mode
 //! ```
 //!
-//! Only `written` bytes are served on the master (they survive a crash of the process),
-//! so a slave never holds bytes that a restarted master could have lost to a `kill -9`.
+//! [`LogStore::read_raw`] serves only `written` bytes (they survive a crash of the
+//! process); [`LogStore::read_raw_appended`] also serves pending ones, so a slave can
+//! write a range while the master's own write of it is in flight. Such a slave may then
+//! hold bytes that a master restarted after a `kill -9` lost; every span says how far the
+//! master had written when it was read ([`RawSpan::written`]), so the slave can tell
+//! those bytes (never acknowledged by a SYNC_MASTER, which also waits for its own write)
+//! from bytes the master had written.
 //!
 //! Invariant: on the slave, a replicated range is placed only at the log's end and only
 //! as whole records and fillers, so the chunk invariants of `commit_log.rs` hold as for
@@ -56,6 +61,9 @@ pub struct RawSpan {
     /// The position after the span: `position + len`, or the next segment's start when
     /// the span ends with a filler. Equals `position` when nothing was available.
     pub end: u64,
+    /// The log's written position when the span was read (may be below `end` for
+    /// [`LogStore::read_raw_appended`]).
+    pub written: u64,
 }
 
 impl RawSpan {
@@ -81,6 +89,8 @@ pub struct ReplicaPosition {
     pub durable: u64,
     /// Written to the segment files (survives a crash of the process).
     pub written: u64,
+    /// The end when this process opened the log.
+    pub opened: u64,
 }
 
 /// What one `place_replicated` added.
@@ -129,6 +139,7 @@ impl LogStore {
             end: log.dirty,
             durable,
             written: shared.written.position(),
+            opened: shared.opened_end,
         }
     }
 
@@ -154,28 +165,71 @@ impl LogStore {
         max_bytes: usize,
         wait: Duration,
     ) -> Result<RawSpan, StoreError> {
-        let empty = RawSpan { position, pieces: Vec::new(), end: position };
-        let written = self.shared.written.position();
-        if position > written {
-            return Err(self.mismatch(position, format!("past the written end {written}")));
+        self.read_raw_upto(position, max_bytes, wait, false).await
+    }
+
+    /// As [`LogStore::read_raw`], but up to the appended end: pending bytes (in memory,
+    /// not yet written) are served from the tail cache too, so a slave receives a range
+    /// while the master's write of it is in flight. Waits at the appended end.
+    ///
+    /// # Errors
+    /// As [`LogStore::read_raw`].
+    ///
+    /// # Cancel safety
+    /// Cancel safe: it only reads.
+    pub async fn read_raw_appended(
+        &self,
+        position: u64,
+        max_bytes: usize,
+        wait: Duration,
+    ) -> Result<RawSpan, StoreError> {
+        self.read_raw_upto(position, max_bytes, wait, true).await
+    }
+
+    async fn read_raw_upto(
+        &self,
+        position: u64,
+        max_bytes: usize,
+        wait: Duration,
+        appended: bool,
+    ) -> Result<RawSpan, StoreError> {
+        let shared = &self.shared;
+        let watch = if appended { &shared.appended } else { &shared.written };
+        let span = |pieces: Vec<Bytes>, end: u64| RawSpan {
+            position,
+            pieces,
+            end,
+            written: shared.written.position(),
+        };
+        let limit = watch.position();
+        if position > limit {
+            let what = if appended { "appended" } else { "written" };
+            return Err(self.mismatch(position, format!("past the {what} end {limit}")));
         }
-        if position == written {
-            let more = self.shared.written.wait_for(position + 1);
+        if position == limit {
+            let more = watch.wait_for(position + 1);
             let timer = async {
                 glommio::timer::sleep(wait).await;
                 Ok(())
             };
             futures_lite::future::or(more, timer).await?;
-            if self.shared.written.position() == position {
-                return Ok(empty);
+            if watch.position() == position {
+                return Ok(span(Vec::new(), position));
             }
         }
-        let limit = self.shared.written.position();
-        let cached = self.shared.log.borrow().cached_span(position, limit, max_bytes as u64);
+        let limit = watch.position();
+        let cached = shared.log.borrow().cached_span(position, limit, max_bytes as u64);
         if let Some((pieces, end)) = cached {
-            return Ok(RawSpan { position, pieces, end });
+            return Ok(span(pieces, end));
         }
-        self.read_raw_from_disk(position, limit, max_bytes).await
+        // Not cached: written bytes (pending ones are always in the tail cache).
+        let written = shared.written.position();
+        if position >= written {
+            return Err(self.mismatch(position, "pending bytes not in the tail cache".into()));
+        }
+        let mut read = self.read_raw_from_disk(position, written, max_bytes).await?;
+        read.written = shared.written.position();
+        Ok(read)
     }
 
     /// The cold half of `read_raw`: one direct read in the segment holding `position`,
@@ -218,7 +272,12 @@ impl LogStore {
                 }
             }
             if at > 0 {
-                return Ok(RawSpan { position, pieces: vec![bytes.slice(..at)], end });
+                return Ok(RawSpan {
+                    position,
+                    pieces: vec![bytes.slice(..at)],
+                    end,
+                    written: limit,
+                });
             }
             // The first record is larger than the read: read exactly it.
             want = SlotHead::read(&bytes)
@@ -250,6 +309,7 @@ impl LogStore {
         self.shared.log.borrow_mut().start_empty_at(position);
         self.shared.written.advance(position);
         self.shared.flushed.advance(position);
+        self.shared.appended.advance(position);
         Ok(())
     }
 
@@ -434,6 +494,7 @@ impl LogStore {
         drop(queues);
         drop(log);
         shared.writer_wake.raise();
+        shared.appended.advance(placed.end);
         placed
     }
 
@@ -502,13 +563,16 @@ impl LogStore {
         shared.checkpoint.set(recovered.checkpoint);
         shared.written.reset(end);
         shared.flushed.reset(end);
+        shared.appended.reset(end);
         shared.checkpointer_wake.raise();
         tracing::warn!(log_id = shared.log_id, from = dirty, to = end, "replica log truncated");
         Ok(end)
     }
 
-    /// Slave side: resolves once the log is durable up to `end` under its flush mode
-    /// (written for async flush, fdatasynced for sync flush).
+    /// Resolves once the log is durable up to `end` under its flush mode (written for
+    /// async flush, fdatasynced for sync flush): a slave before it ACKs a range, a
+    /// SYNC_MASTER before it answers a send its slave already holds. An async write
+    /// awaited this way is not held back for coalescing (`log_writer.rs`).
     ///
     /// # Errors
     /// `Poisoned` when the log fails first.
@@ -516,6 +580,11 @@ impl LogStore {
     /// # Cancel safety
     /// Cancel safe: dropping the future only drops interest.
     pub async fn wait_replicated(&self, end: u64) -> Result<(), StoreError> {
+        if self.shared.written.position() < end {
+            // An acknowledgement waits: the writer does not hold a small write back.
+            self.shared.write_awaited.set(true);
+            self.shared.writer_wake.raise();
+        }
         match self.shared.config.flush {
             FlushMode::Async => self.shared.written.wait_for(end).await,
             FlushMode::Sync => self.shared.flushed.wait_for(end).await,

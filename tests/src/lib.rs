@@ -63,6 +63,8 @@ pub struct BrokerOptions {
     pub broker_name: Option<String>,
     /// Extra flags.
     pub extra: Vec<String>,
+    /// `RUST_LOG` for this broker (`None`: the test's, else `warn`).
+    pub rust_log: Option<String>,
 }
 
 impl BrokerOptions {
@@ -76,6 +78,7 @@ impl BrokerOptions {
             segment_size: None,
             broker_name: None,
             extra: Vec::new(),
+            rust_log: None,
         }
     }
 }
@@ -99,7 +102,8 @@ impl Daemon {
 
     fn spawn(mut cmd: Command, name: &str) -> Daemon {
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-        if std::env::var("RUST_LOG").is_err() {
+        let set_here = cmd.get_envs().any(|(k, _)| k == "RUST_LOG");
+        if std::env::var("RUST_LOG").is_err() && !set_here {
             cmd.env("RUST_LOG", "warn");
         }
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
@@ -159,6 +163,9 @@ impl Daemon {
             cmd.args(["--broker-name", b]);
         }
         cmd.args(&opts.extra);
+        if let Some(level) = &opts.rust_log {
+            cmd.env("RUST_LOG", level);
+        }
         Daemon::spawn(cmd, "ramjet-broker")
     }
 

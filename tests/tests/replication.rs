@@ -174,14 +174,23 @@ async fn wait_caught_up(client: &Client, master: &str, slave: &str, queues: &[Me
     }
 }
 
-/// Each segment of the slave holds exactly the first bytes of the master's.
-fn assert_slave_is_a_prefix(master: &Path, slave: &Path) {
+/// The logs agree on every byte both hold: each slave segment and the master's are
+/// prefixes one of the other. A slave may run past a SIGKILLed master by bytes the master
+/// had not written yet (streamed while its write was in flight, never acknowledged), so
+/// only segments past the master's last one of a log may be the slave's alone.
+fn assert_logs_agree(master: &Path, slave: &Path) {
     let masters: BTreeMap<String, Vec<u8>> = commit_log_contents(master).into_iter().collect();
     let slaves = commit_log_contents(slave);
     assert!(slaves.iter().any(|(_, b)| !b.is_empty()), "the slave holds data");
     for (name, bytes) in slaves {
-        let theirs = masters.get(&name).unwrap_or_else(|| panic!("master lacks {name}"));
-        assert!(theirs.starts_with(&bytes), "slave segment {name} is not the master's prefix");
+        let Some(theirs) = masters.get(&name) else {
+            let log = name.split('/').next().unwrap_or_default();
+            let later = masters.keys().filter(|m| m.starts_with(log)).all(|m| *m < name);
+            assert!(later, "master lacks {name}, which is not past its end");
+            continue;
+        };
+        let common = theirs.len().min(bytes.len());
+        assert!(theirs[..common] == bytes[..common], "segment {name} differs");
     }
 }
 
@@ -233,8 +242,11 @@ fn produce_run(namesrv: String, queues: Vec<MessageQueue>, acked: Acked, stop: A
 // duplicate bytes.
 // Method: the slave finds its master through the NameServer. 8 concurrent producers send
 // until 400 SEND_OK acks, then SIGKILL the master. Read every queue from the slave and
-// find every ack at its queue offset with its body; the slave's segments are prefixes of
-// the master's. Restart both, send more, wait for the slave, stop both: the logs are equal.
+// find every ack at its queue offset with its body; the logs agree on every byte both hold
+// (the slave may hold more: bytes streamed while the master's write was in flight). Restart
+// the master and send 200 to it alone, then restart the slave (it cuts what the killed run
+// never wrote, though the new run's logs are longer), send more, wait for the slave, stop
+// both: the logs are equal.
 #[test]
 fn sync_master_killed_mid_run_leaves_every_acked_message_on_the_slave() {
     let namesrv = Daemon::namesrv();
@@ -285,8 +297,22 @@ fn sync_master_killed_mid_run_leaves_every_acked_message_on_the_slave() {
         }
     });
     slave.stop();
-    assert_slave_is_a_prefix(master_dir.path(), slave_dir.path());
+    assert_logs_agree(master_dir.path(), slave_dir.path());
     let mut master = Daemon::broker(&master_opts);
+    // The new run of the master takes sends before the slave returns (stored, answered
+    // SLAVE_NOT_AVAILABLE): its logs pass the slave's ends, at positions where the slave
+    // may hold bytes the killed run never wrote; the slave must cut those, not follow on.
+    {
+        let (ns, queues) = (ns.clone(), queues.clone());
+        run_glommio(move || async move {
+            let producer = Producer::new(client(&ns), "repl-producer");
+            for i in 0..200 {
+                let q = &queues[i % queues.len()];
+                let r = producer.send_to_queue(q, Message::new(TOPIC, body(98, i))).await;
+                assert_eq!(r.expect("stored").status, SendStatus::SlaveNotAvailable);
+            }
+        });
+    }
     let mut slave = Daemon::broker(&slave_opts);
     let (m, s) = (master.broker_addr.clone(), slave.broker_addr.clone());
     run_glommio(move || async move {
@@ -618,6 +644,96 @@ fn a_slave_past_its_restarted_master_truncates_and_follows_again() {
     drop(namesrv);
 }
 
+/// Every message of `queue` at `addr`, without waiting for anything: the broker must know
+/// the topic at once.
+async fn read_known(client: &Client, addr: &str, queue: &MessageQueue) -> Vec<StoredMessage> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for _ in 0..100_000 {
+        match pull_at(client, addr, "inband-reader", queue, offset).await {
+            Ok(r) if r.status == PullStatus::Found => {
+                for m in r.messages {
+                    assert_eq!(m.queue_offset, offset, "dense queue offsets");
+                    offset += 1;
+                    out.push(m);
+                }
+            }
+            Ok(r) if r.status == PullStatus::NoNewMsg => return out,
+            Ok(r) => panic!("pull from {addr} at {offset}: {:?}", r.status),
+            Err(e) => panic!("pull from {addr} at {offset}: {e}"),
+        }
+    }
+    panic!("queue {} never ended", queue.queue_id)
+}
+
+// Goal: metadata travels with the data: a topic and a subscription group created on a
+// SYNC_MASTER reach the slave ahead of the first record, so when the master is SIGKILLed
+// right after the last acknowledged send, the slave serves every acknowledged message of
+// the new topic at its acknowledged offset at once (no "topic not exist", no waiting for
+// the 3 s metadata sync, which cannot reach a dead master) and lists the group.
+// Method: SYNC_MASTER and a slave that finds it through the NameServer; one SEND_OK on
+// another topic (the slave is in sync); then create topic `inband-fresh` (8 queues) and a
+// group, send 300 messages (every one SEND_OK) and SIGKILL the master. Read every queue
+// from the slave without retrying; every acknowledged (queue, offset, body) is there.
+#[test]
+fn a_topic_created_just_before_a_master_dies_is_readable_on_the_slave() {
+    let namesrv = Daemon::namesrv();
+    let ns = namesrv.namesrv_addr.clone();
+    let (master_dir, slave_dir) = (store_dir(), store_dir());
+    let mut master = Daemon::broker(&master_options(master_dir.path(), &ns, "SYNC_MASTER", None));
+    let mut slave_opts = slave_options(slave_dir.path(), &ns, None);
+    slave_opts.rust_log = Some("info".into()); // to see how the topic arrived
+    let mut slave = Daemon::broker(&slave_opts);
+    let (m, s) = (master.broker_addr.clone(), slave.broker_addr.clone());
+    let (queues, acked) = {
+        let ns = ns.clone();
+        run_glommio(move || async move {
+            let warm = create_topic_and_route(&ns, &m).await;
+            let producer = Producer::new(client(&ns), "repl-producer");
+            send_until_ok(&producer, &warm[0]).await;
+            let c = client(&ns);
+            admin_call(
+                &c,
+                &m,
+                request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP,
+                br#"{"groupName":"inband-group"}"#,
+            )
+            .await;
+            let queues = create_and_route(&ns, &m, "inband-fresh", 8).await;
+            let mut acked = Vec::new();
+            for i in 0..300 {
+                let q = &queues[i % queues.len()];
+                let b = body(7, i);
+                let r = producer.send_to_queue(q, Message::new("inband-fresh", b.clone())).await;
+                let r = r.expect("send");
+                assert_eq!(r.status, SendStatus::Ok, "send {i}");
+                acked.push((q.queue_id, r.queue_offset, b));
+            }
+            (queues, acked)
+        })
+    };
+    master.kill();
+    run_glommio(move || async move {
+        let c = client(&ns);
+        let mut on_slave: BTreeMap<(i32, i64), Bytes> = BTreeMap::new();
+        for q in &queues {
+            for m in read_known(&c, &s, q).await {
+                on_slave.insert((q.queue_id, m.queue_offset), m.body.clone());
+            }
+        }
+        for (queue_id, offset, body) in &acked {
+            let got = on_slave.get(&(*queue_id, *offset));
+            assert_eq!(got, Some(body), "acked message {queue_id}:{offset} on the slave");
+        }
+        let groups = admin_call(&c, &s, request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG, &[]).await;
+        assert!(String::from_utf8_lossy(&groups).contains("inband-group"), "the group followed");
+    });
+    let log = slave.log_text();
+    assert!(log.contains("topics follow the master (in-band)"), "{log}");
+    slave.stop();
+    drop(namesrv);
+}
+
 // ---------------------------------------------------------------------------------------
 // Authentication (haAuthSecret) and what a hostile slave can do.
 
@@ -656,6 +772,7 @@ fn raw_ha(addr: &str, frames: &[wire::Message], window: Duration) -> (Vec<wire::
 
 fn hello(logs: usize, nonce: Option<[u8; wire::NONCE_BYTES]>) -> wire::Message {
     wire::Message::Hello {
+        version: if nonce.is_some() { 2 } else { 1 },
         segment_size_bytes: SEGMENT_BYTES,
         logs: vec![LogState::default(); logs],
         nonce,
@@ -862,4 +979,73 @@ fn an_ack_past_what_was_sent_does_not_release_sync_sends() {
     drop(sock);
     drop(master);
     drop(namesrv);
+}
+
+// ---------------------------------------------------------------------------------------
+// The NameServer's stateVersion check (groundwork for failover).
+
+fn register_versioned(addr: &str, id: i64, state_version: i64) -> (Header, Vec<u8>) {
+    use ramjet_proto::header::{CommandHeader, RegisterBrokerRequestHeader};
+    let mut h = Header::request(request::REGISTER_BROKER, 0, SerializeType::RocketMq);
+    RegisterBrokerRequestHeader {
+        broker_name: "sv".into(),
+        broker_addr: addr.into(),
+        cluster_name: "SvCluster".into(),
+        ha_server_addr: format!("{addr}1"),
+        broker_id: id,
+        heartbeat_timeout_millis: None,
+        compressed: Some(false),
+        body_crc32: None,
+    }
+    .encode(&mut h.ext_fields);
+    let body = format!(
+        "{{\"topicConfigSerializeWrapper\":{{\"topicConfigTable\":{{\"sv-topic\":{{\
+         \"topicName\":\"sv-topic\",\"readQueueNums\":4,\"writeQueueNums\":4,\"perm\":6}}}},\
+         \"dataVersion\":{{\"stateVersion\":{state_version},\"timestamp\":1,\"counter\":1}}}},\
+         \"filterServerList\":[]}}"
+    );
+    (h, body.into_bytes())
+}
+
+// Goal: as the reference's RouteInfoManager.registerBroker, a registration for a broker id
+// held by another live address with a higher stateVersion is ignored (answered SUCCESS
+// without a master, logged, the newcomer forgotten): a deposed master that comes back
+// cannot take brokerId 0 from the one promoted after it; an equal or higher version can.
+// Method: a standalone NameServer and raw REGISTER_BROKER frames; the route of the topic
+// names the master after each registration.
+#[test]
+fn the_namesrv_refuses_a_master_with_a_lower_state_version() {
+    use ramjet_client::{Connection, ConnectionOptions};
+    let mut namesrv = Daemon::namesrv();
+    let addr = namesrv.namesrv_addr.clone();
+    run_glommio(move || async move {
+        let timeout = Duration::from_secs(20);
+        let conn = Connection::connect(&addr, ConnectionOptions::default()).await.expect("connect");
+        let master_of = |route: ramjet_proto::Frame| {
+            assert_eq!(route.header.code, response::SUCCESS, "{:?}", route.header.remark);
+            let route: ramjet_proto::body::TopicRouteData =
+                ramjet_proto::body::from_json(&route.body).expect("route");
+            route.broker_datas[0].broker_addrs.get(&0).cloned()
+        };
+        let route = || {
+            let mut h = Header::request(request::GET_ROUTEINFO_BY_TOPIC, 0, SerializeType::Json);
+            h.ext_fields.insert("topic", "sv-topic");
+            h
+        };
+        let steps = [
+            ("127.0.0.1:20001", 0, 5, "127.0.0.1:20001"), // the promoted master, version 5
+            ("127.0.0.1:20002", 0, 4, "127.0.0.1:20001"), // the deposed one: ignored
+            ("127.0.0.1:20002", 0, 0, "127.0.0.1:20001"), // still ignored
+            ("127.0.0.1:20003", 0, 5, "127.0.0.1:20003"), // an equal version takes it
+            ("127.0.0.1:20004", 0, 6, "127.0.0.1:20004"), // a higher one too
+        ];
+        for (broker, id, version, master) in steps {
+            let (h, body) = register_versioned(broker, id, version);
+            let reply = conn.request(h, &body, timeout).await.expect("registered");
+            assert_eq!(reply.header.code, response::SUCCESS);
+            let got = master_of(conn.request(route(), b"", timeout).await.expect("route"));
+            assert_eq!(got.as_deref(), Some(master), "after {broker} at version {version}");
+        }
+    });
+    namesrv.stop();
 }

@@ -363,6 +363,10 @@ pub(super) fn producer_connections(shard: &Shard, h: &Header) -> Response {
 
 async fn persist_groups(shard: &Shard, json: Vec<u8>) -> Result<(), String> {
     let zero = shard.zero().map_err(|e| e.to_string())?;
+    if let Some(feed) = &shard.replica.feed {
+        // Slaves receive the change in-band (replication/feed.rs).
+        feed.publish_groups(zero.subscription_groups.borrow().table());
+    }
     let path = zero.subscription_groups.borrow().path().to_path_buf();
     let _permit = shard.persist_lock.acquire_permit(1).await.map_err(|e| e.to_string())?;
     // Always write the newest table, so concurrent changes never leave an older one.

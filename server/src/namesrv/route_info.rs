@@ -40,6 +40,10 @@ pub struct Registration {
     pub heartbeat_timeout_ms: Option<u64>,
     /// The broker's topics.
     pub topics: Vec<TopicConfig>,
+    /// `dataVersion.stateVersion` of the registration body: a registration for an id held
+    /// by another live address with a higher state version is refused (a deposed master
+    /// cannot take the route back from the one promoted after it).
+    pub state_version: i64,
     /// Identifies the connection the registration came on, so its close forgets the broker.
     pub connection_id: u64,
 }
@@ -51,6 +55,8 @@ pub struct RegisterResult {
     pub ha_server_addr: Option<String>,
     /// The master's address (for slaves).
     pub master_addr: Option<String>,
+    /// Why the registration was ignored (the reference's stateVersion check), if it was.
+    pub refused: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +68,7 @@ struct BrokerLive {
     broker_name: String,
     cluster_name: String,
     broker_id: i64,
+    state_version: i64,
 }
 
 /// The registry.
@@ -85,6 +92,25 @@ impl RouteInfo {
 
     /// Records a broker's registration at `now_ms`.
     pub fn register(&mut self, reg: Registration, now_ms: u64) -> RegisterResult {
+        // The reference's stateVersion check: an id held by another live address with a
+        // higher state version keeps it; the newcomer is ignored and forgotten.
+        let holder = self
+            .broker_addr_table
+            .get(&reg.broker_name)
+            .and_then(|d| d.broker_addrs.get(&reg.broker_id))
+            .filter(|a| **a != reg.broker_addr)
+            .and_then(|a| self.live.get(a).map(|l| (a.clone(), l.state_version)));
+        if let Some((held_by, version)) = holder.filter(|(_, v)| *v > reg.state_version) {
+            self.unregister(&reg.broker_addr);
+            return RegisterResult {
+                ha_server_addr: None,
+                master_addr: None,
+                refused: Some(format!(
+                    "{}/{} at {} has state version {}, below {version} of {held_by} holding it",
+                    reg.broker_name, reg.broker_id, reg.broker_addr, reg.state_version
+                )),
+            };
+        }
         // An address moving to another broker name or cluster leaves its old place first.
         if self
             .live
@@ -131,9 +157,10 @@ impl RouteInfo {
                 broker_name: reg.broker_name.clone(),
                 cluster_name: reg.cluster_name.clone(),
                 broker_id: reg.broker_id,
+                state_version: reg.state_version,
             },
         );
-        let mut result = RegisterResult { ha_server_addr: None, master_addr: None };
+        let mut result = RegisterResult { ha_server_addr: None, master_addr: None, refused: None };
         if reg.broker_id != 0 {
             if let Some(master) = self
                 .broker_addr_table
@@ -382,7 +409,36 @@ mod tests {
             heartbeat_timeout_ms: None,
             topics,
             connection_id: conn,
+            state_version: 0,
         }
+    }
+
+    // Goal: the reference's stateVersion check: an id held by a live address with a higher
+    // state version is not taken by a lower one (it is ignored and forgotten); an equal or
+    // higher one takes it, and a re-registration of the holder itself always passes.
+    #[test]
+    fn a_lower_state_version_does_not_take_a_held_id() {
+        let mut r = RouteInfo::new();
+        let versioned = |addr: &str, id: i64, version: i64| Registration {
+            state_version: version,
+            ..reg("a", addr, id, vec![topic("t", 4)], 1)
+        };
+        r.register(versioned("127.0.0.1:1", 0, 5), 0);
+        r.register(versioned("127.0.0.1:2", 1, 0), 0);
+        // The old master comes back at version 4, and the slave (the same address) too.
+        let refused = r.register(versioned("127.0.0.1:3", 0, 4), 1);
+        assert!(refused.refused.is_some(), "{refused:?}");
+        let refused = r.register(versioned("127.0.0.1:2", 0, 4), 1);
+        assert!(refused.refused.is_some(), "{refused:?}");
+        let addrs = &r.cluster_info().broker_addr_table["a"].broker_addrs;
+        assert_eq!(addrs.get(&0).map(String::as_str), Some("127.0.0.1:1"));
+        assert_eq!(addrs.get(&1), None, "a refused address is forgotten, as the reference");
+        assert_eq!(r.invariant_violation(), None);
+        // The holder lowering its own version, and an equal version elsewhere, pass.
+        assert!(r.register(versioned("127.0.0.1:1", 0, 3), 2).refused.is_none());
+        assert!(r.register(versioned("127.0.0.1:4", 0, 3), 3).refused.is_none());
+        let addrs = &r.cluster_info().broker_addr_table["a"].broker_addrs;
+        assert_eq!(addrs.get(&0).map(String::as_str), Some("127.0.0.1:4"));
     }
 
     #[test]
@@ -505,6 +561,7 @@ mod tests {
                 conn: u8,
                 topics: u8,
                 timeout: bool,
+                version: u8,
             },
             Unregister {
                 addr: u8,
@@ -522,11 +579,10 @@ mod tests {
 
         fn op() -> impl Strategy<Value = Op> {
             prop_oneof![
-                4 => (0u8..3, 0u8..3, 0u8..4, 0u8..3, 0u8..3, any::<u8>(), any::<bool>()).prop_map(
-                    |(cluster, name, addr, id, conn, topics, timeout)| Op::Register {
-                        cluster, name, addr, id, conn, topics, timeout
-                    }
-                ),
+                4 => (0u8..3, 0u8..3, 0u8..4, 0u8..3, 0u8..3, any::<u8>(), any::<bool>(), 0u8..3)
+                    .prop_map(|(cluster, name, addr, id, conn, topics, timeout, version)| {
+                        Op::Register { cluster, name, addr, id, conn, topics, timeout, version }
+                    }),
                 2 => (0u8..4).prop_map(|addr| Op::Unregister { addr }),
                 1 => (0u8..3).prop_map(|conn| Op::Close { conn }),
                 1 => (0u64..200_000).prop_map(|ms| Op::Tick { ms }),
@@ -551,7 +607,7 @@ mod tests {
                 let mut now = 0u64;
                 for op in ops {
                     match op.clone() {
-                        Op::Register { cluster, name, addr: a, id, conn, topics, timeout } => {
+                        Op::Register { cluster, name, addr: a, id, conn, topics, timeout, version } => {
                             let reg = Registration {
                                 cluster_name: format!("c{cluster}"),
                                 broker_name: format!("b{name}"),
@@ -564,6 +620,7 @@ mod tests {
                                     .map(|t| topic(&format!("t{t}"), 1 + i32::from(t)))
                                     .collect(),
                                 connection_id: u64::from(conn),
+                                state_version: i64::from(version),
                             };
                             r.register(reg, now);
                         }

@@ -149,8 +149,14 @@ impl NamesrvService {
         } else {
             body::from_json::<RegisterBrokerBody>(&frame.body).map_err(|e| e.to_string())
         };
-        let topics = match decoded {
-            Ok(b) => b.topic_config_serialize_wrapper.topic_config_table.into_values().collect(),
+        let (topics, state_version) = match decoded {
+            Ok(b) => {
+                let wrapper = b.topic_config_serialize_wrapper;
+                (
+                    wrapper.topic_config_table.into_values().collect(),
+                    wrapper.data_version.state_version,
+                )
+            }
             Err(e) => {
                 return Ok(Response::new(
                     Header::response_to(h, response::SYSTEM_ERROR)
@@ -167,8 +173,13 @@ impl NamesrvService {
             heartbeat_timeout_ms: req.heartbeat_timeout_millis.and_then(|v| u64::try_from(v).ok()),
             topics,
             connection_id,
+            state_version,
         };
         let result = self.routes.borrow_mut().register(reg, now_ms());
+        if let Some(reason) = &result.refused {
+            // As the reference: answered SUCCESS with no master, and ignored.
+            warn!(%reason, "registration refused: a broker with a higher state version holds the id");
+        }
         let mut resp = Header::response_to(h, response::SUCCESS);
         RegisterBrokerResponseHeader {
             ha_server_addr: result.ha_server_addr,

@@ -111,6 +111,7 @@ mod tests {
 
     fn hello(addr: &str) -> Message {
         Message::Hello {
+            version: crate::replication::wire::VERSION,
             segment_size_bytes: 1 << 20,
             logs: vec![LogState { start: 0, end: 5, durable: 5 }],
             nonce: Some([9; NONCE_BYTES]),

@@ -117,17 +117,17 @@ impl FrameWriter {
         self.staged.extend_from_slice(&wire::encode(message));
     }
 
-    /// Stages a small DATA frame, or writes a large one (after what is staged) without
-    /// copying its pieces.
+    /// Stages a small DATA (or DATA_WRITTEN) frame, or writes a large one (after what is
+    /// staged) without copying its pieces. `prefix` is the body before the log bytes
+    /// (`wire::data_prefix` or `wire::data_written_prefix`).
     ///
     /// # Errors
     /// The socket failed.
-    pub async fn data(&mut self, log: u32, position: u64, pieces: &[Bytes]) -> Result<(), String> {
-        let prefix = wire::data_prefix(log, position);
+    pub async fn data(&mut self, kind: u8, prefix: &[u8], pieces: &[Bytes]) -> Result<(), String> {
         let mut refs: Vec<&[u8]> = Vec::with_capacity(pieces.len() + 1);
-        refs.push(&prefix);
+        refs.push(prefix);
         refs.extend(pieces.iter().map(|p| &p[..]));
-        let head = wire::header(wire::kind::DATA, &refs);
+        let head = wire::header(kind, &refs);
         let len: usize = pieces.iter().map(Bytes::len).sum();
         if len < COALESCE_BYTES_MAX {
             self.staged.extend_from_slice(&head);

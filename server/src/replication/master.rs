@@ -13,7 +13,11 @@
 //!    time, waiting up to 500 ms at the end), queue them as a DATA frame; a bounded queue
 //!    (and TCP) hold the pumps back when the slave is slow. A writer task drains the
 //!    queue, writing large payloads as the owner's `Bytes` without copying; it sends a
-//!    HEARTBEAT with the written positions every second.
+//!    HEARTBEAT with the written positions after a second without frames. To a version 3
+//!    slave the pumps read pending bytes too (appended, the master's write still in
+//!    flight) and send them as DATA_WRITTEN (with how far the master had written), and
+//!    the writer sends METADATA before any DATA frame once the topic or group tables
+//!    moved (`feed.rs`; a snapshot first).
 //! 4. Read ACKs; hand each log's new position to its owner (`Progress`), where SYNC_MASTER
 //!    sends wait. An ACK is clamped to what the writer has sent on that log: a slave
 //!    cannot release SYNC_MASTER sends for bytes it never received. No frame from the slave for `haHousekeepingInterval`, a read error or a
@@ -31,8 +35,9 @@ use ramjet_storage::ReplicaPosition;
 use tracing::{info, warn};
 
 use super::auth::{self, HaSecret, Role};
+use super::feed::{MetaFeed, Sent};
 use super::io::{split, within, FrameReader, FrameWriter};
-use super::wire::{Action, LogState, Message};
+use super::wire::{self, Action, LogState, Message, Origin};
 use super::{positions, to_owner, ReplicaRequest};
 use crate::shard::ShardMsg;
 
@@ -57,6 +62,8 @@ pub struct MasterStart {
     pub housekeeping_ms: u64,
     /// `haAuthSecret`: slaves must prove it (`None`: anyone may replicate).
     pub secret: Option<HaSecret>,
+    /// Topic and group changes, published by shard 0.
+    pub feed: std::sync::Arc<MetaFeed>,
 }
 
 struct Master {
@@ -64,6 +71,9 @@ struct Master {
     segment_size_bytes: u64,
     housekeeping: Duration,
     secret: Option<HaSecret>,
+    feed: std::sync::Arc<MetaFeed>,
+    /// This run of the master (random at start), told to version 3 slaves.
+    run_id: u64,
 }
 
 /// Accepts slaves until the executor stops.
@@ -74,6 +84,8 @@ pub async fn run(start: MasterStart) {
         segment_size_bytes: start.segment_size_bytes,
         housekeeping: Duration::from_millis(start.housekeeping_ms),
         secret: start.secret,
+        feed: start.feed,
+        run_id: run_id(),
     });
     let mut next_id = 0u64;
     loop {
@@ -98,6 +110,16 @@ pub async fn run(start: MasterStart) {
             }
         }
     }
+}
+
+/// A random run id (never 0, which means unknown to a slave).
+fn run_id() -> u64 {
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let random = auth::nonce()
+        .map_or(clock, |n| u64::from_be_bytes([n[0], n[1], n[2], n[3], n[4], n[5], n[6], n[7]]));
+    random.max(1)
 }
 
 /// Where each log streams from, given where the master's and the slave's logs stand.
@@ -162,7 +184,7 @@ async fn authenticate(
 
 /// Outgoing frames of a session.
 enum Out {
-    Data { log: u32, position: u64, pieces: Vec<Bytes> },
+    Data { log: u32, position: u64, written: u64, pieces: Vec<Bytes> },
     Control(Message),
 }
 
@@ -171,7 +193,8 @@ async fn session(master: &Rc<Master>, stream: TcpStream, id: u64) -> Result<(), 
     let mut reader = FrameReader::new(read_half);
     let mut writer = FrameWriter::new(write_half);
     let hello = within(master.housekeeping, reader.next()).await.ok_or("no HELLO in time")??;
-    let Message::Hello { segment_size_bytes, ref logs, nonce, ref broker_addr } = hello else {
+    let Message::Hello { version, segment_size_bytes, ref logs, nonce, ref broker_addr } = hello
+    else {
         return Err("first frame is not HELLO".into());
     };
     if let Some(secret) = &master.secret {
@@ -214,10 +237,16 @@ async fn session(master: &Rc<Master>, stream: TcpStream, id: u64) -> Result<(), 
             _ => {}
         }
     }
-    writer.stage(&Message::Welcome { segment_size_bytes, actions: actions.clone() });
+    // Version 3 slaves get pending bytes, the master's written positions and metadata,
+    // and which run of the master this is (so they can cut bytes an earlier run streamed).
+    let modern = version >= 3;
+    let origin = modern
+        .then(|| Origin { run: master.run_id, opened: ours.iter().map(|p| p.opened).collect() });
+    writer.stage(&Message::Welcome { segment_size_bytes, actions: actions.clone(), origin });
     writer.flush().await?;
     info!(slave = %broker_addr, "slave connected");
-    let result = stream_to_slave(master, id, &broker_addr, &logs, &actions, reader, writer).await;
+    let peer = Peer { id, broker_addr: &broker_addr, modern };
+    let result = stream_to_slave(master, &peer, &logs, &actions, reader, writer).await;
     for log in 0..actions.len() as u32 {
         let progress = ReplicaRequest::Progress {
             log,
@@ -231,15 +260,25 @@ async fn session(master: &Rc<Master>, stream: TcpStream, id: u64) -> Result<(), 
     result
 }
 
+/// Who a session streams to.
+struct Peer<'a> {
+    /// Connection id.
+    id: u64,
+    /// The slave's broker address.
+    broker_addr: &'a str,
+    /// A version 3 slave: pending bytes, written positions, metadata.
+    modern: bool,
+}
+
 async fn stream_to_slave(
     master: &Rc<Master>,
-    id: u64,
-    broker_addr: &str,
+    peer: &Peer<'_>,
     logs: &[LogState],
     actions: &[Action],
     mut reader: FrameReader,
     writer: FrameWriter,
 ) -> Result<(), String> {
+    let Peer { id, broker_addr, modern } = *peer;
     let (tx, rx) = flume::bounded::<Out>(QUEUED_FRAMES_MAX);
     let mut tasks = Vec::new();
     // Per log, the end of what this session has sent (or the slave already held): the
@@ -260,10 +299,10 @@ async fn stream_to_slave(
             acked: Some(acked),
         };
         to_owner(&master.peers, log, progress).await?;
-        tasks.push(glommio::spawn_local(pump(master.clone(), log, begin, tx.clone())));
+        tasks.push(glommio::spawn_local(pump(master.clone(), log, begin, modern, tx.clone())));
     }
     drop(tx);
-    let writing = write_frames(master.clone(), rx, writer, sent.clone());
+    let writing = write_frames(master.clone(), rx, writer, sent.clone(), modern);
     let reading = async {
         let mut last: HashMap<u32, u64> = HashMap::new();
         loop {
@@ -299,8 +338,15 @@ async fn stream_to_slave(
     result
 }
 
-/// Streams one log from `position` into the session's queue.
-async fn pump(master: Rc<Master>, log: u32, mut position: u64, out: flume::Sender<Out>) {
+/// Streams one log from `position` into the session's queue (`appended`: pending bytes
+/// too, not only written ones).
+async fn pump(
+    master: Rc<Master>,
+    log: u32,
+    mut position: u64,
+    appended: bool,
+    out: flume::Sender<Out>,
+) {
     loop {
         let (tx, rx) = flume::bounded(1);
         let read = ReplicaRequest::Read {
@@ -308,6 +354,7 @@ async fn pump(master: Rc<Master>, log: u32, mut position: u64, out: flume::Sende
             position,
             max_bytes: DATA_FRAME_BYTES,
             wait_ms: READ_WAIT_MS,
+            appended,
             reply: tx,
         };
         if to_owner(&master.peers, log, read).await.is_err() {
@@ -327,20 +374,31 @@ async fn pump(master: Rc<Master>, log: u32, mut position: u64, out: flume::Sende
             continue;
         }
         position = span.end;
-        let frame = Out::Data { log, position: span.position, pieces: span.pieces };
+        let frame =
+            Out::Data { log, position: span.position, written: span.written, pieces: span.pieces };
         if out.send_async(frame).await.is_err() {
             return;
         }
     }
 }
 
-/// Writes queued frames, and a HEARTBEAT whenever a second passes without one.
+/// Writes queued frames, and a HEARTBEAT whenever a second passes without one. `modern`
+/// (a version 3 slave): DATA_WRITTEN frames, each preceded by METADATA when the topic or
+/// group tables moved since the last one (a snapshot before the first).
 async fn write_frames(
     master: Rc<Master>,
     rx: flume::Receiver<Out>,
     mut writer: FrameWriter,
     sent: Rc<RefCell<HashMap<u32, u64>>>,
+    modern: bool,
 ) -> Result<(), String> {
+    let mut meta = Sent::default();
+    if modern {
+        for json in meta.frames(&master.feed) {
+            writer.stage(&Message::Metadata { json });
+            writer.flush().await?;
+        }
+    }
     loop {
         let next = within(HEARTBEAT_INTERVAL, rx.recv_async()).await;
         let frame = match next {
@@ -356,12 +414,23 @@ async fn write_frames(
         let mut frame = Some(frame);
         while let Some(f) = frame.take() {
             match f {
-                Out::Data { log, position, pieces } => {
+                Out::Data { log, position, written, pieces } => {
                     // Counted before the write, so an ACK read while it completes is not
                     // clamped below it (a failed write ends the session anyway).
                     let end = position + pieces.iter().map(|p| p.len() as u64).sum::<u64>();
                     sent.borrow_mut().entry(log).and_modify(|e| *e = (*e).max(end)).or_insert(end);
-                    writer.data(log, position, &pieces).await?;
+                    if modern {
+                        // Topic changes published before these records were appended go
+                        // first (feed.rs).
+                        for json in meta.frames(&master.feed) {
+                            writer.stage(&Message::Metadata { json });
+                        }
+                        let prefix = wire::data_written_prefix(log, position, written);
+                        writer.data(wire::kind::DATA_WRITTEN, &prefix, &pieces).await?;
+                    } else {
+                        let prefix = wire::data_prefix(log, position);
+                        writer.data(wire::kind::DATA, &prefix, &pieces).await?;
+                    }
                 }
                 Out::Control(message) => {
                     let error = matches!(message, Message::Error { .. });
@@ -383,7 +452,7 @@ mod tests {
     use super::*;
 
     fn at(start: u64, end: u64) -> ReplicaPosition {
-        ReplicaPosition { start, end, durable: end, written: end }
+        ReplicaPosition { start, end, durable: end, written: end, opened: 0 }
     }
 
     fn slave(start: u64, end: u64) -> LogState {

@@ -13,7 +13,9 @@
 //! | GET_ALL_DELAY_OFFSET (45) | as offsets of `%SCHEDULE_DELIVERY%` on `SCHEDULE_TOPIC_XXXX` |
 //! | GET_ALL_SUBSCRIPTIONGROUP_CONFIG (201) | each group that differs (none removed, as the reference) |
 //!
-//! A failed round is logged once and retried at the next interval.
+//! A failed round is logged once and retried at the next interval. While the master sends
+//! topics and groups in-band (a version 3 master, `feed.rs`), the rounds copy only offsets
+//! and delay progress: a table fetched before an in-band change must not undo it.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -119,6 +121,9 @@ async fn install_topics(
     wrapper: TopicConfigSerializeWrapper,
 ) -> Result<(), String> {
     let Some(manager) = shard.zero.as_ref().map(|z| &z.topic_manager) else { return Ok(()) };
+    if shard.replica.metadata_in_band.get() {
+        return Ok(());
+    }
     let table = TopicTable::from_map(wrapper.topic_config_table, wrapper.data_version);
     let count = table.len();
     let change = manager.borrow_mut().replace(table);
@@ -164,6 +169,9 @@ async fn install_groups(
     wrapper: SubscriptionGroupWrapper,
 ) -> Result<(), String> {
     let Some(zero) = shard.zero.as_ref() else { return Ok(()) };
+    if shard.replica.metadata_in_band.get() {
+        return Ok(());
+    }
     let mut last = None;
     for (_, config) in wrapper.subscription_group_table {
         // A group past subscriptionGroupMaxCount is refused (and reported) here too.

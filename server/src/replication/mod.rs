@@ -23,13 +23,18 @@
 //!   truncate a log that ran past the master's), then hands each DATA range to the log's
 //!   owner shard, which places it at the same positions (`LogStore::place_replicated`)
 //!   and answers once it is durable; the slave ACKs durable positions.
-//! - SYNC_MASTER: a send is answered once a slave ACKed its end (see [`slave_ack_code`]).
+//! - SYNC_MASTER: a send is answered once a slave ACKed its end and the master's own
+//!   write of it is done, both awaited together (see [`slave_ack_code`]); a version 3
+//!   slave receives pending bytes, so the two writes overlap.
+//! - Topic and group changes travel in-band, ahead of the records that need them
+//!   (`feed.rs`).
 //!
 //! Byte-identical logs: a slave's log holds exactly the master's bytes at the same
 //! positions, so offsets (PHYSICALOFFSET, offsetMsgId, queue offsets) mean the same on
 //! both, and a consumer that moves from one to the other resumes at the same offsets.
 
 pub mod auth;
+pub mod feed;
 pub mod io;
 pub mod master;
 pub mod metadata;
@@ -67,6 +72,8 @@ pub enum ReplicaRequest {
         max_bytes: usize,
         /// Wait this long at the end for more.
         wait_ms: u64,
+        /// Serve pending (appended, not yet written) bytes too.
+        appended: bool,
         /// The span, or why not.
         reply: flume::Sender<Result<RawSpan, String>>,
     },
@@ -97,6 +104,14 @@ pub enum ReplicaRequest {
         log: u32,
         /// New end.
         position: u64,
+        /// Done, or why not.
+        reply: flume::Sender<Result<(), String>>,
+    },
+    /// Slave, to shard 0: apply the master's topic and group changes (in-band metadata),
+    /// persisted and installed before the answer.
+    Metadata {
+        /// The changes, or a whole snapshot.
+        update: feed::MetaUpdate,
         /// Done, or why not.
         reply: flume::Sender<Result<(), String>>,
     },
@@ -148,17 +163,28 @@ pub struct ShardReplica {
     pub ha_addr_tx: Option<flume::Sender<String>>,
     /// Messages placed by replication since start (slave), for tests and metrics.
     pub records_replicated: Cell<u64>,
+    /// Slave, shard 0: topics and groups arrive in-band from the current master (its
+    /// 3 s metadata sync then leaves them alone).
+    pub metadata_in_band: Cell<bool>,
+    /// Master, shard 0: where topic and group changes are published for the sessions.
+    pub feed: Option<std::sync::Arc<feed::MetaFeed>>,
 }
 
 impl ShardReplica {
     /// State for a shard of a broker with `role`.
-    pub fn new(role: BrokerRole, ha_addr_tx: Option<flume::Sender<String>>) -> ShardReplica {
+    pub fn new(
+        role: BrokerRole,
+        ha_addr_tx: Option<flume::Sender<String>>,
+        feed: Option<std::sync::Arc<feed::MetaFeed>>,
+    ) -> ShardReplica {
         ShardReplica {
             role,
             logs: RefCell::new(HashMap::new()),
             master_addr: RefCell::new(None),
             ha_addr_tx,
             records_replicated: Cell::new(0),
+            metadata_in_band: Cell::new(false),
+            feed,
         }
     }
 
@@ -186,9 +212,16 @@ impl ShardReplica {
 }
 
 /// SYNC_MASTER: the response code for a send whose records end at `end` in `log`, once
-/// a slave holds them (SUCCESS), when none is connected or in sync (SLAVE_NOT_AVAILABLE,
-/// at once), or when none confirms within `syncFlushTimeout` (FLUSH_SLAVE_TIMEOUT). The
+/// a slave holds them **and** the master's own log is durable to `end` under its flush
+/// mode (SUCCESS; the two are awaited together: the slave receives pending bytes while
+/// the master's write is in flight), when no slave is connected or in sync
+/// (SLAVE_NOT_AVAILABLE, at once), when the master's write fails (FLUSH_DISK_TIMEOUT), or
+/// when they do not both confirm within `syncFlushTimeout` (FLUSH_SLAVE_TIMEOUT). The
 /// records are stored in every case. Other roles: SUCCESS at once.
+///
+/// Waiting for the master's own write keeps what a SYNC_MASTER acknowledged on both
+/// sides across a `kill -9` of the master: bytes a slave holds beyond a restarted
+/// master's end were never acknowledged, and the slave may cut them (`slave.rs`).
 ///
 /// # Cancel safety
 /// Cancel safe: it only waits.
@@ -204,7 +237,16 @@ pub async fn slave_ack_code(shard: &Shard, log: u32, end: u64) -> i32 {
         Some(_) => {}
     }
     let timeout = Duration::from_millis(shard.config.sync_flush_timeout_ms);
-    let wait = futures_lite::future::poll_fn(|cx| {
+    let own = async {
+        match shard.logs.get(&log) {
+            Some(store) => match store.wait_replicated(end).await {
+                Ok(()) => response::SUCCESS,
+                Err(_) => response::FLUSH_DISK_TIMEOUT,
+            },
+            None => response::SUCCESS,
+        }
+    };
+    let slave = futures_lite::future::poll_fn(|cx| {
         let mut logs = shard.replica.logs.borrow_mut();
         let Some(slaves) = logs.get_mut(&log) else {
             return Poll::Ready(response::SLAVE_NOT_AVAILABLE);
@@ -218,11 +260,19 @@ pub async fn slave_ack_code(shard: &Shard, log: u32, end: u64) -> i32 {
             }
         }
     });
+    let both = async {
+        let (own, slave) = futures_lite::future::zip(own, slave).await;
+        if own != response::SUCCESS {
+            own
+        } else {
+            slave
+        }
+    };
     let timer = async {
         glommio::timer::sleep(timeout).await;
         response::FLUSH_SLAVE_TIMEOUT
     };
-    futures_lite::future::or(wait, timer).await
+    futures_lite::future::or(both, timer).await
 }
 
 /// The broker id a pull response suggests (`suggestWhichBrokerId`), the reference's
@@ -271,14 +321,18 @@ pub fn on_shard(shard: &Rc<Shard>, request: ReplicaRequest) {
             out.sort_by_key(|(log, _)| *log);
             let _ = reply.send(out);
         }
-        ReplicaRequest::Read { log, position, max_bytes, wait_ms, reply } => {
+        ReplicaRequest::Read { log, position, max_bytes, wait_ms, appended, reply } => {
             let Some(store) = shard.logs.get(&log).cloned() else {
                 let _ = reply.send(Err(format!("log {log} is not owned by shard {}", shard.id)));
                 return;
             };
             glommio::spawn_local(async move {
                 let wait = Duration::from_millis(wait_ms);
-                let span = store.read_raw(position, max_bytes, wait).await;
+                let span = if appended {
+                    store.read_raw_appended(position, max_bytes, wait).await
+                } else {
+                    store.read_raw(position, max_bytes, wait).await
+                };
                 let _ = reply.send(span.map_err(|e| e.to_string()));
             })
             .detach();
@@ -304,7 +358,15 @@ pub fn on_shard(shard: &Rc<Shard>, request: ReplicaRequest) {
             })
             .detach();
         }
+        ReplicaRequest::Metadata { update, reply } => {
+            let shard = shard.clone();
+            glommio::spawn_local(async move {
+                let _ = reply.send(feed::apply(&shard, update).await);
+            })
+            .detach();
+        }
         ReplicaRequest::MasterLost => {
+            shard.replica.metadata_in_band.set(false);
             if shard.config.ha_master_address.is_none()
                 && shard.replica.master_addr.borrow_mut().take().is_some()
             {

@@ -12,21 +12,35 @@
 //!
 //! With `haAuthSecret` the slave sends a nonce in HELLO, checks the master's CHALLENGE
 //! proof before anything else and answers with its own (`auth.rs`); a master that skips
-//! the challenge is refused. A WELCOME that would truncate log bytes this slave holds
-//! durably (and so has acknowledged) is refused unless `haTruncateAcknowledgedEnable`:
-//! the session ends with an ERROR and the slave retries, logging why once.
+//! the challenge is refused.
+//!
+//! What may be truncated: a version 3 master streams bytes it has not written yet, so a
+//! master restarted after a `kill -9` may end before bytes this slave holds. Those were
+//! never acknowledged (a SYNC_MASTER answers only once its own write is done too). The
+//! slave tracks how far the master had **written** (`confirmed`: from DATA_WRITTEN and
+//! HEARTBEAT frames, every byte of a version 2 master's DATA; saved every second to
+//! `{store}/config/haMasterWritten.json`, read at start, the durable end when absent). A
+//! WELCOME that truncates below min(durable, confirmed), bytes the master had written and
+//! this slave acknowledged, is refused unless `haTruncateAcknowledgedEnable`: the session
+//! ends with an ERROR and the slave retries, logging why once. A truncation above it only
+//! drops bytes the master never wrote.
+//!
+//! METADATA frames (in-band topic and group changes, `feed.rs`) are applied and persisted
+//! by shard 0 before the next frame is read, so before any later DATA is placed or ACKed.
 //!
 //! Flow control: at most [`INFLIGHT_BYTES_MAX`] bytes handed to owner shards and not yet
 //! durable; past that the reader stops reading (and TCP holds the master back).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
 use tracing::{info, warn};
 
 use super::auth::{self, HaSecret, Role};
+use super::feed::Assembly;
 use super::io::{connect, split, within, FrameReader, FrameWriter};
 use super::wire::{Action, LogState, Message};
 use super::{positions, to_owner, ReplicaRequest};
@@ -61,10 +75,50 @@ pub struct SlaveStart {
     pub secret: Option<HaSecret>,
     /// `haTruncateAcknowledgedEnable`: the operator allows truncating acknowledged bytes.
     pub truncate_acknowledged: bool,
+    /// The store's root (for `config/haMasterWritten.json`).
+    pub store_path: PathBuf,
+}
+
+/// What this slave knows of its master's log, saved in `config/haMasterWritten.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+struct Trace {
+    /// Per log, how far the master had written, as it told this slave.
+    written: HashMap<u32, u64>,
+    /// The master run (WELCOME origin) this slave last streamed from (0: unknown).
+    run: u64,
+}
+
+type Confirmed = Rc<RefCell<Trace>>;
+
+/// Interval of saving `confirmed` (when it moved).
+pub const CONFIRMED_SAVE_INTERVAL: Duration = Duration::from_secs(1);
+
+fn confirmed_path(start: &SlaveStart) -> PathBuf {
+    start.store_path.join("config").join("haMasterWritten.json")
+}
+
+fn load_confirmed(start: &SlaveStart) -> Trace {
+    let path = confirmed_path(start);
+    match std::fs::read(&path) {
+        Ok(bytes) => ramjet_proto::body::from_json(&bytes).unwrap_or_else(|e| {
+            warn!(path = %path.display(), error = %e, "unreadable; using the durable ends");
+            Trace::default()
+        }),
+        Err(_) => Trace::default(),
+    }
+}
+
+fn confirm(confirmed: &Confirmed, log: u32, written: u64) {
+    let mut trace = confirmed.borrow_mut();
+    let slot = trace.written.entry(log).or_insert(written);
+    *slot = (*slot).max(written);
 }
 
 /// Follows the master until the executor stops.
 pub async fn run(start: SlaveStart) {
+    let confirmed: Confirmed = Rc::new(RefCell::new(load_confirmed(&start)));
+    glommio::spawn_local(save_confirmed(confirmed_path(&start), confirmed.clone())).detach();
     let mut master = start.ha_master_address.clone();
     let mut announced: Option<String> = None;
     let mut last_error: Option<String> = None;
@@ -86,14 +140,19 @@ pub async fn run(start: SlaveStart) {
             info!(master = %addr, "following the master");
             announced = Some(addr.clone());
         }
-        let outcome = session(&start, &addr).await;
+        let outcome = session(&start, &addr, &confirmed).await;
+        // What the master had written, as of the session's end: the next handshake (this
+        // process's or, after a restart, the next one's) decides by it.
+        let now = confirmed.borrow().clone();
+        save(&confirmed_path(&start), &now).await;
+        // Shard 0 forgets the learnt address (and that metadata arrives in-band).
+        if let Some(shard0) = start.peers.first() {
+            let _ = shard0.send_async(ShardMsg::Replica(ReplicaRequest::MasterLost)).await;
+        }
         if start.ha_master_address.is_none() {
             // The master may have moved (a restart on another address): forget it and
             // ask the NameServer again (shard 0 re-registers at once, then every 2 s).
             master = None;
-            if let Some(shard0) = start.peers.first() {
-                let _ = shard0.send_async(ShardMsg::Replica(ReplicaRequest::MasterLost)).await;
-            }
         }
         if let Err(reason) = outcome {
             // One line per distinct failure, not one per retry.
@@ -106,7 +165,7 @@ pub async fn run(start: SlaveStart) {
     }
 }
 
-async fn session(start: &SlaveStart, addr: &str) -> Result<(), String> {
+async fn session(start: &SlaveStart, addr: &str, confirmed: &Confirmed) -> Result<(), String> {
     let stream = connect(addr, CONNECT_TIMEOUT).await?;
     let (read_half, write_half) = split(stream);
     let mut reader = FrameReader::new(read_half);
@@ -116,6 +175,7 @@ async fn session(start: &SlaveStart, addr: &str) -> Result<(), String> {
         ours.iter().map(|p| LogState { start: p.start, end: p.end, durable: p.durable }).collect();
     let slave_nonce = auth::nonce()?;
     let hello = Message::Hello {
+        version: super::wire::VERSION,
         segment_size_bytes: start.segment_size_bytes,
         logs: logs.clone(),
         nonce: Some(slave_nonce),
@@ -144,20 +204,50 @@ async fn session(start: &SlaveStart, addr: &str) -> Result<(), String> {
         }
         _ => {}
     }
-    let actions = match first {
-        Message::Welcome { actions, .. } if actions.len() == logs.len() => actions,
+    let (offered, origin) = match first {
+        Message::Welcome { actions, origin, .. } if actions.len() == logs.len() => {
+            (actions, origin)
+        }
         Message::Error { reason } => return Err(format!("master refused: {reason}")),
         other => return Err(format!("expected WELCOME, got {other:?}")),
     };
+    // Bytes that another run of the master streamed past where this run's log began (its
+    // end at open) may not be in this run's log, even where this run's log is longer now
+    // (it took new sends there): cut them, then handshake again from there.
+    let mut cuts = 0usize;
+    let actions: Vec<Action> = offered
+        .iter()
+        .enumerate()
+        .map(|(log, action)| {
+            let known = confirmed.borrow().run;
+            let opened = origin.as_ref().and_then(|o| o.opened.get(log).copied());
+            match (action, opened) {
+                (Action::Stream(_), Some(opened))
+                    if known != 0
+                        && origin.as_ref().is_some_and(|o| o.run != known)
+                        && logs[log].end > opened =>
+                {
+                    cuts += 1;
+                    Action::TruncateTo(opened)
+                }
+                _ => *action,
+            }
+        })
+        .collect();
     if !start.truncate_acknowledged {
         for (log, action) in actions.iter().enumerate() {
             if let Action::TruncateTo(p) = *action {
-                if p < logs[log].durable {
+                // Bytes the master had written and this slave holds durably were
+                // acknowledged; bytes past what the master had written never were.
+                let durable = logs[log].durable;
+                let confirmed = confirmed.borrow().written.get(&(log as u32)).copied();
+                let kept = durable.min(confirmed.unwrap_or(durable));
+                if p < kept {
                     let reason = format!(
-                        "log {log}: the master ends at {p}, before {} bytes this slave holds \
-                         durably and has acknowledged; not truncating without \
-                         haTruncateAcknowledgedEnable=true",
-                        logs[log].durable - p
+                        "log {log}: the master ends at {p}, before {} bytes the master had \
+                         written and this slave holds durably and has acknowledged; not \
+                         truncating without haTruncateAcknowledgedEnable=true",
+                        kept - p
                     );
                     return refuse(&mut writer, &reason).await;
                 }
@@ -166,35 +256,99 @@ async fn session(start: &SlaveStart, addr: &str) -> Result<(), String> {
     }
     for (log, action) in actions.iter().enumerate() {
         apply_action(start, log as u32, logs[log], *action).await?;
+        if let Action::StartAt(p) | Action::TruncateTo(p) = *action {
+            confirmed.borrow_mut().written.insert(log as u32, p);
+        }
+    }
+    if cuts > 0 {
+        return Err(format!(
+            "cut {cuts} log(s) back to where this run of the master began (bytes an earlier \
+             run streamed); handshaking again"
+        ));
+    }
+    if let Some(origin) = &origin {
+        confirmed.borrow_mut().run = origin.run;
     }
     info!(master = %addr, "replicating from the master");
     let inflight = Rc::new(Cell::new(0u64));
     let drained = Notify::new();
     let (acks_tx, acks_rx) = flume::unbounded();
     let acking = ack_loop(acks_rx, writer, inflight.clone(), drained.clone());
+    let mut assembly = Assembly::default();
+    let snapshot_items_max = 2
+        * (crate::table_limits::limits().topics_max
+            + crate::table_limits::limits().subscription_groups_max)
+        + 1024;
     let reading = async {
         loop {
             let frame = within(housekeeping, reader.next())
                 .await
                 .ok_or("no frame from the master within the housekeeping interval")??;
-            match frame {
+            let (log, position, bytes) = match frame {
                 Message::Data { log, position, bytes } => {
-                    let len = bytes.len() as u64;
-                    while inflight.get() > 0 && inflight.get() + len > INFLIGHT_BYTES_MAX {
-                        drained.wait().await;
-                    }
-                    inflight.set(inflight.get() + len);
-                    let append =
-                        ReplicaRequest::Append { log, position, bytes, reply: acks_tx.clone() };
-                    to_owner(&start.peers, log, append).await?;
+                    // A version 2 master streams only bytes it has written.
+                    confirm(confirmed, log, position + bytes.len() as u64);
+                    (log, position, bytes)
                 }
-                Message::Heartbeat { .. } => {}
+                Message::DataWritten { log, position, written, bytes } => {
+                    confirm(confirmed, log, written.min(position + bytes.len() as u64));
+                    (log, position, bytes)
+                }
+                Message::Heartbeat { written } => {
+                    for (log, w) in written.into_iter().enumerate() {
+                        confirm(confirmed, log as u32, w);
+                    }
+                    continue;
+                }
+                Message::Metadata { json } => {
+                    // Applied and persisted before the next frame is read (feed.rs).
+                    if let Some(update) = assembly.take(&json, snapshot_items_max)? {
+                        let (tx, rx) = flume::bounded(1);
+                        let shard0 = start.peers.first().ok_or("no shard 0")?;
+                        let msg = ShardMsg::Replica(ReplicaRequest::Metadata { update, reply: tx });
+                        shard0.send_async(msg).await.map_err(|_| "shard 0 gone".to_string())?;
+                        rx.recv_async().await.map_err(|_| "shard 0 gone".to_string())??;
+                    }
+                    continue;
+                }
                 Message::Error { reason } => return Err(format!("master: {reason}")),
                 other => return Err(format!("unexpected frame from the master: {other:?}")),
+            };
+            let len = bytes.len() as u64;
+            while inflight.get() > 0 && inflight.get() + len > INFLIGHT_BYTES_MAX {
+                drained.wait().await;
             }
+            inflight.set(inflight.get() + len);
+            let append = ReplicaRequest::Append { log, position, bytes, reply: acks_tx.clone() };
+            to_owner(&start.peers, log, append).await?;
         }
     };
     futures_lite::future::or(reading, acking).await
+}
+
+/// Writes `confirmed` to `path` durably; whether it worked (a failure is logged).
+async fn save(path: &std::path::Path, confirmed: &Trace) -> bool {
+    let bytes = ramjet_proto::body::to_json(confirmed);
+    match crate::durable_file::write_file_durably(path.to_path_buf(), bytes).await {
+        Ok(()) => true,
+        Err(e) => {
+            warn!(path = %path.display(), error = %e, "cannot save the master's written ends");
+            false
+        }
+    }
+}
+
+/// Saves `confirmed` every [`CONFIRMED_SAVE_INTERVAL`] when it moved (a failure is
+/// retried at the next tick). Never ends.
+async fn save_confirmed(path: PathBuf, confirmed: Confirmed) {
+    let mut saved: Option<Trace> = None;
+    loop {
+        glommio::timer::sleep(CONFIRMED_SAVE_INTERVAL).await;
+        let now = confirmed.borrow().clone();
+        if saved.as_ref() != Some(&now) && save(&path, &now).await {
+            saved = Some(now);
+        }
+    }
 }
 
 /// Tells the master why this slave ends the session, and ends it.

@@ -17,17 +17,20 @@
 //! | kind | name | direction | body |
 //! |---|---|---|---|
 //! | 1 | HELLO | slave → master | magic u32 `RJHA`, version u16, log count u32, segment size u64, per log: start u64, end u64, durable u64; version 2: the slave's nonce (16 bytes); then the slave's broker address (UTF-8) |
-//! | 2 | WELCOME | master → slave | log count u32, segment size u64, per log: action u8, position u64 |
+//! | 2 | WELCOME | master → slave | log count u32, segment size u64, per log: action u8, position u64; to a version 3 slave then: the master's run id u64, per log: its end when this run opened it u64 |
 //! | 3 | DATA | master → slave | log u32, position u64, raw log bytes (whole records, at most one filler, last) |
 //! | 4 | HEARTBEAT | master → slave | per log: the master's written position u64 |
 //! | 5 | ACK | slave → master | count u32, then count × (log u32, durable position u64) |
 //! | 6 | ERROR | either | UTF-8 reason; the sender closes the connection |
 //! | 7 | CHALLENGE | master → slave | the master's nonce (16 bytes), the master's proof (32 bytes) |
 //! | 8 | AUTH | slave → master | the slave's proof (32 bytes) |
+//! | 9 | DATA_WRITTEN | master → slave (version 3) | log u32, position u64, the master's written position u64, raw log bytes (as DATA) |
+//! | 10 | METADATA | master → slave (version 3) | JSON (`replication::feed::MetaUpdate`): topic and subscription group changes, or a part of a whole-table snapshot |
 //!
 //! CHALLENGE and AUTH are exchanged between HELLO and WELCOME when either side has
 //! `haAuthSecret` (see `replication::auth`). A version 1 HELLO (no nonce) is still
-//! accepted by a master without a secret.
+//! accepted by a master without a secret. A master sends DATA_WRITTEN and METADATA only
+//! to a version 3 slave (older ones get DATA of written bytes, and no METADATA).
 //!
 //! WELCOME actions: 0 stream from `position` (the slave's end), 1 start the empty log at
 //! `position` (the master's oldest segment), 2 truncate the slave's log to `position`
@@ -41,8 +44,9 @@ pub const HEADER_BYTES: usize = 9;
 pub const FRAME_BYTES_MAX: usize = 17 * 1024 * 1024;
 /// `RJHA`.
 pub const MAGIC: u32 = 0x524A_4841;
-/// Protocol version this build writes: 2 adds the HELLO nonce.
-pub const VERSION: u16 = 2;
+/// Protocol version this build writes: 2 adds the HELLO nonce; 3 adds DATA_WRITTEN and
+/// METADATA (the master streams pending bytes and metadata changes).
+pub const VERSION: u16 = 3;
 /// Bytes of a handshake nonce.
 pub const NONCE_BYTES: usize = 16;
 /// Bytes of a handshake proof (HMAC-SHA256).
@@ -68,6 +72,10 @@ pub mod kind {
     pub const CHALLENGE: u8 = 7;
     /// Slave → master: the slave's proof of the secret.
     pub const AUTH: u8 = 8;
+    /// Master → slave: raw log bytes and how far the master had written.
+    pub const DATA_WRITTEN: u8 = 9;
+    /// Master → slave: topic and subscription group changes.
+    pub const METADATA: u8 = 10;
 }
 
 /// What the master tells the slave to do with one log.
@@ -81,6 +89,16 @@ pub enum Action {
     TruncateTo(u64),
     /// Not replicated (the master logs why).
     Refused,
+}
+
+/// A master's run (WELCOME, version 3): a slave that streamed from another run may hold
+/// bytes past `opened` that this run never had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// Random at the master's start.
+    pub run: u64,
+    /// Per log, the end when this run opened it.
+    pub opened: Vec<u64>,
 }
 
 /// Where one slave log stands (HELLO).
@@ -99,6 +117,8 @@ pub struct LogState {
 pub enum Message {
     /// See [`kind::HELLO`].
     Hello {
+        /// Protocol version (1: no nonce; 2 and later carry one).
+        version: u16,
         /// Segment size of the slave's store.
         segment_size_bytes: u64,
         /// One per log.
@@ -114,6 +134,9 @@ pub enum Message {
         segment_size_bytes: u64,
         /// One per log.
         actions: Vec<Action>,
+        /// To a version 3 slave: which run of the master this is, and where each log
+        /// ended when that run opened it.
+        origin: Option<Origin>,
     },
     /// See [`kind::DATA`].
     Data {
@@ -123,6 +146,22 @@ pub enum Message {
         position: u64,
         /// The bytes.
         bytes: Bytes,
+    },
+    /// See [`kind::DATA_WRITTEN`].
+    DataWritten {
+        /// Log id.
+        log: u32,
+        /// Log position of the first byte.
+        position: u64,
+        /// The master's written position of the log when it read the bytes.
+        written: u64,
+        /// The bytes.
+        bytes: Bytes,
+    },
+    /// See [`kind::METADATA`].
+    Metadata {
+        /// The JSON body.
+        json: Bytes,
     },
     /// See [`kind::HEARTBEAT`].
     Heartbeat {
@@ -224,13 +263,23 @@ pub fn data_prefix(log: u32, position: u64) -> [u8; 12] {
     out
 }
 
+/// The body prefix of a DATA_WRITTEN frame (log, position, written); the log bytes follow.
+pub fn data_written_prefix(log: u32, position: u64, written: u64) -> [u8; 20] {
+    let mut out = [0u8; 20];
+    out[..4].copy_from_slice(&log.to_be_bytes());
+    out[4..12].copy_from_slice(&position.to_be_bytes());
+    out[12..].copy_from_slice(&written.to_be_bytes());
+    out
+}
+
 /// Encodes a whole frame (every kind; DATA copies its bytes, see [`header`] to avoid it).
 pub fn encode(message: &Message) -> BytesMut {
     let mut body = BytesMut::new();
     let kind = match message {
-        Message::Hello { segment_size_bytes, logs, nonce, broker_addr } => {
+        Message::Hello { version, segment_size_bytes, logs, nonce, broker_addr } => {
             body.put_u32(MAGIC);
-            body.put_u16(if nonce.is_some() { VERSION } else { 1 });
+            // A nonce makes it version 2 at least; none makes it version 1.
+            body.put_u16(if nonce.is_some() { (*version).max(2) } else { 1 });
             body.put_u32(logs.len() as u32);
             body.put_u64(*segment_size_bytes);
             for log in logs {
@@ -244,7 +293,7 @@ pub fn encode(message: &Message) -> BytesMut {
             body.put_slice(broker_addr.as_bytes());
             kind::HELLO
         }
-        Message::Welcome { segment_size_bytes, actions } => {
+        Message::Welcome { segment_size_bytes, actions, origin } => {
             body.put_u32(actions.len() as u32);
             body.put_u64(*segment_size_bytes);
             for action in actions {
@@ -257,12 +306,27 @@ pub fn encode(message: &Message) -> BytesMut {
                 body.put_u8(code);
                 body.put_u64(position);
             }
+            if let Some(origin) = origin {
+                body.put_u64(origin.run);
+                for end in &origin.opened {
+                    body.put_u64(*end);
+                }
+            }
             kind::WELCOME
         }
         Message::Data { log, position, bytes } => {
             body.put_slice(&data_prefix(*log, *position));
             body.put_slice(bytes);
             kind::DATA
+        }
+        Message::DataWritten { log, position, written, bytes } => {
+            body.put_slice(&data_written_prefix(*log, *position, *written));
+            body.put_slice(bytes);
+            kind::DATA_WRITTEN
+        }
+        Message::Metadata { json } => {
+            body.put_slice(json);
+            kind::METADATA
         }
         Message::Heartbeat { written } => {
             for w in written {
@@ -359,7 +423,7 @@ fn decode_body(kind: u8, mut body: Bytes) -> Result<Message, WireError> {
                 n
             });
             let broker_addr = String::from_utf8_lossy(&body).into_owned();
-            Ok(Message::Hello { segment_size_bytes, logs, nonce, broker_addr })
+            Ok(Message::Hello { version, segment_size_bytes, logs, nonce, broker_addr })
         }
         kind::WELCOME => {
             if body.len() < 12 {
@@ -367,7 +431,10 @@ fn decode_body(kind: u8, mut body: Bytes) -> Result<Message, WireError> {
             }
             let count = body.get_u32();
             let segment_size_bytes = body.get_u64();
-            if count > LOG_COUNT_MAX || body.len() != count as usize * 9 {
+            let with_origin = count as usize * 9 + 8 + count as usize * 8;
+            if count > LOG_COUNT_MAX
+                || (body.len() != count as usize * 9 && body.len() != with_origin)
+            {
                 return Err(WireError::BadBody { kind, reason: "log count and body disagree" });
             }
             let mut actions = Vec::with_capacity(count as usize);
@@ -382,7 +449,11 @@ fn decode_body(kind: u8, mut body: Bytes) -> Result<Message, WireError> {
                     _ => return Err(WireError::BadBody { kind, reason: "unknown action" }),
                 });
             }
-            Ok(Message::Welcome { segment_size_bytes, actions })
+            let origin = (!body.is_empty()).then(|| Origin {
+                run: body.get_u64(),
+                opened: (0..count).map(|_| body.get_u64()).collect(),
+            });
+            Ok(Message::Welcome { segment_size_bytes, actions, origin })
         }
         kind::DATA => {
             if body.len() < 12 {
@@ -392,6 +463,16 @@ fn decode_body(kind: u8, mut body: Bytes) -> Result<Message, WireError> {
             let position = body.get_u64();
             Ok(Message::Data { log, position, bytes: body })
         }
+        kind::DATA_WRITTEN => {
+            if body.len() < 20 {
+                return Err(short(kind));
+            }
+            let log = body.get_u32();
+            let position = body.get_u64();
+            let written = body.get_u64();
+            Ok(Message::DataWritten { log, position, written, bytes: body })
+        }
+        kind::METADATA => Ok(Message::Metadata { json: body }),
         kind::HEARTBEAT => {
             if !body.len().is_multiple_of(8) || body.len() / 8 > LOG_COUNT_MAX as usize {
                 return Err(WireError::BadBody { kind, reason: "not a list of positions" });
@@ -447,22 +528,37 @@ mod tests {
     fn every_kind_round_trips() {
         let logs = vec![LogState { start: 0, end: 10, durable: 9 }, LogState::default()];
         let broker_addr = "127.0.0.1:10911".to_string();
-        let hello = |nonce| Message::Hello {
+        let hello = |version, nonce| Message::Hello {
+            version,
             segment_size_bytes: 1 << 30,
             logs: logs.clone(),
             nonce,
             broker_addr: broker_addr.clone(),
         };
-        round_trip(hello(None));
-        round_trip(hello(Some([7; NONCE_BYTES])));
+        round_trip(hello(1, None));
+        round_trip(hello(2, Some([7; NONCE_BYTES])));
+        round_trip(hello(3, Some([7; NONCE_BYTES])));
         let actions = vec![
             Action::Stream(5),
             Action::StartAt(1 << 30),
             Action::TruncateTo(7),
             Action::Refused,
         ];
-        round_trip(Message::Welcome { segment_size_bytes: 1 << 20, actions });
+        round_trip(Message::Welcome {
+            segment_size_bytes: 1 << 20,
+            actions: actions.clone(),
+            origin: None,
+        });
+        let origin = Some(Origin { run: 42, opened: vec![1, 2, 3, 4] });
+        round_trip(Message::Welcome { segment_size_bytes: 1 << 20, actions, origin });
         round_trip(Message::Data { log: 3, position: 99, bytes: Bytes::from_static(b"abc") });
+        round_trip(Message::DataWritten {
+            log: 1,
+            position: 64,
+            written: 32,
+            bytes: Bytes::from_static(b"abc"),
+        });
+        round_trip(Message::Metadata { json: Bytes::from_static(b"{}") });
         round_trip(Message::Heartbeat { written: vec![1, 2, 3] });
         round_trip(Message::Ack { positions: vec![(0, 5), (1, 6)] });
         round_trip(Message::Error { reason: "no".into() });

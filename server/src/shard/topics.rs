@@ -153,6 +153,11 @@ impl Shard {
     }
 
     async fn install_topics(&self, table: Arc<TopicTable>) {
+        // Into the replication feed before any shard can append a record of a new topic,
+        // so slaves receive the change ahead of those records (replication/feed.rs).
+        if let Some(feed) = &self.replica.feed {
+            feed.publish_topics(table.clone());
+        }
         *self.topics.borrow_mut() = table.clone();
         for (i, peer) in self.peers.iter().enumerate() {
             if i == self.id {

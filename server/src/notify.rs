@@ -30,13 +30,14 @@ impl Notify {
         }
     }
 
-    /// Resolves at the next `notify` after this call.
+    /// Resolves at the next `notify` after this call (the call, not the first poll: a
+    /// future made before some work sees the notifications during that work).
     ///
     /// # Cancel safety
     /// Cancel safe: dropping it only forgets a waker.
-    pub async fn wait(&self) {
+    pub fn wait(&self) -> impl std::future::Future<Output = ()> + '_ {
         let start = self.inner.borrow().generation;
-        futures_lite::future::poll_fn(|cx| {
+        futures_lite::future::poll_fn(move |cx| {
             let mut s = self.inner.borrow_mut();
             if s.generation != start {
                 std::task::Poll::Ready(())
@@ -45,6 +46,5 @@ impl Notify {
                 std::task::Poll::Pending
             }
         })
-        .await
     }
 }

@@ -90,11 +90,6 @@ impl Outbound {
     }
 }
 
-/// After a registration, the next waits this many times as long as it took.
-const KICK_PAUSE_FACTOR: u32 = 4;
-/// ... but never longer than this.
-const KICK_PAUSE_MAX: Duration = Duration::from_secs(1);
-
 /// Registers forever: every interval and whenever `register_kick` fires (kicks coalesce:
 /// one registration covers every change before it).
 pub async fn registration_loop(shard: Rc<Shard>, namesrv_addrs: Vec<String>) {
@@ -103,12 +98,7 @@ pub async fn registration_loop(shard: Rc<Shard>, namesrv_addrs: Vec<String>) {
     loop {
         let Some(zero) = shard.zero.as_ref() else { return };
         let kicked = zero.register_kick.wait();
-        let started = std::time::Instant::now();
         register_all(&shard, &namesrv_addrs, &mut conns).await;
-        // A registration carries the whole topic table (O(topics) to build and send): after
-        // one, kicks wait a few times its cost, so a burst of topic creates is registered in
-        // a few calls and registration never takes more than about a fifth of shard 0.
-        let pause = (started.elapsed() * KICK_PAUSE_FACTOR).min(KICK_PAUSE_MAX);
         // A slave that does not know its master yet asks again soon.
         let slave = shard.config.broker_role == crate::config::BrokerRole::Slave;
         let wait = if slave && shard.replica.master_addr.borrow().is_none() {
@@ -116,8 +106,8 @@ pub async fn registration_loop(shard: Rc<Shard>, namesrv_addrs: Vec<String>) {
         } else {
             interval
         };
+        // `kicked` was made before the registration: a kick during it counts.
         futures_lite::future::or(kicked, glommio::timer::sleep(wait)).await;
-        glommio::timer::sleep(pause).await;
     }
 }
 

@@ -345,6 +345,7 @@ fn start_replication(start: ReplicationStart) -> Result<ReplicationHandles, Stri
                     housekeeping_ms,
                     secret: config.ha_auth_secret.clone(),
                     feed: feed.unwrap_or_default(),
+                    stream_pending: config.broker_role == crate::config::BrokerRole::SyncMaster,
                 };
                 Box::new(move || Box::pin(crate::replication::master::run(master)))
             }

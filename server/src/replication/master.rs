@@ -64,6 +64,10 @@ pub struct MasterStart {
     pub secret: Option<HaSecret>,
     /// Topic and group changes, published by shard 0.
     pub feed: std::sync::Arc<MetaFeed>,
+    /// Stream bytes still being written (SYNC_MASTER: a send waits for its write and the
+    /// slave's ACK together). An ASYNC_MASTER streams written bytes only, in larger spans:
+    /// nobody waits for the slave, and per-message frames cost both sides CPU.
+    pub stream_pending: bool,
 }
 
 struct Master {
@@ -74,6 +78,7 @@ struct Master {
     feed: std::sync::Arc<MetaFeed>,
     /// This run of the master (random at start), told to version 3 slaves.
     run_id: u64,
+    stream_pending: bool,
 }
 
 /// Accepts slaves until the executor stops.
@@ -86,6 +91,7 @@ pub async fn run(start: MasterStart) {
         secret: start.secret,
         feed: start.feed,
         run_id: run_id(),
+        stream_pending: start.stream_pending,
     });
     let mut next_id = 0u64;
     loop {
@@ -299,7 +305,13 @@ async fn stream_to_slave(
             acked: Some(acked),
         };
         to_owner(&master.peers, log, progress).await?;
-        tasks.push(glommio::spawn_local(pump(master.clone(), log, begin, modern, tx.clone())));
+        tasks.push(glommio::spawn_local(pump(
+            master.clone(),
+            log,
+            begin,
+            modern && master.stream_pending,
+            tx.clone(),
+        )));
     }
     drop(tx);
     let writing = write_frames(master.clone(), rx, writer, sent.clone(), modern);

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use ramjet_proto::admin_body::{
     parse_properties_body, ConsumeStats, ConsumerOffsetSerializeWrapper, ProducerConnection,
-    ResetOffsetBody, SubscriptionGroupConfig, SubscriptionGroupWrapper, TopicStatsTable,
+    ProducerTableInfo, ResetOffsetBody, SubscriptionGroupConfig, SubscriptionGroupWrapper,
+    TopicStatsTable,
 };
 use ramjet_proto::body::{to_json, ConsumerConnection, KvTable, TopicList};
 use ramjet_proto::codes::{request, response};
@@ -287,6 +288,28 @@ pub async fn update_broker_config(ops: &Ops, t: &Target, key: &str, value: &str)
     let text =
         format!("update broker config {key}={value} on {} broker(s) success.\n", addrs.len());
     Ok(Output::new(text, json!({"key": key, "value": value, "brokers": addrs})))
+}
+
+/// `producer -b`: every producer group's clients on one broker, one line each as mqadmin
+/// prints them.
+pub async fn producers(ops: &Ops, addr: &str) -> Result<Output> {
+    let frame = ops.broker(addr, ops.header(request::GET_ALL_PRODUCER_INFO), &[]).await?;
+    let table: ProducerTableInfo = parse(addr, &frame.body)?;
+    let mut text = String::new();
+    for (group, list) in &table.data {
+        if list.is_empty() {
+            text.push_str(&format!("producer group ({group}) instances are empty\n"));
+        }
+        for p in list {
+            text.push_str(&format!(
+                "producer group ({group}) instance : clientId={},remoteIP={}, language={}, \
+                 version={}, lastUpdateTimestamp={}\n",
+                p.client_id, p.remote_ip, p.language, p.version, p.last_update_timestamp
+            ));
+        }
+    }
+    let js = serde_json::from_slice(&to_json(&table)).unwrap_or(Value::Null);
+    Ok(Output::new(text, js))
 }
 
 async fn consume_stats(

@@ -205,6 +205,15 @@ enum Command {
         #[arg(short = 't', long = "topic")]
         topic: Option<String>,
     },
+    /// Every producer group's clients on one broker (GET_ALL_PRODUCER_INFO).
+    #[command(name = "producer")]
+    Producer {
+        #[command(flatten)]
+        ns: Ns,
+        /// Broker address.
+        #[arg(short = 'b', long = "broker")]
+        broker: String,
+    },
     /// Create or update a subscription group.
     #[command(name = "updateSubGroup")]
     UpdateSubGroup {
@@ -343,6 +352,7 @@ fn ns_of(c: &Command) -> &Ns {
         | Command::ConsumerProgress { ns, .. }
         | Command::ConsumerConnection { ns, .. }
         | Command::ProducerConnection { ns, .. }
+        | Command::Producer { ns, .. }
         | Command::UpdateSubGroup { ns, .. }
         | Command::DeleteSubGroup { ns, .. }
         | Command::QueryMsgById { ns, .. }
@@ -381,6 +391,7 @@ async fn run(ops: &Ops, command: Command) -> Result<Output, AdminError> {
         Command::ProducerConnection { group, topic, .. } => {
             commands::producer_connection(ops, &group, topic.as_deref()).await
         }
+        Command::Producer { broker, .. } => commands::producers(ops, &broker).await,
         Command::UpdateSubGroup {
             at,
             group,

@@ -18,7 +18,7 @@ use ramjet_proto::admin_body::{ConsumeStats, GroupList, ProducerTableInfo};
 use ramjet_proto::body::{from_json, to_json, HeartbeatData, ProducerData, TopicConfig};
 use ramjet_proto::codes::{request, response};
 use ramjet_proto::{Frame, SerializeType};
-use ramjet_tests::{run_glommio, store_dir, wait_for_route, BrokerOptions, Daemon};
+use ramjet_tests::{admin, run_glommio, store_dir, wait_for_route, BrokerOptions, Daemon};
 use serde::Deserialize;
 
 const QUEUES: i32 = 4;
@@ -165,6 +165,13 @@ async fn check_encoding(ns: String, addr: String, st: SerializeType) {
     assert_eq!(members[0].client_id, hb.client_id);
     assert!(members[0].remote_ip.starts_with("127.0.0.1:"), "{members:?}");
     assert!(members[0].last_update_timestamp > 0);
+    // ramjet-admin `producer -b` prints it as mqadmin does (blocking here is fine: the
+    // broker is another process).
+    let out = admin(&["producer", "-n", &ns, "-b", &addr]).ok();
+    let line = format!("producer group ({producer_group}) instance : clientId={}", hb.client_id);
+    assert!(out.stdout.contains(&line), "{}", out.stdout);
+    let js = admin(&["producer", "-n", &ns, "-b", &addr, "--json"]).ok().json();
+    assert_eq!(js["data"][&producer_group][0]["clientId"], hb.client_id.as_str());
 
     // 317: the online group's stats on the topic (the offline, unconfigured group is not
     // a known group); lag is what was sent minus the committed offset.

@@ -214,6 +214,21 @@ enum Command {
         #[arg(short = 'b', long = "broker")]
         broker: String,
     },
+    /// Every known group's progress on one broker (GET_BROKER_CONSUME_STATS).
+    #[command(name = "brokerConsumeStats")]
+    BrokerConsumeStats {
+        #[command(flatten)]
+        ns: Ns,
+        /// Broker address.
+        #[arg(short = 'b', long = "brokerAddr")]
+        broker: String,
+        /// Only queues lagging at least this much.
+        #[arg(short = 'l', long = "level", default_value_t = 0)]
+        level: i64,
+        /// Only ordered topics.
+        #[arg(short = 'o', long = "order", default_value_t = false, action = clap::ArgAction::Set)]
+        order: bool,
+    },
     /// Create or update a subscription group.
     #[command(name = "updateSubGroup")]
     UpdateSubGroup {
@@ -353,6 +368,7 @@ fn ns_of(c: &Command) -> &Ns {
         | Command::ConsumerConnection { ns, .. }
         | Command::ProducerConnection { ns, .. }
         | Command::Producer { ns, .. }
+        | Command::BrokerConsumeStats { ns, .. }
         | Command::UpdateSubGroup { ns, .. }
         | Command::DeleteSubGroup { ns, .. }
         | Command::QueryMsgById { ns, .. }
@@ -392,6 +408,9 @@ async fn run(ops: &Ops, command: Command) -> Result<Output, AdminError> {
             commands::producer_connection(ops, &group, topic.as_deref()).await
         }
         Command::Producer { broker, .. } => commands::producers(ops, &broker).await,
+        Command::BrokerConsumeStats { broker, level, order, .. } => {
+            commands::broker_consume_stats(ops, &broker, level, order).await
+        }
         Command::UpdateSubGroup {
             at,
             group,

@@ -244,6 +244,28 @@ pub struct ConsumeStatsList {
     pub total_inflight_diff: i64,
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+#[derive(Default)]
+struct ConsumeStatsListForm {
+    consume_stats_list: Vec<BTreeMap<String, Vec<ConsumeStats>>>,
+    broker_addr: String,
+    total_diff: i64,
+    total_inflight_diff: i64,
+}
+
+impl<'de> Deserialize<'de> for ConsumeStatsList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let form = ConsumeStatsListForm::deserialize(d)?;
+        Ok(ConsumeStatsList {
+            consume_stats_list: form.consume_stats_list.into_iter().flatten().collect(),
+            broker_addr: form.broker_addr,
+            total_diff: form.total_diff,
+            total_inflight_diff: form.total_inflight_diff,
+        })
+    }
+}
+
 impl ConsumeStatsList {
     /// fastjson's form of the body (its `ConsumeStats` keep their object-keyed tables).
     pub fn to_json_fastjson(&self) -> Vec<u8> {

@@ -9,31 +9,20 @@
 //! and a group, send messages, heartbeat a consumer and a producer, commit an offset,
 //! then send each request through a client of that encoding and parse the body.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use ramjet_client::{Admin, Subscription};
 use ramjet_client::{Client, ClientConfig, Message, MessageQueue, Producer, PullConsumer};
-use ramjet_proto::admin_body::{ConsumeStats, GroupList, ProducerTableInfo};
+use ramjet_proto::admin_body::{ConsumeStats, ConsumeStatsList, GroupList, ProducerTableInfo};
 use ramjet_proto::body::{from_json, to_json, HeartbeatData, ProducerData, TopicConfig};
 use ramjet_proto::codes::{request, response};
 use ramjet_proto::{Frame, SerializeType};
 use ramjet_tests::{admin, run_glommio, store_dir, wait_for_route, BrokerOptions, Daemon};
-use serde::Deserialize;
 
 const QUEUES: i32 = 4;
 const SENT: usize = 12;
 /// A name far longer than any remark may echo.
 const LONG: usize = 20_000;
-
-/// The reference's `ConsumeStatsList`, read back (its `ConsumeStats` in fastjson form).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ConsumeStatsList {
-    consume_stats_list: Vec<HashMap<String, Vec<ConsumeStats>>>,
-    broker_addr: String,
-    total_diff: i64,
-}
 
 async fn ask(client: &Client, addr: &str, code: i32, ext: &[(&str, &str)]) -> Frame {
     let mut h = client.header(code);
@@ -179,7 +168,7 @@ async fn check_encoding(ns: String, addr: String, st: SerializeType) {
     let stats: ConsumeStatsList = ok_body(&f, "317");
     assert_eq!(stats.broker_addr, addr);
     let mine: Vec<&Vec<ConsumeStats>> =
-        stats.consume_stats_list.iter().filter_map(|m| m.get(&group)).collect();
+        stats.consume_stats_list.iter().filter(|(g, _)| *g == group).map(|(_, s)| s).collect();
     assert_eq!(mine.len(), 1, "317 lists the group once: {stats:?}");
     assert_eq!(mine[0].len(), 1, "one topic");
     let table = &mine[0][0].offset_table;
@@ -188,10 +177,22 @@ async fn check_encoding(ns: String, addr: String, st: SerializeType) {
     let lag: i64 = mine[0][0].total_lag();
     assert_eq!(lag, SENT as i64 - 1);
     assert!(stats.total_diff >= lag);
-    assert!(stats.consume_stats_list.iter().all(|m| !m.contains_key(&offline)));
+    assert!(stats.consume_stats_list.iter().all(|(g, _)| *g != offline));
     let f = ask(&client, &addr, request::GET_BROKER_CONSUME_STATS, &[("isOrder", "true")]).await;
     let ordered: ConsumeStatsList = ok_body(&f, "317 ordered");
-    assert!(ordered.consume_stats_list.iter().all(|m| !m.contains_key(&group)));
+    assert!(ordered.consume_stats_list.iter().all(|(g, _)| *g != group));
+    // ramjet-admin `brokerConsumeStats -b`: the group's queues, lag summed.
+    let js = admin(&["brokerConsumeStats", "-n", &ns, "-b", &addr, "--json"]).ok().json();
+    let rows: Vec<&serde_json::Value> = js["queues"]
+        .as_array()
+        .expect("queues")
+        .iter()
+        .filter(|r| r["group"] == group.as_str())
+        .collect();
+    assert_eq!(rows.len(), QUEUES as usize, "{js}");
+    assert_eq!(rows.iter().map(|r| r["diff"].as_i64().expect("diff")).sum::<i64>(), lag);
+    let out = admin(&["brokerConsumeStats", "-n", &ns, "-b", &addr]).ok();
+    assert!(out.stdout.contains("#Consumer Offset") && out.stdout.contains("Diff Total: "));
     client.shutdown().await;
 }
 

@@ -434,6 +434,38 @@ pub fn parse_properties_body(body: &[u8]) -> HashMap<String, String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn consume_stats_list_reads_back_its_fastjson_form() {
+        let mut stats = ConsumeStats::default();
+        stats.offset_table.push((mq(1), OffsetWrapper { broker_offset: 9, ..Default::default() }));
+        let list = ConsumeStatsList {
+            consume_stats_list: vec![("g\"1".into(), vec![stats]), ("g2".into(), vec![])],
+            broker_addr: "127.0.0.1:10911".into(),
+            total_diff: 9,
+            total_inflight_diff: 0,
+        };
+        let back: ConsumeStatsList = from_json(&list.to_json_fastjson()).unwrap();
+        assert_eq!(back, list);
+    }
+
+    #[test]
+    fn producer_info_uses_the_reference_field_names() {
+        let mut table = ProducerTableInfo::default();
+        let info = ProducerInfo {
+            client_id: "c".into(),
+            remote_ip: "1.2.3.4:5".into(),
+            ..Default::default()
+        };
+        table.data.insert("p".into(), vec![info]);
+        let json = String::from_utf8(to_json(&table)).unwrap();
+        assert!(
+            json.contains("\"remoteIP\":\"1.2.3.4:5\"") && json.contains("\"lastUpdateTimestamp\""),
+            "{json}"
+        );
+        let groups = GroupList { group_list: ["a".to_string()].into_iter().collect() };
+        assert_eq!(to_json(&groups), br#"{"groupList":["a"]}"#);
+    }
+
     fn mq(q: i32) -> MessageQueue {
         MessageQueue { topic: "t".into(), broker_name: "b".into(), queue_id: q }
     }

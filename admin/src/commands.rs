@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use ramjet_proto::admin_body::{
-    parse_properties_body, ConsumeStats, ConsumerOffsetSerializeWrapper, ProducerConnection,
-    ResetOffsetBody, SubscriptionGroupConfig, SubscriptionGroupWrapper, TopicStatsTable,
+    parse_properties_body, ConsumeStats, ConsumeStatsList, ConsumerOffsetSerializeWrapper,
+    ProducerConnection, ProducerTableInfo, ResetOffsetBody, SubscriptionGroupConfig,
+    SubscriptionGroupWrapper, TopicStatsTable,
 };
 use ramjet_proto::body::{to_json, ConsumerConnection, KvTable, TopicList};
 use ramjet_proto::codes::{request, response};
@@ -287,6 +288,86 @@ pub async fn update_broker_config(ops: &Ops, t: &Target, key: &str, value: &str)
     let text =
         format!("update broker config {key}={value} on {} broker(s) success.\n", addrs.len());
     Ok(Output::new(text, json!({"key": key, "value": value, "brokers": addrs})))
+}
+
+/// `producer -b`: every producer group's clients on one broker, one line each as mqadmin
+/// prints them.
+pub async fn producers(ops: &Ops, addr: &str) -> Result<Output> {
+    let frame = ops.broker(addr, ops.header(request::GET_ALL_PRODUCER_INFO), &[]).await?;
+    let table: ProducerTableInfo = parse(addr, &frame.body)?;
+    let mut text = String::new();
+    for (group, list) in &table.data {
+        if list.is_empty() {
+            text.push_str(&format!("producer group ({group}) instances are empty\n"));
+        }
+        for p in list {
+            text.push_str(&format!(
+                "producer group ({group}) instance : clientId={},remoteIP={}, language={}, \
+                 version={}, lastUpdateTimestamp={}\n",
+                p.client_id, p.remote_ip, p.language, p.version, p.last_update_timestamp
+            ));
+        }
+    }
+    let js = serde_json::from_slice(&to_json(&table)).unwrap_or(Value::Null);
+    Ok(Output::new(text, js))
+}
+
+/// `brokerConsumeStats -b`: every known group's per-queue progress on one broker, rows
+/// lagging at least `level` (mqadmin prints only queues ever consumed; so does the text
+/// form, the JSON has them all).
+pub async fn broker_consume_stats(
+    ops: &Ops,
+    addr: &str,
+    level: i64,
+    order: bool,
+) -> Result<Output> {
+    let mut header = ops.header(request::GET_BROKER_CONSUME_STATS);
+    header.ext_fields.insert("isOrder", order.to_string());
+    let frame = ops.broker(addr, header, &[]).await?;
+    let list: ConsumeStatsList = parse(addr, &frame.body)?;
+    let mut table = Table::new(&[
+        "#Topic",
+        "#Group",
+        "#Broker Name",
+        "#QID",
+        "#Broker Offset",
+        "#Consumer Offset",
+        "#Diff",
+        "#LastTime",
+    ]);
+    let mut rows = Vec::new();
+    for (group, stats) in &list.consume_stats_list {
+        for s in stats {
+            for (mq, w) in s.offset_table.iter() {
+                let diff = w.broker_offset - w.consumer_offset;
+                if diff < level {
+                    continue;
+                }
+                rows.push(json!({
+                    "topic": mq.topic, "group": group, "brokerName": mq.broker_name,
+                    "queueId": mq.queue_id, "brokerOffset": w.broker_offset,
+                    "consumerOffset": w.consumer_offset, "diff": diff,
+                    "lastTimestamp": w.last_timestamp,
+                }));
+                if w.last_timestamp > 0 {
+                    table.row(vec![
+                        mq.topic.clone(),
+                        group.clone(),
+                        mq.broker_name.clone(),
+                        mq.queue_id.to_string(),
+                        w.broker_offset.to_string(),
+                        w.consumer_offset.to_string(),
+                        diff.to_string(),
+                        format_ms(w.last_timestamp),
+                    ]);
+                }
+            }
+        }
+    }
+    let mut text = table.render();
+    text.push_str(&format!("\nDiff Total: {}\n", list.total_diff));
+    let js = json!({"brokerAddr": list.broker_addr, "totalDiff": list.total_diff, "queues": rows});
+    Ok(Output::new(text, js))
 }
 
 async fn consume_stats(

@@ -205,6 +205,30 @@ enum Command {
         #[arg(short = 't', long = "topic")]
         topic: Option<String>,
     },
+    /// Every producer group's clients on one broker (GET_ALL_PRODUCER_INFO).
+    #[command(name = "producer")]
+    Producer {
+        #[command(flatten)]
+        ns: Ns,
+        /// Broker address.
+        #[arg(short = 'b', long = "broker")]
+        broker: String,
+    },
+    /// Every known group's progress on one broker (GET_BROKER_CONSUME_STATS).
+    #[command(name = "brokerConsumeStats")]
+    BrokerConsumeStats {
+        #[command(flatten)]
+        ns: Ns,
+        /// Broker address.
+        #[arg(short = 'b', long = "brokerAddr")]
+        broker: String,
+        /// Only queues lagging at least this much.
+        #[arg(short = 'l', long = "level", default_value_t = 0)]
+        level: i64,
+        /// Only ordered topics.
+        #[arg(short = 'o', long = "order", default_value_t = false, action = clap::ArgAction::Set)]
+        order: bool,
+    },
     /// Create or update a subscription group.
     #[command(name = "updateSubGroup")]
     UpdateSubGroup {
@@ -343,6 +367,8 @@ fn ns_of(c: &Command) -> &Ns {
         | Command::ConsumerProgress { ns, .. }
         | Command::ConsumerConnection { ns, .. }
         | Command::ProducerConnection { ns, .. }
+        | Command::Producer { ns, .. }
+        | Command::BrokerConsumeStats { ns, .. }
         | Command::UpdateSubGroup { ns, .. }
         | Command::DeleteSubGroup { ns, .. }
         | Command::QueryMsgById { ns, .. }
@@ -380,6 +406,10 @@ async fn run(ops: &Ops, command: Command) -> Result<Output, AdminError> {
         }
         Command::ProducerConnection { group, topic, .. } => {
             commands::producer_connection(ops, &group, topic.as_deref()).await
+        }
+        Command::Producer { broker, .. } => commands::producers(ops, &broker).await,
+        Command::BrokerConsumeStats { broker, level, order, .. } => {
+            commands::broker_consume_stats(ops, &broker, level, order).await
         }
         Command::UpdateSubGroup {
             at,

@@ -24,7 +24,7 @@
 //! assert_eq!(back.offset_table[0].1.broker_offset, 5);
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -197,6 +197,105 @@ pub struct ProducerConnection {
     pub connection_set: Vec<Connection>,
 }
 
+/// QUERY_TOPIC_CONSUME_BY_WHO (300) response body: the groups consuming a topic.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct GroupList {
+    /// Group names (a set in the reference; sorted here).
+    pub group_list: BTreeSet<String>,
+}
+
+/// One producer client of GET_ALL_PRODUCER_INFO (328), as the reference's `ProducerInfo`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ProducerInfo {
+    /// Client id.
+    pub client_id: String,
+    /// `ip:port` of the client's socket (the reference's field name).
+    #[serde(rename = "remoteIP")]
+    pub remote_ip: String,
+    /// LanguageCode name.
+    pub language: String,
+    /// MQVersion ordinal.
+    pub version: i32,
+    /// Time of the client's last heartbeat, ms.
+    pub last_update_timestamp: i64,
+}
+
+/// GET_ALL_PRODUCER_INFO (328) response body: producer clients by group.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ProducerTableInfo {
+    /// Producer group to its clients.
+    pub data: BTreeMap<String, Vec<ProducerInfo>>,
+}
+
+/// GET_BROKER_CONSUME_STATS (317) response body, the reference's `ConsumeStatsList`:
+/// per group, the consume stats of each topic it has offsets on.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ConsumeStatsList {
+    /// Group to its per-topic stats (one map per group, as the reference lists them).
+    pub consume_stats_list: Vec<(String, Vec<ConsumeStats>)>,
+    /// The broker's address.
+    pub broker_addr: String,
+    /// Sum of every queue's lag.
+    pub total_diff: i64,
+    /// Messages pulled but not committed (ramjet tracks none: 0).
+    pub total_inflight_diff: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+#[derive(Default)]
+struct ConsumeStatsListForm {
+    consume_stats_list: Vec<BTreeMap<String, Vec<ConsumeStats>>>,
+    broker_addr: String,
+    total_diff: i64,
+    total_inflight_diff: i64,
+}
+
+impl<'de> Deserialize<'de> for ConsumeStatsList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let form = ConsumeStatsListForm::deserialize(d)?;
+        Ok(ConsumeStatsList {
+            consume_stats_list: form.consume_stats_list.into_iter().flatten().collect(),
+            broker_addr: form.broker_addr,
+            total_diff: form.total_diff,
+            total_inflight_diff: form.total_inflight_diff,
+        })
+    }
+}
+
+impl ConsumeStatsList {
+    /// fastjson's form of the body (its `ConsumeStats` keep their object-keyed tables).
+    pub fn to_json_fastjson(&self) -> Vec<u8> {
+        let mut out = b"{\"brokerAddr\":".to_vec();
+        out.extend_from_slice(&to_json(&self.broker_addr));
+        out.extend_from_slice(b",\"consumeStatsList\":[");
+        for (i, (group, stats)) in self.consume_stats_list.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'{');
+            out.extend_from_slice(&to_json(group));
+            out.extend_from_slice(b":[");
+            for (j, s) in stats.iter().enumerate() {
+                if j > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(&s.to_json_fastjson());
+            }
+            out.extend_from_slice(b"]}");
+        }
+        let tail = format!(
+            "],\"totalDiff\":{},\"totalInflightDiff\":{}}}",
+            self.total_diff, self.total_inflight_diff
+        );
+        out.extend_from_slice(tail.as_bytes());
+        out
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -334,6 +433,38 @@ pub fn parse_properties_body(body: &[u8]) -> HashMap<String, String> {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn consume_stats_list_reads_back_its_fastjson_form() {
+        let mut stats = ConsumeStats::default();
+        stats.offset_table.push((mq(1), OffsetWrapper { broker_offset: 9, ..Default::default() }));
+        let list = ConsumeStatsList {
+            consume_stats_list: vec![("g\"1".into(), vec![stats]), ("g2".into(), vec![])],
+            broker_addr: "127.0.0.1:10911".into(),
+            total_diff: 9,
+            total_inflight_diff: 0,
+        };
+        let back: ConsumeStatsList = from_json(&list.to_json_fastjson()).unwrap();
+        assert_eq!(back, list);
+    }
+
+    #[test]
+    fn producer_info_uses_the_reference_field_names() {
+        let mut table = ProducerTableInfo::default();
+        let info = ProducerInfo {
+            client_id: "c".into(),
+            remote_ip: "1.2.3.4:5".into(),
+            ..Default::default()
+        };
+        table.data.insert("p".into(), vec![info]);
+        let json = String::from_utf8(to_json(&table)).unwrap();
+        assert!(
+            json.contains("\"remoteIP\":\"1.2.3.4:5\"") && json.contains("\"lastUpdateTimestamp\""),
+            "{json}"
+        );
+        let groups = GroupList { group_list: ["a".to_string()].into_iter().collect() };
+        assert_eq!(to_json(&groups), br#"{"groupList":["a"]}"#);
+    }
 
     fn mq(q: i32) -> MessageQueue {
         MessageQueue { topic: "t".into(), broker_name: "b".into(), queue_id: q }

@@ -204,6 +204,18 @@ impl ClientRegistry {
             .collect()
     }
 
+    /// Every producer group's clients (GET_ALL_PRODUCER_INFO): group, client id, channel
+    /// and last heartbeat time (ms).
+    pub fn producers(&self) -> Vec<(String, String, ClientChannel, u64)> {
+        let mut out = Vec::new();
+        for (id, c) in &self.clients {
+            for g in &c.producer_groups {
+                out.push((g.clone(), id.clone(), c.channel.clone(), c.last_seen_ms));
+            }
+        }
+        out
+    }
+
     /// Consumer groups with at least one live member.
     pub fn consumer_groups(&self) -> Vec<String> {
         let mut groups: Vec<String> =

@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod client;
 pub mod consumer_offset;
+pub mod dashboard;
 pub mod delay_offset;
 pub mod offset;
 pub mod pull_message;
@@ -212,6 +213,11 @@ pub async fn execute(shard: &Rc<Shard>, frame: Frame, ctx: RequestContext) -> Op
         Handler::ConsumeStats => stats::consume_stats(shard, h).await,
         Handler::ResetOffset => stats::reset_offset(shard, h).await,
         Handler::BrokerStats => stats::broker_stats(shard, h).await,
+        Handler::TopicConsumedBy => dashboard::topic_consumed_by(shard, h).await,
+        Handler::BrokerConsumeStats => dashboard::broker_consume_stats(shard, h).await,
+        Handler::AllProducers => dashboard::all_producers(shard, h),
+        Handler::TopicConfig => dashboard::topic_config(shard, h),
+        Handler::GroupConfig => dashboard::group_config(shard, h),
     };
     Some(resp)
 }

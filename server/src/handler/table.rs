@@ -90,6 +90,11 @@ pub enum Handler {
     ConsumeStats,
     ResetOffset,
     BrokerStats,
+    TopicConsumedBy,
+    BrokerConsumeStats,
+    AllProducers,
+    TopicConfig,
+    GroupConfig,
 }
 
 /// One row of the table.
@@ -209,9 +214,20 @@ pub static TABLE: &[Entry] = &[
         Stats::Other,
         Admin,
     ),
+    row(request::QUERY_TOPIC_CONSUME_BY_WHO, Here, Handler::TopicConsumedBy, Stats::Other, Any),
     row(request::SEND_MESSAGE_V2, Send, Handler::Send, Stats::Put, TopicPub),
     row(request::VIEW_BROKER_STATS_DATA, Here, Handler::BrokerStats, Stats::Other, Any),
+    row(
+        request::GET_BROKER_CONSUME_STATS,
+        ShardZero,
+        Handler::BrokerConsumeStats,
+        Stats::Other,
+        Any,
+    ),
     row(request::SEND_BATCH_MESSAGE, Send, Handler::Send, Stats::Put, TopicPub),
+    row(request::GET_ALL_PRODUCER_INFO, ShardZero, Handler::AllProducers, Stats::Other, Any),
+    row(request::GET_TOPIC_CONFIG, Here, Handler::TopicConfig, Stats::Other, Any),
+    row(request::GET_SUBSCRIPTIONGROUP_CONFIG, ShardZero, Handler::GroupConfig, Stats::Other, Any),
     // A 5.x lite pull consumer's pull is an ordinary pull (its FLAG_LITE_PULL_MESSAGE only
     // says no heartbeat subscription is needed, which ramjet never requires).
     row(request::LITE_PULL_MESSAGE, QueueOwner, Handler::Pull, Stats::Other, TopicSub),
@@ -253,6 +269,9 @@ mod tests {
             request::DELETE_SUBSCRIPTIONGROUP,
             request::GET_PRODUCER_CONNECTION_LIST,
             request::INVOKE_BROKER_TO_RESET_OFFSET,
+            request::GET_BROKER_CONSUME_STATS,
+            request::GET_ALL_PRODUCER_INFO,
+            request::GET_SUBSCRIPTIONGROUP_CONFIG,
         ];
         let queue = [
             request::PULL_MESSAGE,
@@ -273,6 +292,8 @@ mod tests {
             request::GET_TOPIC_STATS_INFO,
             request::GET_CONSUME_STATS,
             request::VIEW_BROKER_STATS_DATA,
+            request::QUERY_TOPIC_CONSUME_BY_WHO,
+            request::GET_TOPIC_CONFIG,
         ];
         let send = [request::SEND_MESSAGE, request::SEND_MESSAGE_V2, request::SEND_BATCH_MESSAGE];
         let routes = [(&zero[..], ShardZero), (&queue[..], QueueOwner), (&here[..], Here)];

@@ -396,7 +396,8 @@ async fn pump(
 
 /// Writes queued frames, and a HEARTBEAT whenever a second passes without one. `modern`
 /// (a version 3 slave): DATA_WRITTEN frames, each preceded by METADATA when the topic or
-/// group tables moved since the last one (a snapshot before the first).
+/// group tables moved since the last one (a snapshot before the first); an idle session
+/// sends such METADATA with its heartbeat.
 async fn write_frames(
     master: Rc<Master>,
     rx: flume::Receiver<Out>,
@@ -415,6 +416,12 @@ async fn write_frames(
         let next = within(HEARTBEAT_INTERVAL, rx.recv_async()).await;
         let frame = match next {
             None => {
+                // Topic and group changes reach an idle slave too, within a heartbeat.
+                if modern {
+                    for json in meta.frames(&master.feed) {
+                        writer.stage(&Message::Metadata { json });
+                    }
+                }
                 let written = positions(&master.peers).await?.iter().map(|p| p.written).collect();
                 writer.stage(&Message::Heartbeat { written });
                 writer.flush().await?;

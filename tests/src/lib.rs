@@ -715,3 +715,26 @@ impl Drop for Exiting {
         let _ = self.child.wait();
     }
 }
+
+/// Access-key credentials without a security token (ACL tests).
+pub fn credentials(access_key: &str, secret_key: &str) -> ramjet_client::Credentials {
+    ramjet_client::Credentials {
+        access_key: access_key.into(),
+        secret_key: secret_key.into(),
+        security_token: None,
+    }
+}
+
+/// Waits (bounded by `limit`) until `condition` holds, checking every 50 ms; panics naming
+/// `what` when it never did.
+pub async fn wait_until<F, Fut>(limit: Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !condition().await {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        glommio::timer::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -28,7 +28,7 @@ use ramjet_proto::codes::{request, response};
 use ramjet_proto::{Frame, Header, SerializeType};
 use ramjet_tests::{
     admin, client, http_get, metric_sum, metrics_addr, parse_prometheus, run_glommio, store_dir,
-    BrokerOptions, Daemon, Exiting,
+    wait_until, BrokerOptions, Daemon, Exiting,
 };
 
 const REMARK_PREFIX: &str = "org.apache.rocketmq.acl.common.AclException: ";
@@ -59,11 +59,7 @@ accounts:
 ";
 
 fn creds(access_key: &str, secret_key: &str) -> Credentials {
-    Credentials {
-        access_key: access_key.into(),
-        secret_key: secret_key.into(),
-        security_token: None,
-    }
+    ramjet_tests::credentials(access_key, secret_key)
 }
 
 fn admin_creds() -> Credentials {
@@ -260,19 +256,6 @@ async fn refusals(probe: &mut Probe) {
     let frame = probe.signed(h, &[], &admin_creds()).await;
     assert_eq!(frame.header.code, response::SUCCESS, "{st:?}: {:?}", frame.header.remark);
     assert!(probe.topic_exists(&sneaky).await);
-}
-
-/// Waits (bounded by `limit`) until `condition` holds, checking every 50 ms.
-async fn wait_until<F, Fut>(limit: Duration, what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !condition().await {
-        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
-        glommio::timer::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 // Goal: see the module doc; one broker serves both encodings in turn, then the metrics,

@@ -31,7 +31,7 @@ use ramjet_proto::header::{
 use ramjet_proto::{Frame, Header, SerializeType};
 use ramjet_tests::{
     admin, client, http_get, metric_sum, metrics_addr, parse_prometheus, run_glommio, store_dir,
-    BrokerOptions, Daemon, Exiting,
+    wait_until, BrokerOptions, Daemon, Exiting,
 };
 
 const REMARK_PREFIX: &str = "org.apache.rocketmq.acl.common.AclException: ";
@@ -52,11 +52,7 @@ const INNER_CREDENTIALS: &str =
     r#"innerClientAuthenticationCredentials={"accessKey":"nsAdmin01","secretKey":"nsAdminSecret"}"#;
 
 fn creds(access_key: &str, secret_key: &str) -> Credentials {
-    Credentials {
-        access_key: access_key.into(),
-        secret_key: secret_key.into(),
-        security_token: None,
-    }
+    ramjet_tests::credentials(access_key, secret_key)
 }
 
 fn admin_creds() -> Credentials {
@@ -176,19 +172,6 @@ impl Probe {
             response::QUERY_NOT_FOUND => None,
             code => panic!("GET_KV_CONFIG answered {code}: {:?}", frame.header.remark),
         }
-    }
-}
-
-/// Waits (bounded by `limit`) until `condition` holds, checking every 50 ms.
-async fn wait_until<F, Fut>(limit: Duration, what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !condition().await {
-        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
-        glommio::timer::sleep(Duration::from_millis(50)).await;
     }
 }
 

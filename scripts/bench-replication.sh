@@ -43,10 +43,10 @@ lag() { curl -s "http://127.0.0.1:41999/metrics" | awk '/^ramjet_replication_lag
 for mode in none async sync; do
   rm -rf "$BASE"; mkdir -p "$BASE"
   role=ASYNC_MASTER; [ "$mode" = sync ] && role=SYNC_MASTER
-  start master --store-path "$BASE/master" --listen-port 41911 --namesrv-port 41876 \
+  start master --store-path "$BASE/master" --listen-port 41911 --grpc-port 41916 --namesrv-port 41876 \
     --metrics-port 41999 --broker-role "$role"
   if [ "$mode" != none ]; then
-    start slave --store-path "$BASE/slave" --listen-port 41921 -n 127.0.0.1:41876 \
+    start slave --store-path "$BASE/slave" --listen-port 41921 --grpc-port 41926 -n 127.0.0.1:41876 \
       --broker-role SLAVE --broker-id 1
     for _ in $(seq 1 300); do [ "$(lag)" != none ] && break; sleep 0.1; done
   fi

@@ -13,7 +13,7 @@
 #   SHARDS=N                       shards per broker, the same for master and slave (1)
 #   NAMESRV_PORT=P                 NameServers on P and P+1 (9876)
 #   BROKER_PORT=P                  broker-a master P, slave P+10; broker-b master P+20,
-#                                  slave P+30 (10911); each master's HA port is its + 1
+#                                  slave P+30 (10911); each master's HA port is its + 1, gRPC its + 5
 #   RAMJET_BIN_DIR                 binaries (target/release; built when absent)
 #
 # Clients use NameServers "127.0.0.1:9876;127.0.0.1:9877", e.g.
@@ -68,7 +68,7 @@ launch() { # $1 name, then the command
 broker() { # $1 name, $2 broker name, $3 port, $4 id, $5 role
   mkdir -p "$DIR/$1"
   launch "$1" "$BIN/ramjet-broker" --store-path "$(cd "$DIR/$1" && pwd)" \
-    --broker-ip 127.0.0.1 --listen-port "$3" -n "$NAMESRV" --shards "$SHARDS" \
+    --broker-ip 127.0.0.1 --listen-port "$3" --grpc-port "$(($3 + 5))" -n "$NAMESRV" --shards "$SHARDS" \
     --cluster RamjetCluster --broker-name "$2" --broker-id "$4" --broker-role "$5" \
     --flush-disk-type "$FLUSH"
 }

@@ -121,6 +121,16 @@ pub struct BrokerConfig {
     /// `innerClientAuthenticationCredentials`, JSON `{"accessKey":..,"secretKey":..}`.
     /// `None` (key absent, or a blank key or secret, as the reference): unsigned.
     pub inner_credentials: Option<ramjet_proto::acl::Credentials>,
+    /// Port of the RocketMQ 5.x gRPC front end (`grpcServerPort`, 8081; 0 = ephemeral);
+    /// `None`: the default, which becomes ephemeral when the listen port is (tests).
+    pub grpc_port: Option<u16>,
+    /// gRPC: shortest invisible duration a receive may ask for (`grpcMinInvisibleTimeMs`).
+    pub grpc_min_invisible_ms: u64,
+    /// gRPC: most messages of one group invisible at once (`grpcMaxInflightPerGroup`).
+    pub grpc_max_inflight_per_group: usize,
+    /// gRPC: deliveries before the DLQ when the group has no `retryMaxTimes`
+    /// (`grpcMaxDeliveryAttempts`).
+    pub grpc_max_delivery_attempts: u32,
     /// Keys of the config file this version does not use.
     pub ignored_keys: Vec<String>,
 }
@@ -147,6 +157,10 @@ impl Default for BrokerConfig {
             register_interval_ms: 30_000,
             long_poll_hold_ms_max: 30_000,
             metrics_port: None,
+            grpc_port: None,
+            grpc_min_invisible_ms: 10_000,
+            grpc_max_inflight_per_group: 65_536,
+            grpc_max_delivery_attempts: 17,
             spin_before_park_us: 50,
             retention: ramjet_storage::RetentionConfig::default(),
             retention_interval_ms: 10_000,
@@ -371,6 +385,10 @@ impl BrokerConfig {
         for (k, v) in props {
             match k.as_str() {
                 "listenPort" => self.listen_port = parse(k, v)?,
+                "grpcServerPort" => self.grpc_port = Some(parse(k, v)?),
+                "grpcMinInvisibleTimeMs" => self.grpc_min_invisible_ms = parse(k, v)?,
+                "grpcMaxInflightPerGroup" => self.grpc_max_inflight_per_group = parse(k, v)?,
+                "grpcMaxDeliveryAttempts" => self.grpc_max_delivery_attempts = parse(k, v)?,
                 "storePathRootDir" => self.store_path = PathBuf::from(v),
                 "storePathCommitLog" => {}
                 "flushDiskType" => self.flush = parse_flush(v)?,

@@ -50,6 +50,52 @@ pub struct RunningBroker {
     pub metrics_addr: Option<SocketAddr>,
     /// Address of the HA listener (masters).
     pub ha_addr: Option<SocketAddr>,
+    /// Address of the RocketMQ 5.x gRPC front end.
+    pub grpc_addr: Option<SocketAddr>,
+    grpc: Option<ramjet_grpc::GrpcServer>,
+}
+
+/// The gRPC front end's way in: each request is served by a shard (round robin) as if a
+/// connection of that shard had received it (`ShardMsg::Dispatch`), so it is routed,
+/// forwarded to the queue's owner and checked exactly as a remoting request.
+struct ShardBackend {
+    shards: Vec<flume::Sender<ShardMsg>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl ramjet_grpc::Backend for ShardBackend {
+    fn call(
+        &self,
+        frame: ramjet_proto::Frame,
+        peer: SocketAddr,
+    ) -> ramjet_grpc::BoxFuture<Option<ramjet_grpc::Reply>> {
+        let n = self.shards.len().max(1);
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n;
+        let tx = self.shards.get(i).cloned();
+        Box::pin(async move {
+            let (reply, rx) = flume::bounded(1);
+            tx?.send_async(ShardMsg::Dispatch { frame, peer, reply }).await.ok()?;
+            let resp = rx.recv_async().await.ok()??;
+            let body = if resp.parts.is_empty() {
+                resp.body
+            } else {
+                let mut b = bytes::BytesMut::with_capacity(resp.body_len());
+                for p in resp.body_parts() {
+                    b.extend_from_slice(p);
+                }
+                b.freeze()
+            };
+            Some(ramjet_grpc::Reply { header: resp.header, body })
+        })
+    }
+}
+
+/// Binds the gRPC port: `grpcServerPort`, else 8081, else (an ephemeral listen port and
+/// no port configured, as in tests) an ephemeral one.
+fn bind_grpc(config: &BrokerConfig) -> Result<std::net::TcpListener, String> {
+    let port = config.grpc_port.unwrap_or(if config.listen_port == 0 { 0 } else { 8081 });
+    std::net::TcpListener::bind(SocketAddr::new(config.bind_ip, port))
+        .map_err(|e| format!("cannot listen on gRPC port {port}: {e}"))
 }
 
 /// The topics every broker has from the start.
@@ -117,6 +163,7 @@ pub fn start(mut config: BrokerConfig) -> Result<RunningBroker, String> {
         }
     };
     let ha_listener = bind_ha(&config, port)?;
+    let grpc_listener = bind_grpc(&config)?;
     if let Some(l) = &ha_listener {
         config.ha_listen_port = Some(l.local_addr().map_err(|e| e.to_string())?.port());
     }
@@ -273,6 +320,20 @@ pub fn start(mut config: BrokerConfig) -> Result<RunningBroker, String> {
             Err(_) => return Err("a shard did not start".into()),
         }
     }
+    let grpc_port = grpc_listener.local_addr().map_err(|e| e.to_string())?.port();
+    let mut options = ramjet_grpc::GrpcOptions::new(
+        config.store_path.join("pop"),
+        config.broker_name.clone(),
+        SocketAddr::new(config.broker_ip, grpc_port),
+    );
+    options.min_invisible_ms = config.grpc_min_invisible_ms;
+    options.max_inflight_per_group = config.grpc_max_inflight_per_group;
+    options.max_delivery_attempts = config.grpc_max_delivery_attempts.max(1);
+    let backend = std::sync::Arc::new(ShardBackend {
+        shards: senders.clone(),
+        next: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let grpc = ramjet_grpc::start(grpc_listener, backend, options)?;
     Ok(RunningBroker {
         broker_addr,
         namesrv_addrs,
@@ -282,6 +343,8 @@ pub fn start(mut config: BrokerConfig) -> Result<RunningBroker, String> {
         replication_stop,
         metrics_addr,
         ha_addr,
+        grpc_addr: Some(SocketAddr::new(config.broker_ip, grpc_port)),
+        grpc: Some(grpc),
     })
 }
 
@@ -389,7 +452,11 @@ impl RunningBroker {
     }
 
     /// Stops every shard cleanly (flush, checkpoint, clean mark) and waits for them.
-    pub fn stop(self) {
+    pub fn stop(mut self) {
+        // The gRPC front end first: its requests need the shards.
+        if let Some(g) = self.grpc.take() {
+            g.stop();
+        }
         let mut acks = Vec::new();
         for s in &self.shards {
             let (done, ack) = flume::bounded(1);

@@ -92,6 +92,8 @@ pub struct Daemon {
     pub broker_addr: String,
     /// The NameServer address of its ready line.
     pub namesrv_addr: String,
+    /// The `grpc ip:port` of its ready line (brokers only).
+    pub grpc_addr: String,
 }
 
 impl Daemon {
@@ -126,6 +128,7 @@ impl Daemon {
             log,
             broker_addr: String::new(),
             namesrv_addr: String::new(),
+            grpc_addr: String::new(),
         };
         match rx.recv_timeout(READY_TIMEOUT) {
             Ok(line) => {
@@ -134,6 +137,7 @@ impl Daemon {
                     match w[0] {
                         "broker" => d.broker_addr = w[1].to_string(),
                         "namesrv" => d.namesrv_addr = w[1].to_string(),
+                        "grpc" => d.grpc_addr = w[1].to_string(),
                         _ => {}
                     }
                 }
@@ -152,6 +156,7 @@ impl Daemon {
         let mut cmd = Command::new(bin("ramjet-broker"));
         cmd.arg("--store-path").arg(&opts.store_path);
         cmd.args(["--broker-ip", "127.0.0.1", "--listen-port", "0", "--namesrv-port", "0"]);
+        cmd.args(["--grpc-port", "0"]);
         cmd.args(["--shards", &opts.shards.to_string(), "--flush-disk-type", opts.flush_disk_type]);
         if let Some(n) = &opts.namesrv_addr {
             cmd.args(["-n", n]);

@@ -53,6 +53,9 @@ struct Args {
     /// Serve Prometheus metrics on this port.
     #[arg(long = "metrics-port")]
     metrics_port: Option<u16>,
+    /// Port of the RocketMQ 5.x gRPC service (default 8081; 0 = ephemeral).
+    #[arg(long = "grpc-port")]
+    grpc_port: Option<u16>,
     /// Microseconds an idle shard spins before sleeping (default 50; 0 = never spin).
     #[arg(long = "spin-before-park-us")]
     spin_before_park_us: Option<u64>,
@@ -93,6 +96,7 @@ fn build_config(args: Args) -> Result<BrokerConfig, String> {
     c.broker_id = args.broker_id.unwrap_or(c.broker_id);
     c.segment_size_bytes = args.segment_size.unwrap_or(c.segment_size_bytes);
     c.metrics_port = args.metrics_port.or(c.metrics_port);
+    c.grpc_port = args.grpc_port.or(c.grpc_port);
     c.spin_before_park_us = args.spin_before_park_us.unwrap_or(c.spin_before_park_us);
     if let Some(r) = args.broker_role {
         c.broker_role = parse_role(&r).map_err(|e| e.to_string())?;
@@ -134,8 +138,9 @@ fn main() {
     };
     let metrics = broker.metrics_addr.map(|a| format!(" metrics {a}")).unwrap_or_default();
     let ha = broker.ha_addr.map(|a| format!(" ha {a}")).unwrap_or_default();
+    let grpc = broker.grpc_addr.map(|a| format!(" grpc {a}")).unwrap_or_default();
     eprintln!(
-        "ramjet-broker ready: broker {} namesrv {}{metrics}{ha}",
+        "ramjet-broker ready: broker {} namesrv {}{metrics}{ha}{grpc}",
         broker.broker_addr,
         broker.namesrv_addrs.join(";")
     );

@@ -10,6 +10,9 @@
 //!
 //! Lives on: the `grpc` thread of the broker process.
 
+#![warn(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 pub mod backend;
 mod convert;
 pub mod pop;

@@ -42,7 +42,12 @@ fn broker(store: &Path, conf: &str) -> Daemon {
 
 async fn grpc(d: &Daemon) -> MessagingServiceClient<Channel> {
     assert!(!d.grpc_addr.is_empty(), "ready line without grpc");
-    MessagingServiceClient::connect(format!("http://{}", d.grpc_addr)).await.expect("connect")
+    let channel = Channel::from_shared(format!("http://{}", d.grpc_addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    MessagingServiceClient::new(channel)
 }
 
 async fn create_topic(d: &Daemon, topic: &str, queues: i32) {
@@ -55,7 +60,7 @@ fn res(name: &str) -> Option<pb::Resource> {
 }
 
 fn code(s: &Option<pb::Status>) -> pb::Code {
-    s.as_ref().and_then(|s| pb::Code::try_from(s.code).ok()).unwrap_or(pb::Code::CodeUnspecified)
+    s.as_ref().and_then(|s| pb::Code::try_from(s.code).ok()).unwrap_or(pb::Code::Unspecified)
 }
 
 fn dur(ms: u64) -> prost_types::Duration {
@@ -101,12 +106,12 @@ async fn receive(
         attempt_id: None,
     };
     let mut stream = c.receive_message(req).await.expect("receive rpc").into_inner();
-    let mut status = pb::Code::CodeUnspecified;
+    let mut status = pb::Code::Unspecified;
     let mut out = Vec::new();
     while let Some(item) = stream.message().await.expect("receive stream") {
         match item.content {
             Some(pb::receive_message_response::Content::Status(s)) => {
-                status = pb::Code::try_from(s.code).unwrap_or(pb::Code::CodeUnspecified)
+                status = pb::Code::try_from(s.code).unwrap_or(pb::Code::Unspecified)
             }
             Some(pb::receive_message_response::Content::Message(m)) => out.push(m),
             _ => {}
@@ -188,7 +193,7 @@ fn route_send_receive_ack_and_redelivery() {
             let m = &by_id[&format!("ID{i:04}")];
             assert_eq!(body(m), format!("body-{i}"));
             assert_eq!(sys(m).tag.as_deref(), Some("TagA"));
-            assert_eq!(sys(m).keys, vec![format!("key-{i}")]);
+            assert_eq!(sys(m).keys, vec![format!("key-ID{i:04}")]);
             assert_eq!(sys(m).delivery_attempt, Some(1));
             assert_eq!(m.user_properties.get("origin").map(String::as_str), Some("grpc"));
             assert!(!m.user_properties.contains_key("UNIQ_KEY"), "system keys stay system");

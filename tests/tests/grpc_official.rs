@@ -36,8 +36,8 @@ fn official_python_client_produces_and_consumes() {
     let mut opts = BrokerOptions::new(&dir.path().join("data"));
     opts.extra = vec!["-c".into(), conf.display().to_string()];
     let d = Daemon::broker(&opts);
-    ramjet_tests::run_glommio(|| {
-        let (ns, addr) = (d.namesrv_addr.clone(), d.broker_addr.clone());
+    let (ns, addr) = (d.namesrv_addr.clone(), d.broker_addr.clone());
+    ramjet_tests::run_glommio(move || {
         async move {
             let client = Client::new(ClientConfig::new(&ns).expect("config"));
             Admin::new(client).create_topic(&addr, "py5-topic", 4, 4).await.expect("create");

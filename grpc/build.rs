@@ -2,7 +2,8 @@
 //! protobuf compiler (protox), so no `protoc` is needed on any machine.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/apache/rocketmq/v2/service.proto", "proto/apache/rocketmq/v2/definition.proto"];
+    let files =
+        ["proto/apache/rocketmq/v2/service.proto", "proto/apache/rocketmq/v2/definition.proto"];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

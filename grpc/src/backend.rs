@@ -154,9 +154,10 @@ impl Broker {
             | response::PULL_NOT_FOUND
             | response::PULL_RETRY_IMMEDIATELY
             | response::PULL_OFFSET_MOVED => {
-                let r = PullMessageResponseHeader::decode(&reply.header.ext_fields).map_err(
-                    |e| BrokerFailure { code: response::SYSTEM_ERROR, remark: e.to_string() },
-                )?;
+                let r =
+                    PullMessageResponseHeader::decode(&reply.header.ext_fields).map_err(|e| {
+                        BrokerFailure { code: response::SYSTEM_ERROR, remark: e.to_string() }
+                    })?;
                 Ok(Pulled {
                     code: reply.header.code,
                     body: reply.body,
@@ -175,7 +176,8 @@ impl Broker {
         topic: &str,
         peer: SocketAddr,
     ) -> Result<Option<ramjet_proto::body::TopicConfig>, BrokerFailure> {
-        let reply = self.call(request::GET_TOPIC_CONFIG, one("topic", topic), Bytes::new(), peer).await?;
+        let reply =
+            self.call(request::GET_TOPIC_CONFIG, one("topic", topic), Bytes::new(), peer).await?;
         match reply.header.code {
             response::SUCCESS => ramjet_proto::body::from_json(&reply.body)
                 .map(Some)
@@ -195,7 +197,9 @@ impl Broker {
             return None;
         }
         let v: serde_json::Value = serde_json::from_slice(&reply.body).ok()?;
-        v.get("retryMaxTimes").and_then(serde_json::Value::as_i64).and_then(|n| i32::try_from(n).ok())
+        v.get("retryMaxTimes")
+            .and_then(serde_json::Value::as_i64)
+            .and_then(|n| i32::try_from(n).ok())
     }
 
     /// CONSUMER_SEND_MSG_BACK with a negative delay level: the record at `offset` is copied
@@ -216,7 +220,9 @@ impl Broker {
             origin_topic: Some(topic.to_string()),
             max_reconsume_times: None,
         };
-        let reply = self.call(request::CONSUMER_SEND_MSG_BACK, h.to_ext_fields(), Bytes::new(), peer).await?;
+        let reply = self
+            .call(request::CONSUMER_SEND_MSG_BACK, h.to_ext_fields(), Bytes::new(), peer)
+            .await?;
         if reply.header.code == response::SUCCESS {
             Ok(())
         } else {
@@ -230,7 +236,8 @@ impl Broker {
         h: &EndTransactionRequestHeader,
         peer: SocketAddr,
     ) -> Result<(), BrokerFailure> {
-        let reply = self.call(request::END_TRANSACTION, h.to_ext_fields(), Bytes::new(), peer).await?;
+        let reply =
+            self.call(request::END_TRANSACTION, h.to_ext_fields(), Bytes::new(), peer).await?;
         if reply.header.code == response::SUCCESS {
             Ok(())
         } else {

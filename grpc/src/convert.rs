@@ -79,7 +79,10 @@ fn ts_ms(t: &prost_types::Timestamp) -> i64 {
 
 /// A timestamp of `ms` since the epoch.
 pub fn timestamp(ms: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
 }
 
 /// A duration of `ms`.
@@ -160,7 +163,10 @@ pub fn outgoing(m: &pb::Message, now_ms: i64) -> Result<Outgoing, Refusal> {
     props.push((prop::WAIT_STORE_MSG_OK.into(), "true".into()));
     let raw = message::encode_properties(props.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     if raw.len() > message::PROPERTIES_BYTES_MAX {
-        return Err(refuse(pb::Code::MessagePropertiesTooLarge, "message properties are too large"));
+        return Err(refuse(
+            pb::Code::MessagePropertiesTooLarge,
+            "message properties are too large",
+        ));
     }
     let born = sys.born_timestamp.as_ref().map_or(now_ms, ts_ms);
     let header = SendMessageRequestHeader {
@@ -309,7 +315,8 @@ mod tests {
             body: b"x".to_vec(),
         };
         let o = outgoing(&m, 0).expect("ok");
-        let props = message::parse_properties(o.header.properties.as_deref().unwrap_or("").as_bytes());
+        let props =
+            message::parse_properties(o.header.properties.as_deref().unwrap_or("").as_bytes());
         let get = |k: &str| props.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         assert_eq!(get("TAGS").as_deref(), Some("A"));
         assert_eq!(get("KEYS").as_deref(), Some("k1 k2"));
@@ -319,6 +326,9 @@ mod tests {
         assert_eq!(o.group.as_deref(), Some("G"));
         let mut bad = m.clone();
         bad.user_properties.insert("TAGS".into(), "x".into());
-        assert_eq!(outgoing(&bad, 0).err().map(|r| r.code), Some(pb::Code::IllegalMessagePropertyKey));
+        assert_eq!(
+            outgoing(&bad, 0).err().map(|r| r.code),
+            Some(pb::Code::IllegalMessagePropertyKey)
+        );
     }
 }

@@ -145,16 +145,27 @@ impl Service {
             endpoints: Some(pb::Endpoints {
                 scheme: if a.is_ipv4() { pb::AddressScheme::IPv4 } else { pb::AddressScheme::IPv6 }
                     as i32,
-                addresses: vec![pb::Address { host: a.ip().to_string(), port: i32::from(a.port()) }],
+                addresses: vec![pb::Address {
+                    host: a.ip().to_string(),
+                    port: i32::from(a.port()),
+                }],
             }),
         }
     }
 
     fn accept_types() -> Vec<i32> {
-        vec![pb::MessageType::Normal as i32, pb::MessageType::Fifo as i32, pb::MessageType::Delay as i32]
+        vec![
+            pb::MessageType::Normal as i32,
+            pb::MessageType::Fifo as i32,
+            pb::MessageType::Delay as i32,
+        ]
     }
 
-    async fn query_route_impl(&self, req: pb::QueryRouteRequest, peer: SocketAddr) -> pb::QueryRouteResponse {
+    async fn query_route_impl(
+        &self,
+        req: pb::QueryRouteRequest,
+        peer: SocketAddr,
+    ) -> pb::QueryRouteResponse {
         let topic = name(req.topic.as_ref()).to_string();
         if !valid_name(&topic) {
             return pb::QueryRouteResponse {
@@ -199,7 +210,11 @@ impl Service {
         }
     }
 
-    async fn send_impl(&self, req: pb::SendMessageRequest, peer: SocketAddr) -> pb::SendMessageResponse {
+    async fn send_impl(
+        &self,
+        req: pb::SendMessageRequest,
+        peer: SocketAddr,
+    ) -> pb::SendMessageResponse {
         if req.messages.is_empty() {
             return pb::SendMessageResponse {
                 status: Some(status(pb::Code::BadRequest, "no message to send")),
@@ -340,7 +355,9 @@ impl Service {
                     .unwrap_or_default();
                 match self.broker.to_dlq(group, m.physical_offset, &id, topic, peer).await {
                     Ok(()) => done.push(offset),
-                    Err(f) => tracing::warn!(code = f.code, remark = %f.remark, "POP: DLQ send failed; retried later"),
+                    Err(f) => {
+                        tracing::warn!(code = f.code, remark = %f.remark, "POP: DLQ send failed; retried later")
+                    }
                 }
                 continue;
             }
@@ -363,7 +380,9 @@ impl Service {
             match pulled.code {
                 response::SUCCESS => {
                     for m in decode_records(&pulled.body, false).unwrap_or_default() {
-                        if m.queue_offset < next || delivered.iter().any(|(o, _)| *o == m.queue_offset) {
+                        if m.queue_offset < next
+                            || delivered.iter().any(|(o, _)| *o == m.queue_offset)
+                        {
                             continue;
                         }
                         delivered.push((m.queue_offset, 1));
@@ -396,10 +415,23 @@ impl Service {
         Ok(())
     }
 
-    async fn receive_impl(&self, req: pb::ReceiveMessageRequest, peer: SocketAddr) -> Vec<pb::ReceiveMessageResponse> {
-        let one = |s: pb::Status| vec![pb::ReceiveMessageResponse { content: Some(pb::receive_message_response::Content::Status(s)) }];
+    async fn receive_impl(
+        &self,
+        req: pb::ReceiveMessageRequest,
+        peer: SocketAddr,
+    ) -> Vec<pb::ReceiveMessageResponse> {
+        let one = |s: pb::Status| {
+            vec![pb::ReceiveMessageResponse {
+                content: Some(pb::receive_message_response::Content::Status(s)),
+            }]
+        };
         let group = name(req.group.as_ref()).to_string();
-        let topic = req.message_queue.as_ref().map(|q| name(q.topic.as_ref())).unwrap_or_default().to_string();
+        let topic = req
+            .message_queue
+            .as_ref()
+            .map(|q| name(q.topic.as_ref()))
+            .unwrap_or_default()
+            .to_string();
         if !valid_name(&group) {
             return one(status(pb::Code::IllegalConsumerGroup, "consumer group name is illegal"));
         }
@@ -412,7 +444,9 @@ impl Service {
         }
         let batch = batch.min(self.options.max_receive_batch);
         let invisible_ms = req.invisible_duration.as_ref().map_or(30_000, convert::duration_ms);
-        if invisible_ms < self.options.min_invisible_ms || invisible_ms > self.options.max_invisible_ms {
+        if invisible_ms < self.options.min_invisible_ms
+            || invisible_ms > self.options.max_invisible_ms
+        {
             return one(status(
                 pb::Code::IllegalInvisibleTime,
                 format!(
@@ -425,7 +459,10 @@ impl Service {
         if polling_ms > self.options.max_long_polling_ms {
             return one(status(
                 pb::Code::IllegalPollingTime,
-                format!("the long polling timeout must be at most {} ms", self.options.max_long_polling_ms),
+                format!(
+                    "the long polling timeout must be at most {} ms",
+                    self.options.max_long_polling_ms
+                ),
             ));
         }
         let (kind, expr) = match req.filter_expression.as_ref() {
@@ -450,13 +487,27 @@ impl Service {
         for _round in 0..10_000 {
             let first = self.rotate.fetch_add(1, Ordering::Relaxed);
             for i in 0..queues {
-                let q = i32::try_from((first + usize::try_from(i).unwrap_or(0)) % usize::try_from(queues).unwrap_or(1)).unwrap_or(0);
+                let q = i32::try_from(
+                    (first + usize::try_from(i).unwrap_or(0))
+                        % usize::try_from(queues).unwrap_or(1),
+                )
+                .unwrap_or(0);
                 let want = batch.saturating_sub(out.len());
                 if want == 0 {
                     break;
                 }
                 if let Err(s) = self
-                    .pop_queue(&group, &topic, q, want, (kind, &expr), invisible_ms, max_attempts, peer, &mut out)
+                    .pop_queue(
+                        &group,
+                        &topic,
+                        q,
+                        want,
+                        (kind, &expr),
+                        invisible_ms,
+                        max_attempts,
+                        peer,
+                        &mut out,
+                    )
                     .await
                 {
                     if out.is_empty() {
@@ -475,9 +526,13 @@ impl Service {
             return one(status(pb::Code::MessageNotFound, "no new message"));
         }
         let mut v = Vec::with_capacity(out.len() + 1);
-        v.push(pb::ReceiveMessageResponse { content: Some(pb::receive_message_response::Content::Status(ok())) });
+        v.push(pb::ReceiveMessageResponse {
+            content: Some(pb::receive_message_response::Content::Status(ok())),
+        });
         for r in out {
-            v.push(pb::ReceiveMessageResponse { content: Some(pb::receive_message_response::Content::Message(r.message)) });
+            v.push(pb::ReceiveMessageResponse {
+                content: Some(pb::receive_message_response::Content::Message(r.message)),
+            });
         }
         v
     }
@@ -502,7 +557,9 @@ impl Service {
             if let Some(d) = p.earliest_deadline(group, topic) {
                 until = until.min(d.max(now));
             }
-            (0..queues.min(16)).map(|q| (q, p.peek(&(group.to_string(), topic.to_string(), q)).next)).collect()
+            (0..queues.min(16))
+                .map(|q| (q, p.peek(&(group.to_string(), topic.to_string(), q)).next))
+                .collect()
         };
         let wait = until.saturating_sub(now);
         if wait == 0 {
@@ -511,7 +568,8 @@ impl Service {
         let mut set = tokio::task::JoinSet::new();
         for (q, next) in positions {
             let broker = self.broker.clone();
-            let (g, t, k, e) = (group.to_string(), topic.to_string(), filter.0.to_string(), filter.1.to_string());
+            let (g, t, k, e) =
+                (group.to_string(), topic.to_string(), filter.0.to_string(), filter.1.to_string());
             let suspend = i64::try_from(wait).unwrap_or(5_000);
             set.spawn(async move {
                 broker.pull(&g, &t, q, next, 1, Some((&k, &e)), suspend, peer).await.map(|p| p.code)
@@ -535,14 +593,20 @@ impl Service {
         }
     }
 
-    fn handle_key(&self, group: &str, topic: &str, receipt: &str) -> Result<(QueueKey, Handle), pb::Status> {
+    fn handle_key(
+        &self,
+        group: &str,
+        topic: &str,
+        receipt: &str,
+    ) -> Result<(QueueKey, Handle), pb::Status> {
         if !valid_name(group) {
             return Err(status(pb::Code::IllegalConsumerGroup, "consumer group name is illegal"));
         }
         if !valid_name(topic) {
             return Err(status(pb::Code::IllegalTopic, "topic name is illegal"));
         }
-        let h = Handle::decode(receipt).ok_or_else(|| status(pb::Code::InvalidReceiptHandle, "receipt handle is invalid"))?;
+        let h = Handle::decode(receipt)
+            .ok_or_else(|| status(pb::Code::InvalidReceiptHandle, "receipt handle is invalid"))?;
         Ok(((group.to_string(), topic.to_string(), h.queue_id), h))
     }
 
@@ -556,19 +620,34 @@ impl Service {
         }
         match self.lock().ack(&key, h.offset, h.gen) {
             Ok(()) | Err(HandleError::Done) => ok(),
-            Err(HandleError::Stale) => status(pb::Code::InvalidReceiptHandle, "receipt handle is expired"),
+            Err(HandleError::Stale) => {
+                status(pb::Code::InvalidReceiptHandle, "receipt handle is expired")
+            }
         }
     }
 
-    fn change_impl(&self, req: &pb::ChangeInvisibleDurationRequest) -> pb::ChangeInvisibleDurationResponse {
-        let fail = |s: pb::Status| pb::ChangeInvisibleDurationResponse { status: Some(s), receipt_handle: String::new() };
-        let (key, h) = match self.handle_key(name(req.group.as_ref()), name(req.topic.as_ref()), &req.receipt_handle) {
+    fn change_impl(
+        &self,
+        req: &pb::ChangeInvisibleDurationRequest,
+    ) -> pb::ChangeInvisibleDurationResponse {
+        let fail = |s: pb::Status| pb::ChangeInvisibleDurationResponse {
+            status: Some(s),
+            receipt_handle: String::new(),
+        };
+        let (key, h) = match self.handle_key(
+            name(req.group.as_ref()),
+            name(req.topic.as_ref()),
+            &req.receipt_handle,
+        ) {
             Ok(k) => k,
             Err(s) => return fail(s),
         };
         let ms = req.invisible_duration.as_ref().map_or(0, convert::duration_ms);
         if ms > self.options.max_invisible_ms {
-            return fail(status(pb::Code::IllegalInvisibleTime, "the invisible duration is too long"));
+            return fail(status(
+                pb::Code::IllegalInvisibleTime,
+                "the invisible duration is too long",
+            ));
         }
         let now = now_ms();
         if h.deadline_ms <= now {
@@ -578,13 +657,23 @@ impl Service {
         match self.lock().change(&key, h.offset, h.gen, deadline) {
             Ok(f) => pb::ChangeInvisibleDurationResponse {
                 status: Some(ok()),
-                receipt_handle: Handle { queue_id: h.queue_id, offset: h.offset, gen: f.gen, deadline_ms: deadline }.encode(),
+                receipt_handle: Handle {
+                    queue_id: h.queue_id,
+                    offset: h.offset,
+                    gen: f.gen,
+                    deadline_ms: deadline,
+                }
+                .encode(),
             },
             Err(_) => fail(status(pb::Code::InvalidReceiptHandle, "receipt handle is expired")),
         }
     }
 
-    async fn forward_dlq_impl(&self, req: pb::ForwardMessageToDeadLetterQueueRequest, peer: SocketAddr) -> pb::Status {
+    async fn forward_dlq_impl(
+        &self,
+        req: pb::ForwardMessageToDeadLetterQueueRequest,
+        peer: SocketAddr,
+    ) -> pb::Status {
         let group = name(req.group.as_ref()).to_string();
         let topic = name(req.topic.as_ref()).to_string();
         let (key, h) = match self.handle_key(&group, &topic, &req.receipt_handle) {
@@ -594,14 +683,20 @@ impl Service {
         if self.lock().current(&key, h.offset, h.gen).is_none() {
             return status(pb::Code::InvalidReceiptHandle, "receipt handle is expired");
         }
-        let pulled = match self.broker.pull(&group, &topic, h.queue_id, h.offset, 1, None, 0, peer).await {
-            Ok(p) => p,
-            Err(f) => return failure(&f),
-        };
-        let Some(m) = decode_records(&pulled.body, false).ok().and_then(|v| v.into_iter().find(|m| m.queue_offset == h.offset)) else {
+        let pulled =
+            match self.broker.pull(&group, &topic, h.queue_id, h.offset, 1, None, 0, peer).await {
+                Ok(p) => p,
+                Err(f) => return failure(&f),
+            };
+        let Some(m) = decode_records(&pulled.body, false)
+            .ok()
+            .and_then(|v| v.into_iter().find(|m| m.queue_offset == h.offset))
+        else {
             return status(pb::Code::MessageNotFound, "message not found");
         };
-        if let Err(f) = self.broker.to_dlq(&group, m.physical_offset, &req.message_id, &topic, peer).await {
+        if let Err(f) =
+            self.broker.to_dlq(&group, m.physical_offset, &req.message_id, &topic, peer).await
+        {
             return failure(&f);
         }
         let _ = self.lock().ack(&key, h.offset, h.gen);
@@ -611,7 +706,11 @@ impl Service {
     fn settings_reply(&self, s: &pb::Settings) -> pb::Settings {
         let mut out = s.clone();
         out.access_point = Some(pb::Endpoints {
-            scheme: if self.options.advertised.is_ipv4() { pb::AddressScheme::IPv4 } else { pb::AddressScheme::IPv6 } as i32,
+            scheme: if self.options.advertised.is_ipv4() {
+                pb::AddressScheme::IPv4
+            } else {
+                pb::AddressScheme::IPv6
+            } as i32,
             addresses: vec![pb::Address {
                 host: self.options.advertised.ip().to_string(),
                 port: i32::from(self.options.advertised.port()),
@@ -622,25 +721,34 @@ impl Service {
                 p.max_body_size = i32::try_from(convert::BODY_BYTES_MAX).unwrap_or(i32::MAX);
                 out.backoff_policy = Some(pb::RetryPolicy {
                     max_attempts: 3,
-                    strategy: Some(pb::retry_policy::Strategy::ExponentialBackoff(pb::ExponentialBackoff {
-                        initial: Some(convert::duration(10)),
-                        max: Some(convert::duration(1000)),
-                        multiplier: 2.0,
-                    })),
+                    strategy: Some(pb::retry_policy::Strategy::ExponentialBackoff(
+                        pb::ExponentialBackoff {
+                            initial: Some(convert::duration(10)),
+                            max: Some(convert::duration(1000)),
+                            multiplier: 2.0,
+                        },
+                    )),
                 });
             }
             Some(pb::settings::PubSub::Subscription(sub)) => {
-                sub.receive_batch_size = Some(i32::try_from(self.options.max_receive_batch).unwrap_or(32));
-                sub.long_polling_timeout = Some(convert::duration(self.options.max_long_polling_ms.min(20_000)));
+                sub.receive_batch_size =
+                    Some(i32::try_from(self.options.max_receive_batch).unwrap_or(32));
+                sub.long_polling_timeout =
+                    Some(convert::duration(self.options.max_long_polling_ms.min(20_000)));
                 sub.fifo = Some(sub.fifo.unwrap_or(false));
                 out.backoff_policy = Some(pb::RetryPolicy {
                     max_attempts: i32::try_from(self.options.max_delivery_attempts).unwrap_or(17),
-                    strategy: Some(pb::retry_policy::Strategy::CustomizedBackoff(pb::CustomizedBackoff {
-                        next: [1u64, 5, 10, 30, 60, 120, 180, 240, 300, 360, 420, 480, 540, 600, 1200, 1800, 3600, 7200]
+                    strategy: Some(pb::retry_policy::Strategy::CustomizedBackoff(
+                        pb::CustomizedBackoff {
+                            next: [
+                                1u64, 5, 10, 30, 60, 120, 180, 240, 300, 360, 420, 480, 540, 600,
+                                1200, 1800, 3600, 7200,
+                            ]
                             .iter()
                             .map(|s| convert::duration(s * 1000))
                             .collect(),
-                    })),
+                        },
+                    )),
                 });
             }
             None => {}
@@ -659,61 +767,92 @@ fn not_implemented(call: &str) -> pb::Status {
 
 #[tonic::async_trait]
 impl pb::messaging_service_server::MessagingService for Service {
-    async fn query_route(&self, request: Request<pb::QueryRouteRequest>) -> Result<Response<pb::QueryRouteResponse>, Status> {
+    async fn query_route(
+        &self,
+        request: Request<pb::QueryRouteRequest>,
+    ) -> Result<Response<pb::QueryRouteResponse>, Status> {
         let peer = peer_of(&request);
         Ok(Response::new(self.query_route_impl(request.into_inner(), peer).await))
     }
 
-    async fn heartbeat(&self, _request: Request<pb::HeartbeatRequest>) -> Result<Response<pb::HeartbeatResponse>, Status> {
+    async fn heartbeat(
+        &self,
+        _request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
         Ok(Response::new(pb::HeartbeatResponse { status: Some(ok()) }))
     }
 
-    async fn send_message(&self, request: Request<pb::SendMessageRequest>) -> Result<Response<pb::SendMessageResponse>, Status> {
+    async fn send_message(
+        &self,
+        request: Request<pb::SendMessageRequest>,
+    ) -> Result<Response<pb::SendMessageResponse>, Status> {
         let peer = peer_of(&request);
         Ok(Response::new(self.send_impl(request.into_inner(), peer).await))
     }
 
-    async fn query_assignment(&self, request: Request<pb::QueryAssignmentRequest>) -> Result<Response<pb::QueryAssignmentResponse>, Status> {
+    async fn query_assignment(
+        &self,
+        request: Request<pb::QueryAssignmentRequest>,
+    ) -> Result<Response<pb::QueryAssignmentResponse>, Status> {
         let peer = peer_of(&request);
         let req = request.into_inner();
         let topic = name(req.topic.as_ref()).to_string();
         if !valid_name(&topic) {
-            return Ok(Response::new(pb::QueryAssignmentResponse { status: Some(status(pb::Code::IllegalTopic, "topic name is illegal")), assignments: vec![] }));
+            return Ok(Response::new(pb::QueryAssignmentResponse {
+                status: Some(status(pb::Code::IllegalTopic, "topic name is illegal")),
+                assignments: vec![],
+            }));
         }
         let resp = match self.broker.topic_config(&topic, peer).await {
-            Ok(Some(cfg)) if cfg.perm & 4 != 0 && cfg.read_queue_nums > 0 => pb::QueryAssignmentResponse {
-                status: Some(ok()),
-                assignments: vec![pb::Assignment {
-                    message_queue: Some(pb::MessageQueue {
-                        topic: req.topic.clone(),
-                        id: -1,
-                        permission: pb::Permission::ReadWrite as i32,
-                        broker: Some(self.broker_resource()),
-                        accept_message_types: Self::accept_types(),
-                    }),
-                }],
-            },
+            Ok(Some(cfg)) if cfg.perm & 4 != 0 && cfg.read_queue_nums > 0 => {
+                pb::QueryAssignmentResponse {
+                    status: Some(ok()),
+                    assignments: vec![pb::Assignment {
+                        message_queue: Some(pb::MessageQueue {
+                            topic: req.topic.clone(),
+                            id: -1,
+                            permission: pb::Permission::ReadWrite as i32,
+                            broker: Some(self.broker_resource()),
+                            accept_message_types: Self::accept_types(),
+                        }),
+                    }],
+                }
+            }
             Ok(Some(_)) => pb::QueryAssignmentResponse { status: Some(ok()), assignments: vec![] },
-            Ok(None) => pb::QueryAssignmentResponse { status: Some(status(pb::Code::TopicNotFound, "topic not found")), assignments: vec![] },
-            Err(f) => pb::QueryAssignmentResponse { status: Some(failure(&f)), assignments: vec![] },
+            Ok(None) => pb::QueryAssignmentResponse {
+                status: Some(status(pb::Code::TopicNotFound, "topic not found")),
+                assignments: vec![],
+            },
+            Err(f) => {
+                pb::QueryAssignmentResponse { status: Some(failure(&f)), assignments: vec![] }
+            }
         };
         Ok(Response::new(resp))
     }
 
     type ReceiveMessageStream = BoxStream<pb::ReceiveMessageResponse>;
 
-    async fn receive_message(&self, request: Request<pb::ReceiveMessageRequest>) -> Result<Response<Self::ReceiveMessageStream>, Status> {
+    async fn receive_message(
+        &self,
+        request: Request<pb::ReceiveMessageRequest>,
+    ) -> Result<Response<Self::ReceiveMessageStream>, Status> {
         let peer = peer_of(&request);
         let items = self.receive_impl(request.into_inner(), peer).await;
         Ok(Response::new(Box::pin(tokio_stream::iter(items.into_iter().map(Ok)))))
     }
 
-    async fn ack_message(&self, request: Request<pb::AckMessageRequest>) -> Result<Response<pb::AckMessageResponse>, Status> {
+    async fn ack_message(
+        &self,
+        request: Request<pb::AckMessageRequest>,
+    ) -> Result<Response<pb::AckMessageResponse>, Status> {
         let req = request.into_inner();
         let group = name(req.group.as_ref()).to_string();
         let topic = name(req.topic.as_ref()).to_string();
         if req.entries.is_empty() || req.entries.len() > 1024 {
-            return Ok(Response::new(pb::AckMessageResponse { status: Some(status(pb::Code::BadRequest, "1 to 1024 entries")), entries: vec![] }));
+            return Ok(Response::new(pb::AckMessageResponse {
+                status: Some(status(pb::Code::BadRequest, "1 to 1024 entries")),
+                entries: vec![],
+            }));
         }
         let entries: Vec<pb::AckMessageResultEntry> = req
             .entries
@@ -730,7 +869,10 @@ impl pb::messaging_service_server::MessagingService for Service {
         Ok(Response::new(pb::AckMessageResponse { status: Some(top), entries }))
     }
 
-    async fn forward_message_to_dead_letter_queue(&self, request: Request<pb::ForwardMessageToDeadLetterQueueRequest>) -> Result<Response<pb::ForwardMessageToDeadLetterQueueResponse>, Status> {
+    async fn forward_message_to_dead_letter_queue(
+        &self,
+        request: Request<pb::ForwardMessageToDeadLetterQueueRequest>,
+    ) -> Result<Response<pb::ForwardMessageToDeadLetterQueueResponse>, Status> {
         let peer = peer_of(&request);
         let s = self.forward_dlq_impl(request.into_inner(), peer).await;
         Ok(Response::new(pb::ForwardMessageToDeadLetterQueueResponse { status: Some(s) }))
@@ -738,30 +880,62 @@ impl pb::messaging_service_server::MessagingService for Service {
 
     type PullMessageStream = BoxStream<pb::PullMessageResponse>;
 
-    async fn pull_message(&self, _request: Request<pb::PullMessageRequest>) -> Result<Response<Self::PullMessageStream>, Status> {
-        let r = pb::PullMessageResponse { content: Some(pb::pull_message_response::Content::Status(not_implemented("PullMessage"))) };
+    async fn pull_message(
+        &self,
+        _request: Request<pb::PullMessageRequest>,
+    ) -> Result<Response<Self::PullMessageStream>, Status> {
+        let r = pb::PullMessageResponse {
+            content: Some(pb::pull_message_response::Content::Status(not_implemented(
+                "PullMessage",
+            ))),
+        };
         Ok(Response::new(Box::pin(tokio_stream::iter(std::iter::once(Ok(r))))))
     }
 
-    async fn update_offset(&self, _request: Request<pb::UpdateOffsetRequest>) -> Result<Response<pb::UpdateOffsetResponse>, Status> {
-        Ok(Response::new(pb::UpdateOffsetResponse { status: Some(not_implemented("UpdateOffset")) }))
+    async fn update_offset(
+        &self,
+        _request: Request<pb::UpdateOffsetRequest>,
+    ) -> Result<Response<pb::UpdateOffsetResponse>, Status> {
+        Ok(Response::new(pb::UpdateOffsetResponse {
+            status: Some(not_implemented("UpdateOffset")),
+        }))
     }
 
-    async fn get_offset(&self, _request: Request<pb::GetOffsetRequest>) -> Result<Response<pb::GetOffsetResponse>, Status> {
-        Ok(Response::new(pb::GetOffsetResponse { status: Some(not_implemented("GetOffset")), offset: 0 }))
+    async fn get_offset(
+        &self,
+        _request: Request<pb::GetOffsetRequest>,
+    ) -> Result<Response<pb::GetOffsetResponse>, Status> {
+        Ok(Response::new(pb::GetOffsetResponse {
+            status: Some(not_implemented("GetOffset")),
+            offset: 0,
+        }))
     }
 
-    async fn query_offset(&self, _request: Request<pb::QueryOffsetRequest>) -> Result<Response<pb::QueryOffsetResponse>, Status> {
-        Ok(Response::new(pb::QueryOffsetResponse { status: Some(not_implemented("QueryOffset")), offset: 0 }))
+    async fn query_offset(
+        &self,
+        _request: Request<pb::QueryOffsetRequest>,
+    ) -> Result<Response<pb::QueryOffsetResponse>, Status> {
+        Ok(Response::new(pb::QueryOffsetResponse {
+            status: Some(not_implemented("QueryOffset")),
+            offset: 0,
+        }))
     }
 
-    async fn end_transaction(&self, _request: Request<pb::EndTransactionRequest>) -> Result<Response<pb::EndTransactionResponse>, Status> {
-        Ok(Response::new(pb::EndTransactionResponse { status: Some(not_implemented("EndTransaction")) }))
+    async fn end_transaction(
+        &self,
+        _request: Request<pb::EndTransactionRequest>,
+    ) -> Result<Response<pb::EndTransactionResponse>, Status> {
+        Ok(Response::new(pb::EndTransactionResponse {
+            status: Some(not_implemented("EndTransaction")),
+        }))
     }
 
     type TelemetryStream = BoxStream<pb::TelemetryCommand>;
 
-    async fn telemetry(&self, request: Request<Streaming<pb::TelemetryCommand>>) -> Result<Response<Self::TelemetryStream>, Status> {
+    async fn telemetry(
+        &self,
+        request: Request<Streaming<pb::TelemetryCommand>>,
+    ) -> Result<Response<Self::TelemetryStream>, Status> {
         let mut inbound = request.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::TelemetryCommand, Status>>(16);
         let svc = self.clone();
@@ -771,7 +945,9 @@ impl pb::messaging_service_server::MessagingService for Service {
                 let reply = match cmd.command {
                     Some(pb::telemetry_command::Command::Settings(s)) => pb::TelemetryCommand {
                         status: Some(ok()),
-                        command: Some(pb::telemetry_command::Command::Settings(svc.settings_reply(&s))),
+                        command: Some(pb::telemetry_command::Command::Settings(
+                            svc.settings_reply(&s),
+                        )),
                     },
                     // Thread stacks, verification results: nothing to answer.
                     _ => continue,
@@ -784,19 +960,36 @@ impl pb::messaging_service_server::MessagingService for Service {
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
-    async fn notify_client_termination(&self, _request: Request<pb::NotifyClientTerminationRequest>) -> Result<Response<pb::NotifyClientTerminationResponse>, Status> {
+    async fn notify_client_termination(
+        &self,
+        _request: Request<pb::NotifyClientTerminationRequest>,
+    ) -> Result<Response<pb::NotifyClientTerminationResponse>, Status> {
         Ok(Response::new(pb::NotifyClientTerminationResponse { status: Some(ok()) }))
     }
 
-    async fn change_invisible_duration(&self, request: Request<pb::ChangeInvisibleDurationRequest>) -> Result<Response<pb::ChangeInvisibleDurationResponse>, Status> {
+    async fn change_invisible_duration(
+        &self,
+        request: Request<pb::ChangeInvisibleDurationRequest>,
+    ) -> Result<Response<pb::ChangeInvisibleDurationResponse>, Status> {
         Ok(Response::new(self.change_impl(&request.into_inner())))
     }
 
-    async fn recall_message(&self, _request: Request<pb::RecallMessageRequest>) -> Result<Response<pb::RecallMessageResponse>, Status> {
-        Ok(Response::new(pb::RecallMessageResponse { status: Some(not_implemented("RecallMessage")), message_id: String::new() }))
+    async fn recall_message(
+        &self,
+        _request: Request<pb::RecallMessageRequest>,
+    ) -> Result<Response<pb::RecallMessageResponse>, Status> {
+        Ok(Response::new(pb::RecallMessageResponse {
+            status: Some(not_implemented("RecallMessage")),
+            message_id: String::new(),
+        }))
     }
 
-    async fn sync_lite_subscription(&self, _request: Request<pb::SyncLiteSubscriptionRequest>) -> Result<Response<pb::SyncLiteSubscriptionResponse>, Status> {
-        Ok(Response::new(pb::SyncLiteSubscriptionResponse { status: Some(not_implemented("SyncLiteSubscription")) }))
+    async fn sync_lite_subscription(
+        &self,
+        _request: Request<pb::SyncLiteSubscriptionRequest>,
+    ) -> Result<Response<pb::SyncLiteSubscriptionResponse>, Status> {
+        Ok(Response::new(pb::SyncLiteSubscriptionResponse {
+            status: Some(not_implemented("SyncLiteSubscription")),
+        }))
     }
 }

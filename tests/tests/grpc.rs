@@ -82,7 +82,10 @@ fn message(topic: &str, id: &str, body: &str) -> pb::Message {
     }
 }
 
-async fn send(c: &mut MessagingServiceClient<Channel>, msgs: Vec<pb::Message>) -> pb::SendMessageResponse {
+async fn send(
+    c: &mut MessagingServiceClient<Channel>,
+    msgs: Vec<pb::Message>,
+) -> pb::SendMessageResponse {
     c.send_message(pb::SendMessageRequest { messages: msgs }).await.expect("send rpc").into_inner()
 }
 
@@ -98,7 +101,10 @@ async fn receive(
     let req = pb::ReceiveMessageRequest {
         group: res(group),
         message_queue: Some(pb::MessageQueue { topic: res(topic), id: -1, ..Default::default() }),
-        filter_expression: Some(pb::FilterExpression { r#type: pb::FilterType::Tag as i32, expression: "*".into() }),
+        filter_expression: Some(pb::FilterExpression {
+            r#type: pb::FilterType::Tag as i32,
+            expression: "*".into(),
+        }),
         batch_size: batch,
         invisible_duration: Some(dur(invisible_ms)),
         auto_renew: false,
@@ -121,7 +127,13 @@ async fn receive(
 }
 
 /// Receives until `n` messages arrived (bounded by [`DEADLINE`] and 200 calls).
-async fn receive_n(c: &mut MessagingServiceClient<Channel>, group: &str, topic: &str, n: usize, invisible_ms: u64) -> Vec<pb::Message> {
+async fn receive_n(
+    c: &mut MessagingServiceClient<Channel>,
+    group: &str,
+    topic: &str,
+    n: usize,
+    invisible_ms: u64,
+) -> Vec<pb::Message> {
     let deadline = Instant::now() + DEADLINE;
     let mut out = Vec::new();
     for _ in 0..200 {
@@ -144,14 +156,23 @@ fn body(m: &pb::Message) -> String {
     String::from_utf8_lossy(&m.body).into_owned()
 }
 
-async fn ack(c: &mut MessagingServiceClient<Channel>, group: &str, topic: &str, m: &pb::Message) -> pb::Code {
+async fn ack(
+    c: &mut MessagingServiceClient<Channel>,
+    group: &str,
+    topic: &str,
+    m: &pb::Message,
+) -> pb::Code {
     let e = pb::AckMessageEntry {
         message_id: sys(m).message_id.clone(),
         receipt_handle: sys(m).receipt_handle.clone().unwrap_or_default(),
         lite_topic: None,
     };
     let r = c
-        .ack_message(pb::AckMessageRequest { group: res(group), topic: res(topic), entries: vec![e] })
+        .ack_message(pb::AckMessageRequest {
+            group: res(group),
+            topic: res(topic),
+            entries: vec![e],
+        })
         .await
         .expect("ack rpc")
         .into_inner();
@@ -164,21 +185,49 @@ fn route_send_receive_ack_and_redelivery() {
     let d = broker(dir.path(), "");
     run_tokio(async {
         let mut c = grpc(&d).await;
-        let r = c.query_route(pb::QueryRouteRequest { topic: res("g5-topic"), endpoints: None }).await.expect("rpc").into_inner();
+        let r = c
+            .query_route(pb::QueryRouteRequest { topic: res("g5-topic"), endpoints: None })
+            .await
+            .expect("rpc")
+            .into_inner();
         assert_eq!(code(&r.status), pb::Code::TopicNotFound);
         create_topic(&d, "g5-topic", 4).await;
-        let r = c.query_route(pb::QueryRouteRequest { topic: res("g5-topic"), endpoints: None }).await.expect("rpc").into_inner();
+        let r = c
+            .query_route(pb::QueryRouteRequest { topic: res("g5-topic"), endpoints: None })
+            .await
+            .expect("rpc")
+            .into_inner();
         assert_eq!(code(&r.status), pb::Code::Ok);
         assert_eq!(r.message_queues.len(), 4);
         for q in &r.message_queues {
             assert_eq!(q.permission, pb::Permission::ReadWrite as i32);
-            let a = &q.broker.as_ref().expect("broker").endpoints.as_ref().expect("endpoints").addresses[0];
-            assert_eq!(format!("{}:{}", a.host, a.port), d.grpc_addr, "endpoints are the gRPC address");
+            let a = &q
+                .broker
+                .as_ref()
+                .expect("broker")
+                .endpoints
+                .as_ref()
+                .expect("endpoints")
+                .addresses[0];
+            assert_eq!(
+                format!("{}:{}", a.host, a.port),
+                d.grpc_addr,
+                "endpoints are the gRPC address"
+            );
         }
-        let hb = c.heartbeat(pb::HeartbeatRequest { group: res("g5-group"), client_type: pb::ClientType::SimpleConsumer as i32 }).await.expect("hb").into_inner();
+        let hb = c
+            .heartbeat(pb::HeartbeatRequest {
+                group: res("g5-group"),
+                client_type: pb::ClientType::SimpleConsumer as i32,
+            })
+            .await
+            .expect("hb")
+            .into_inner();
         assert_eq!(code(&hb.status), pb::Code::Ok);
 
-        let msgs: Vec<_> = (0..10).map(|i| message("g5-topic", &format!("ID{i:04}"), &format!("body-{i}"))).collect();
+        let msgs: Vec<_> = (0..10)
+            .map(|i| message("g5-topic", &format!("ID{i:04}"), &format!("body-{i}")))
+            .collect();
         let s = send(&mut c, msgs).await;
         assert_eq!(code(&s.status), pb::Code::Ok);
         assert_eq!(s.entries.len(), 10);
@@ -187,7 +236,8 @@ fn route_send_receive_ack_and_redelivery() {
         // Receive all ten; every field the 5.x client reads is there.
         let got = receive_n(&mut c, "g5-group", "g5-topic", 10, 1_000).await;
         assert_eq!(got.len(), 10, "each message once");
-        let by_id: BTreeMap<String, pb::Message> = got.iter().map(|m| (sys(m).message_id.clone(), m.clone())).collect();
+        let by_id: BTreeMap<String, pb::Message> =
+            got.iter().map(|m| (sys(m).message_id.clone(), m.clone())).collect();
         assert_eq!(by_id.len(), 10);
         for i in 0..10 {
             let m = &by_id[&format!("ID{i:04}")];
@@ -200,14 +250,20 @@ fn route_send_receive_ack_and_redelivery() {
         }
         // Ack nine; leave ID0009 unacked: it comes back with attempt 2 once its second passes.
         for i in 0..9 {
-            assert_eq!(ack(&mut c, "g5-group", "g5-topic", &by_id[&format!("ID{i:04}")]).await, pb::Code::Ok);
+            assert_eq!(
+                ack(&mut c, "g5-group", "g5-topic", &by_id[&format!("ID{i:04}")]).await,
+                pb::Code::Ok
+            );
         }
         let again = receive_n(&mut c, "g5-group", "g5-topic", 1, 30_000).await;
         assert_eq!(again.len(), 1);
         assert_eq!(sys(&again[0]).message_id, "ID0009");
         assert_eq!(sys(&again[0]).delivery_attempt, Some(2));
         // The first delivery's handle is stale now.
-        assert_eq!(ack(&mut c, "g5-group", "g5-topic", &by_id["ID0009"]).await, pb::Code::InvalidReceiptHandle);
+        assert_eq!(
+            ack(&mut c, "g5-group", "g5-topic", &by_id["ID0009"]).await,
+            pb::Code::InvalidReceiptHandle
+        );
         // A longer invisible time keeps it away; its new handle acks it.
         let ch = c
             .change_invisible_duration(pb::ChangeInvisibleDurationRequest {
@@ -233,7 +289,10 @@ fn route_send_receive_ack_and_redelivery() {
 
         // Another group sees every message again: one store, independent groups.
         let other = receive_n(&mut c, "g5-other", "g5-topic", 10, 10_000).await;
-        assert_eq!(other.iter().map(|m| sys(m).message_id.clone()).collect::<BTreeSet<_>>().len(), 10);
+        assert_eq!(
+            other.iter().map(|m| sys(m).message_id.clone()).collect::<BTreeSet<_>>().len(),
+            10
+        );
     });
 }
 
@@ -268,7 +327,11 @@ fn dead_letter_after_max_attempts_and_error_statuses() {
         // Error statuses.
         let bad = |b: i32, inv: u64, poll: u64| pb::ReceiveMessageRequest {
             group: res("g"),
-            message_queue: Some(pb::MessageQueue { topic: res("dlq-topic"), id: -1, ..Default::default() }),
+            message_queue: Some(pb::MessageQueue {
+                topic: res("dlq-topic"),
+                id: -1,
+                ..Default::default()
+            }),
             filter_expression: None,
             batch_size: b,
             invisible_duration: Some(dur(inv)),
@@ -284,7 +347,9 @@ fn dead_letter_after_max_attempts_and_error_statuses() {
             let mut st = c.receive_message(req).await.expect("rpc").into_inner();
             let first = st.message().await.expect("stream").expect("one response");
             match first.content {
-                Some(pb::receive_message_response::Content::Status(s)) => assert_eq!(s.code, want as i32),
+                Some(pb::receive_message_response::Content::Status(s)) => {
+                    assert_eq!(s.code, want as i32)
+                }
                 other => panic!("expected a status, got {other:?}"),
             }
         }
@@ -292,7 +357,11 @@ fn dead_letter_after_max_attempts_and_error_statuses() {
             .ack_message(pb::AckMessageRequest {
                 group: res("g"),
                 topic: res("dlq-topic"),
-                entries: vec![pb::AckMessageEntry { message_id: "x".into(), receipt_handle: "garbage".into(), lite_topic: None }],
+                entries: vec![pb::AckMessageEntry {
+                    message_id: "x".into(),
+                    receipt_handle: "garbage".into(),
+                    lite_topic: None,
+                }],
             })
             .await
             .expect("rpc")
@@ -309,26 +378,37 @@ fn dead_letter_after_max_attempts_and_error_statuses() {
         assert_eq!(code(&r.entries[0].status), pb::Code::Unsupported);
         assert_eq!(code(&r.entries[1].status), pb::Code::IllegalMessagePropertyKey);
         let e = c
-            .end_transaction(pb::EndTransactionRequest { topic: res("dlq-topic"), ..Default::default() })
+            .end_transaction(pb::EndTransactionRequest {
+                topic: res("dlq-topic"),
+                ..Default::default()
+            })
             .await
             .expect("rpc")
             .into_inner();
         assert_eq!(code(&e.status), pb::Code::NotImplemented);
-        let u = c.update_offset(pb::UpdateOffsetRequest::default()).await.expect("rpc").into_inner();
+        let u =
+            c.update_offset(pb::UpdateOffsetRequest::default()).await.expect("rpc").into_inner();
         assert_eq!(code(&u.status), pb::Code::NotImplemented);
-        let mut p = c.pull_message(pb::PullMessageRequest::default()).await.expect("rpc").into_inner();
+        let mut p =
+            c.pull_message(pb::PullMessageRequest::default()).await.expect("rpc").into_inner();
         let first = p.message().await.expect("stream").expect("one");
-        assert!(matches!(first.content, Some(pb::pull_message_response::Content::Status(ref s)) if s.code == pb::Code::NotImplemented as i32));
+        assert!(
+            matches!(first.content, Some(pb::pull_message_response::Content::Status(ref s)) if s.code == pb::Code::NotImplemented as i32)
+        );
         // Telemetry: the client's settings come back with the broker's.
         let settings = pb::TelemetryCommand {
             status: None,
             command: Some(pb::telemetry_command::Command::Settings(pb::Settings {
                 client_type: Some(pb::ClientType::SimpleConsumer as i32),
-                pub_sub: Some(pb::settings::PubSub::Subscription(pb::Subscription { group: res("g"), ..Default::default() })),
+                pub_sub: Some(pb::settings::PubSub::Subscription(pb::Subscription {
+                    group: res("g"),
+                    ..Default::default()
+                })),
                 ..Default::default()
             })),
         };
-        let mut t = c.telemetry(tokio_stream::iter(vec![settings])).await.expect("rpc").into_inner();
+        let mut t =
+            c.telemetry(tokio_stream::iter(vec![settings])).await.expect("rpc").into_inner();
         let reply = t.message().await.expect("stream").expect("settings back");
         assert_eq!(code(&reply.status), pb::Code::Ok);
         match reply.command {
@@ -367,11 +447,18 @@ fn remoting_and_grpc_share_one_store() {
         let producer = ramjet_client::Producer::new(client.clone(), "mixed-pg");
         let mut ids = BTreeSet::new();
         for i in 0..6 {
-            let r = producer.send(Message::new("mixed-topic", format!("v4-{i}")).with_tags("T4")).await.expect("send");
+            let r = producer
+                .send(Message::new("mixed-topic", format!("v4-{i}")).with_tags("T4"))
+                .await
+                .expect("send");
             ids.insert(r.msg_id);
         }
         let got = receive_n(&mut c, "mixed-g5", "mixed-topic", 6, 10_000).await;
-        assert_eq!(got.iter().map(|m| sys(m).message_id.clone()).collect::<BTreeSet<_>>(), ids, "UNIQ_KEY is the 5.x message id");
+        assert_eq!(
+            got.iter().map(|m| sys(m).message_id.clone()).collect::<BTreeSet<_>>(),
+            ids,
+            "UNIQ_KEY is the 5.x message id"
+        );
         assert!(got.iter().all(|m| sys(m).tag.as_deref() == Some("T4")));
         // 5.x producer -> 4.x pull consumer.
         let s = send(&mut c, vec![message("mixed-topic", "FROM5", "v5-body")]).await;
@@ -379,7 +466,11 @@ fn remoting_and_grpc_share_one_store() {
         let pull = PullConsumer::new(client.clone(), "mixed-g4");
         let mut found = None;
         for q in 0..2 {
-            let mq = ramjet_proto::body::MessageQueue { topic: "mixed-topic".into(), broker_name: "broker-a".into(), queue_id: q };
+            let mq = ramjet_proto::body::MessageQueue {
+                topic: "mixed-topic".into(),
+                broker_name: "broker-a".into(),
+                queue_id: q,
+            };
             let r = pull.pull(&mq, 0, 32, None, None).await.expect("pull");
             for m in r.messages {
                 if m.property("UNIQ_KEY").as_deref() == Some("FROM5") {
@@ -401,7 +492,8 @@ fn pop_state_survives_sigkill() {
     let acked: BTreeSet<String> = run_tokio_ret(async {
         let mut c = grpc(&d).await;
         create_topic(&d, "kill-topic", 2).await;
-        let msgs: Vec<_> = (0..8).map(|i| message("kill-topic", &format!("K{i}"), &format!("k-{i}"))).collect();
+        let msgs: Vec<_> =
+            (0..8).map(|i| message("kill-topic", &format!("K{i}"), &format!("k-{i}"))).collect();
         assert_eq!(code(&send(&mut c, msgs).await.status), pb::Code::Ok);
         let got = receive_n(&mut c, "kill-group", "kill-topic", 8, 2_000).await;
         let mut acked = BTreeSet::new();
@@ -418,8 +510,15 @@ fn pop_state_survives_sigkill() {
         let mut c = grpc(&d).await;
         let back = receive_n(&mut c, "kill-group", "kill-topic", 4, 30_000).await;
         let ids: BTreeSet<String> = back.iter().map(|m| sys(m).message_id.clone()).collect();
-        assert_eq!(ids, ["K1", "K3", "K5", "K7"].iter().map(|s| s.to_string()).collect(), "the unacked, once each");
-        assert!(back.iter().all(|m| sys(m).delivery_attempt == Some(2)), "attempts counted across the restart");
+        assert_eq!(
+            ids,
+            ["K1", "K3", "K5", "K7"].iter().map(|s| s.to_string()).collect(),
+            "the unacked, once each"
+        );
+        assert!(
+            back.iter().all(|m| sys(m).delivery_attempt == Some(2)),
+            "attempts counted across the restart"
+        );
         let (st, more) = receive(&mut c, "kill-group", "kill-topic", 32, 1_000, 1_000).await;
         assert_eq!((st, more.len()), (pb::Code::MessageNotFound, 0), "acked ones never come back");
     });

@@ -26,7 +26,10 @@ fn python() -> Option<PathBuf> {
 #[test]
 fn official_python_client_produces_and_consumes() {
     let Some(py) = python() else {
-        assert!(std::env::var_os("CI").is_none(), "CI without target/py5: scripts/test.sh installs it");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI without target/py5: scripts/test.sh installs it"
+        );
         eprintln!("skipped: no target/py5 (scripts/test.sh installs rocketmq-python-client)");
         return;
     };
@@ -37,11 +40,9 @@ fn official_python_client_produces_and_consumes() {
     opts.extra = vec!["-c".into(), conf.display().to_string()];
     let d = Daemon::broker(&opts);
     let (ns, addr) = (d.namesrv_addr.clone(), d.broker_addr.clone());
-    ramjet_tests::run_glommio(move || {
-        async move {
-            let client = Client::new(ClientConfig::new(&ns).expect("config"));
-            Admin::new(client).create_topic(&addr, "py5-topic", 4, 4).await.expect("create");
-        }
+    ramjet_tests::run_glommio(move || async move {
+        let client = Client::new(ClientConfig::new(&ns).expect("config"));
+        Admin::new(client).create_topic(&addr, "py5-topic", 4, 4).await.expect("create");
     });
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/official_client.py");
     let out = Command::new(&py)

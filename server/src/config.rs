@@ -2,7 +2,7 @@
 //! and command-line flags, which override the file.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use ramjet_proto::text::clip_echo;
@@ -74,6 +74,13 @@ pub struct BrokerConfig {
     /// CPU for latency: a sleeping executor costs a context switch and a process-wide
     /// memory barrier (IPIs) per wake-up.
     pub spin_before_park_us: u64,
+    /// Each shard also listens on a port of its own (`perShardPorts`, default true), which
+    /// GET_BROKER_RUNTIME_INFO advertises, so ramjet's client sends a queue's requests over
+    /// a connection the queue's owner accepted (no cross-shard hop).
+    pub per_shard_ports: bool,
+    /// The per-shard addresses, by shard (set at start when `per_shard_ports`; empty
+    /// otherwise). Not a configuration key.
+    pub shard_addrs: Vec<SocketAddr>,
     /// Master HA address a slave replicates from (`haMasterAddress`); `None`: the one
     /// the NameServer returns on registration.
     pub ha_master_address: Option<String>,
@@ -148,6 +155,8 @@ impl Default for BrokerConfig {
             long_poll_hold_ms_max: 30_000,
             metrics_port: None,
             spin_before_park_us: 50,
+            per_shard_ports: true,
+            shard_addrs: Vec::new(),
             retention: ramjet_storage::RetentionConfig::default(),
             retention_interval_ms: 10_000,
             transaction_timeout_ms: 6_000,
@@ -371,6 +380,7 @@ impl BrokerConfig {
         for (k, v) in props {
             match k.as_str() {
                 "listenPort" => self.listen_port = parse(k, v)?,
+                "perShardPorts" => self.per_shard_ports = parse(k, v)?,
                 "storePathRootDir" => self.store_path = PathBuf::from(v),
                 "storePathCommitLog" => {}
                 "flushDiskType" => self.flush = parse_flush(v)?,

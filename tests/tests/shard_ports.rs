@@ -54,7 +54,7 @@ fn the_shard_aware_client_crosses_no_shard() {
         let setup = Producer::new(client(&ns, false), "setup");
         setup.send(Message::new(TOPIC, "create")).await.expect("create the topic");
         let queues = wait_for_route(&setup, TOPIC, QUEUES).await;
-        let mut expect = vec![0usize; QUEUES];
+        let mut expect = [0usize; QUEUES];
         for aware in [true, false] {
             let before = forwarded(&metrics);
             let c = client(&ns, aware);

@@ -2,7 +2,10 @@
 # The benchmark suite: starts a release broker per flush mode on loopback, runs
 # ramjet-bench scenarios against it, and prints one JSON summary per scenario plus the
 # broker's CPU seconds per million messages. Also measures the disk's raw 4 KiB
-# write+fdatasync latency in the same run, for comparison with SYNC_FLUSH.
+# write+fdatasync latency in the same run, for comparison with SYNC_FLUSH, and the raw
+# O_DIRECT sequential write throughput, for comparison with `ramjet-bench storage`. Ends
+# with one line per row of issue 17's table: the figure, its target, and the ratio.
+# E2E_RATE (default 10000) is the producer rate of the end-to-end row.
 #
 #   scripts/bench.sh [DURATION_SECS] [STORE_DIR]
 #
@@ -18,8 +21,13 @@ fi
 ulimit -l unlimited 2>/dev/null || true
 CLK=$(getconf CLK_TCK)
 BROKER_PID=""
-cleanup() { [ -n "$BROKER_PID" ] && kill "$BROKER_PID" 2>/dev/null && wait "$BROKER_PID" 2>/dev/null; true; }
-trap cleanup EXIT
+cleanup() {
+  [ -n "$BROKER_PID" ] && kill "$BROKER_PID" 2>/dev/null && wait "$BROKER_PID" 2>/dev/null
+  rm -rf "$BASE/store" "$BASE/storage-store"
+  true
+}
+RESULTS=$(mktemp)
+trap 'cleanup; rm -f "$RESULTS"' EXIT
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
@@ -36,6 +44,8 @@ start_broker() { # $1 flush type
   NS=$(grep -o 'namesrv [0-9.:]*' "$log" | awk '{print $2}')
   [ -n "$NS" ] || { cat "$log"; exit 1; }
 }
+
+record() { tee -a "$RESULTS"; }
 
 stop_broker() { kill "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null || true; BROKER_PID=""; }
 
@@ -76,16 +86,102 @@ print('{"scenario":"raw_4k_write_fdatasync","count":%d,"latency_us":{"p50":%s,"p
 PY
 }
 
+raw_seq_write() { # MB/s of 1 MiB O_DIRECT sequential writes (at most 2 GiB or $1 s), fdatasync at the end
+  python3 - "$BASE" "$1" <<'PY'
+import mmap, os, sys, time
+path = os.path.join(sys.argv[1], "raw-seq.dat")
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o644)
+buf = mmap.mmap(-1, 1 << 20); buf.write(b"r" * (1 << 20))
+limit, total, t0 = float(sys.argv[2]), 0, time.perf_counter()
+while total < (2 << 30) and time.perf_counter() - t0 < limit:
+    total += os.pwrite(fd, buf, total)
+os.fdatasync(fd)
+secs = time.perf_counter() - t0
+os.close(fd); os.unlink(path)
+print('{"scenario":"raw_odirect_seq_write","bytes":%d,"elapsed_s":%.3f,"mb_per_s":%.1f}' % (total, secs, total / secs / 1e6))
+PY
+}
+
+e2e() { # a long-polling consumer of a fresh topic while one producer sends at $1 msgs/s
+  local topic=t6 cpid
+  "$BIN/ramjet-bench" produce --topic $topic --size 1024 --messages 1 -n "$NS" >/dev/null 2>&1
+  "$BIN/ramjet-bench" consume --topic $topic --group e2e --latency-from body \
+    --duration "$((DUR + 2))" -n "$NS" --json >"$BASE/e2e.json" 2>/dev/null &
+  cpid=$!
+  run "produce_rate_$1" produce --topic $topic --size 1024 --connections 1 --inflight 32 \
+    --rate "$1" --duration "$DUR"
+  wait $cpid
+  python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); o["scenario"]="e2e_rate_"+sys.argv[2]; print(json.dumps(o))' \
+    "$BASE/e2e.json" "$1"
+  rm -f "$BASE/e2e.json"
+}
+
+summary() { # one line per row of issue 17's table
+  python3 - "$RESULTS" <<'PY'
+import json, sys
+rows = {}
+for text in open(sys.argv[1]):
+    text = text.strip()
+    if text.startswith("{"):
+        o = json.loads(text)
+        rows.setdefault(o["scenario"], []).append(o)
+def last(name):
+    return rows.get(name, [None])[-1]
+def lat(o, q):
+    return max((o or {}).get("latency_us", {}).get(q) or 1, 1)
+def line(row, now, target, ratio):
+    print("%-34s %-44s %-28s %s" % (row, now, target, ratio))
+print("--- issue 17 table (ratio: figure over target, >= 1.00 meets it) ---")
+a1 = last("async_1conn_inflight1")
+if a1:
+    line("async 1 conn x 1 in flight", "%.0f/s p50 %s us p99 %s us" % (a1["msgs_per_s"], lat(a1, "p50"), lat(a1, "p99")),
+         ">= 15000/s, p99 <= 200 us", "%.2f, %.2f" % (a1["msgs_per_s"] / 15000, 200 / lat(a1, "p99")))
+    cpm = max(a1["broker_cpu_s_per_million_msgs"], 0.01)
+    line("broker CPU at that load", "%.1f CPU-s per million" % cpm, "<= 40 CPU-s per million", "%.2f" % (40 / cpm))
+a4 = last("async_4conn_inflight32")
+if a4:
+    line("async 4 conn x 32 in flight", "%.0f/s p99 %s us, %.1f CPU-s/M" % (a4["msgs_per_s"], lat(a4, "p99"), a4["broker_cpu_s_per_million_msgs"]),
+         ">= 100000/s, p99 <= 3000 us", "%.2f, %.2f" % (a4["msgs_per_s"] / 1e5, 3000 / lat(a4, "p99")))
+b = last("async_batch32")
+if b:
+    line("batches of 32", "%.0f msgs/s = %.0f MB/s, %.1f CPU-s/M" % (b["msgs_per_s"], b["mb_per_s"], b["broker_cpu_s_per_million_msgs"]),
+         ">= 800 MB/s", "%.2f" % (b["mb_per_s"] / 800))
+for k in [k for k in rows if k.startswith("e2e_rate_")]:
+    e = last(k)
+    line("end to end at %s msgs/s" % k[len("e2e_rate_"):], "p50 %s us p99 %s us" % (lat(e, "p50"), lat(e, "p99")),
+         "p99 <= 1000 us", "%.2f" % (1000 / lat(e, "p99")))
+raw, s1 = rows.get("raw_4k_write_fdatasync", []), last("sync_1conn_inflight1")
+if s1 and raw:
+    rp99 = sum(lat(r, "p99") for r in raw) / len(raw)
+    line("SYNC_FLUSH 1 conn x 1 in flight", "p99 %s us = %.1fx raw p99 %.0f us" % (lat(s1, "p99"), lat(s1, "p99") / rp99, rp99),
+         "<= 2x raw", "%.2f" % (2 * rp99 / lat(s1, "p99")))
+st, rw = last("storage_async"), last("raw_odirect_seq_write")
+if st and rw:
+    line("storage only, async appends", "%.0f MB/s = %.0f%% of raw %.0f MB/s" % (st["mb_per_s"], 100 * st["mb_per_s"] / rw["mb_per_s"], rw["mb_per_s"]),
+         ">= 70% of raw", "%.2f" % (st["mb_per_s"] / rw["mb_per_s"] / 0.7))
+PY
+}
+
 start_broker ASYNC_FLUSH
-run async_1conn_inflight1 produce --topic t1 --size 1024 --connections 1 --inflight 1 --duration "$DUR"
-run async_4conn_inflight32 produce --topic t2 --size 1024 --connections 4 --inflight 32 --duration "$DUR"
-run async_batch32 produce --topic t3 --size 1024 --connections 2 --inflight 8 --batch 32 --duration "$DUR"
-run consume_all consume --topic t2 --group g1 --duration "$DUR"
+run async_1conn_inflight1 produce --topic t1 --size 1024 --connections 1 --inflight 1 --duration "$DUR" | record
+run async_4conn_inflight32 produce --topic t2 --size 1024 --connections 4 --inflight 32 --duration "$DUR" | record
+run async_batch32 produce --topic t3 --size 1024 --connections 2 --inflight 8 --batch 32 --duration "$DUR" | record
+run consume_all consume --topic t2 --group g1 --duration "$DUR" | record
+e2e "${E2E_RATE:-10000}" | record
 stop_broker
 
 start_broker SYNC_FLUSH
-raw_fsync
-run sync_4conn_inflight32 produce --topic t4 --size 1024 --connections 4 --inflight 32 --duration "$DUR"
-run sync_1conn_inflight1 produce --topic t5 --size 1024 --connections 1 --inflight 1 --duration "$DUR"
-raw_fsync
+raw_fsync | record
+run sync_4conn_inflight32 produce --topic t4 --size 1024 --connections 4 --inflight 32 --duration "$DUR" | record
+run sync_1conn_inflight1 produce --topic t5 --size 1024 --connections 1 --inflight 1 --duration "$DUR" | record
+raw_fsync | record
 stop_broker
+
+rm -rf "$BASE/storage-store"
+"$BIN/ramjet-bench" storage --store-path "$BASE/storage-store" --size 1024 --duration "$DUR" \
+  --flush-disk-type ASYNC_FLUSH --inflight 64 --json 2>/dev/null \
+  | python3 -c 'import json,sys; o=json.load(sys.stdin); o["scenario"]="storage_async"; print(json.dumps(o))' \
+  | record
+rm -rf "$BASE/storage-store"
+raw_seq_write "$DUR" | record
+summary

@@ -5,7 +5,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ramjet_proto::body::{ClusterInfo, TopicRouteData};
 use ramjet_proto::{Frame, Header};
@@ -14,6 +14,7 @@ use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::protocol;
 use crate::route::{RoundRobin, RouteTable, TopicRoute};
+use crate::shards::{Lookup, ShardMap, ShardTable};
 use crate::transport::{Connection, ConnectionOptions, ConnectionPool, ServerRequestHandler};
 
 /// A handle to one client instance: cheap to clone, `!Send`.
@@ -27,6 +28,7 @@ struct Inner {
     pool: ConnectionPool,
     routes: RefCell<RouteTable>,
     namesrv_next: RoundRobin,
+    shards: RefCell<ShardTable>,
 }
 
 impl std::fmt::Debug for Client {
@@ -53,6 +55,7 @@ impl Client {
                 pool: ConnectionPool::new(options),
                 routes: RefCell::new(RouteTable::new()),
                 namesrv_next: RoundRobin::default(),
+                shards: RefCell::new(ShardTable::default()),
                 config,
             }),
         }
@@ -74,6 +77,47 @@ impl Client {
     /// `Connect`.
     pub async fn connection(&self, addr: &str) -> Result<Rc<Connection>, ClientError> {
         self.inner.pool.get(addr).await
+    }
+
+    /// The address to send `(topic, queue_id)`'s requests to on the broker at
+    /// `broker_addr`: the owner shard's own address when the broker advertises one
+    /// ([`crate::shards`]) and it can be connected, else `broker_addr`. The first call for
+    /// a broker asks it once (GET_BROKER_RUNTIME_INFO); calls meanwhile use `broker_addr`.
+    pub async fn queue_addr(&self, broker_addr: &str, topic: &str, queue_id: i32) -> String {
+        if !self.inner.config.shard_aware {
+            return broker_addr.to_string();
+        }
+        let lookup =
+            self.inner.shards.borrow_mut().lookup(broker_addr, topic, queue_id, Instant::now());
+        let addr = match lookup {
+            Lookup::Use(a) => a,
+            Lookup::Ask => {
+                let map = self.ask_shard_map(broker_addr).await;
+                let addr = map.as_ref().map(|m| m.addr_for(topic, queue_id).to_string());
+                self.inner.shards.borrow_mut().learned(broker_addr, map, Instant::now());
+                addr.unwrap_or_else(|| broker_addr.to_string())
+            }
+        };
+        if addr == broker_addr {
+            return addr;
+        }
+        match self.connection(&addr).await {
+            Ok(_) => addr,
+            Err(e) => {
+                tracing::debug!(%broker_addr, shard = %addr, error = %e,
+                    "shard address unreachable; using the broker address");
+                self.inner.shards.borrow_mut().failed(broker_addr, Instant::now());
+                broker_addr.to_string()
+            }
+        }
+    }
+
+    async fn ask_shard_map(&self, broker_addr: &str) -> Option<ShardMap> {
+        let header = self.header(ramjet_proto::codes::request::GET_BROKER_RUNTIME_INFO);
+        let reply =
+            protocol::check_success(self.invoke(broker_addr, header, &[]).await.ok()?).ok()?;
+        let table: ramjet_proto::body::KvTable = ramjet_proto::body::from_json(&reply.body).ok()?;
+        ShardMap::from_runtime_info(&table)
     }
 
     /// Sends a request to `addr` and waits for the reply (any response code) within the

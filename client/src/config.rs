@@ -43,6 +43,11 @@ pub struct ClientConfig {
     /// });
     /// ```
     pub credentials: Option<Credentials>,
+    /// Send each queue's requests (sends, pulls) over a connection to the shard that owns
+    /// the queue, when the broker advertises per-shard addresses (a ramjet broker's
+    /// `ramjetShardAddrs` in GET_BROKER_RUNTIME_INFO); other brokers are unaffected.
+    /// Default true.
+    pub shard_aware: bool,
 }
 
 impl ClientConfig {
@@ -63,6 +68,7 @@ impl ClientConfig {
             client_id: default_client_id(),
             in_flight_per_connection_max: IN_FLIGHT_PER_CONNECTION_MAX_DEFAULT,
             credentials: None,
+            shard_aware: true,
         })
     }
 }

@@ -135,6 +135,7 @@ pub mod route;
 pub mod runtime;
 pub mod selector;
 pub mod send_retry;
+pub mod shards;
 pub mod transaction;
 pub mod transport;
 

@@ -172,7 +172,8 @@ impl Producer {
         queue: &MessageQueue,
         mut msg: Message,
     ) -> Result<SendResult, ClientError> {
-        let addr = self.client().master_addr(&queue.broker_name, &queue.topic).await?;
+        let broker = self.client().master_addr(&queue.broker_name, &queue.topic).await?;
+        let addr = self.client().queue_addr(&broker, &queue.topic, queue.queue_id).await;
         msg.topic.clone_from(&queue.topic);
         let key = self.unique_key(&msg);
         let header = protocol::send_request(&self.send_context(), &msg, queue, &key);
@@ -222,7 +223,8 @@ impl Producer {
         queue: &MessageQueue,
         msgs: &[Message],
     ) -> Result<SendResult, ClientError> {
-        let addr = self.client().master_addr(&queue.broker_name, &queue.topic).await?;
+        let broker = self.client().master_addr(&queue.broker_name, &queue.topic).await?;
+        let addr = self.client().queue_addr(&broker, &queue.topic, queue.queue_id).await;
         let msgs: Vec<Message> =
             msgs.iter().map(|m| Message { topic: queue.topic.clone(), ..m.clone() }).collect();
         let keys: Vec<String> = msgs.iter().map(|m| self.unique_key(m)).collect();

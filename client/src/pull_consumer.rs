@@ -94,7 +94,8 @@ impl PullConsumer {
         let config = self.client.config();
         let timeout = config.request_timeout
             + Duration::from_millis(args.suspend_timeout_ms.unwrap_or(0).max(0) as u64);
-        let addr = self.client.master_addr(&args.queue.broker_name, &args.queue.topic).await?;
+        let broker = self.client.master_addr(&args.queue.broker_name, &args.queue.topic).await?;
+        let addr = self.client.queue_addr(&broker, &args.queue.topic, args.queue.queue_id).await;
         let header = protocol::pull_request(args, config.serialize_type);
         let reply = self.client.invoke_with_timeout(&addr, header, &[], timeout).await?;
         let tags = args.subscription.map(protocol::subscription_tags).unwrap_or_default();

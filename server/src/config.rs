@@ -2,7 +2,7 @@
 //! and command-line flags, which override the file.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use ramjet_proto::text::clip_echo;
@@ -74,6 +74,13 @@ pub struct BrokerConfig {
     /// CPU for latency: a sleeping executor costs a context switch and a process-wide
     /// memory barrier (IPIs) per wake-up.
     pub spin_before_park_us: u64,
+    /// Each shard also listens on a port of its own (`perShardPorts`, default true), which
+    /// GET_BROKER_RUNTIME_INFO advertises, so ramjet's client sends a queue's requests over
+    /// a connection the queue's owner accepted (no cross-shard hop).
+    pub per_shard_ports: bool,
+    /// The per-shard addresses, by shard (set at start when `per_shard_ports`; empty
+    /// otherwise). Not a configuration key.
+    pub shard_addrs: Vec<SocketAddr>,
     /// Master HA address a slave replicates from (`haMasterAddress`); `None`: the one
     /// the NameServer returns on registration.
     pub ha_master_address: Option<String>,
@@ -162,6 +169,8 @@ impl Default for BrokerConfig {
             grpc_max_inflight_per_group: 65_536,
             grpc_max_delivery_attempts: 17,
             spin_before_park_us: 50,
+            per_shard_ports: true,
+            shard_addrs: Vec::new(),
             retention: ramjet_storage::RetentionConfig::default(),
             retention_interval_ms: 10_000,
             transaction_timeout_ms: 6_000,
@@ -389,6 +398,7 @@ impl BrokerConfig {
                 "grpcMinInvisibleTimeMs" => self.grpc_min_invisible_ms = parse(k, v)?,
                 "grpcMaxInflightPerGroup" => self.grpc_max_inflight_per_group = parse(k, v)?,
                 "grpcMaxDeliveryAttempts" => self.grpc_max_delivery_attempts = parse(k, v)?,
+                "perShardPorts" => self.per_shard_ports = parse(k, v)?,
                 "storePathRootDir" => self.store_path = PathBuf::from(v),
                 "storePathCommitLog" => {}
                 "flushDiskType" => self.flush = parse_flush(v)?,

@@ -162,6 +162,19 @@ pub fn start(mut config: BrokerConfig) -> Result<RunningBroker, String> {
             Vec::new()
         }
     };
+    // Per-shard ports: one plain (not shared) ephemeral listener per shard, advertised
+    // through GET_BROKER_RUNTIME_INFO; with one shard the main port is already its own.
+    let mut own = Vec::new();
+    if config.per_shard_ports && shard_count > 1 {
+        for _ in 0..shard_count {
+            let l = StdListener::bind(SocketAddr::new(config.bind_ip, 0))
+                .map_err(|e| format!("cannot listen on {}:0: {e}", config.bind_ip))?;
+            let p = l.local_addr().map_err(|e| e.to_string())?.port();
+            config.shard_addrs.push(SocketAddr::new(config.broker_ip, p));
+            own.push(l);
+        }
+    }
+    let mut own = own.into_iter();
     let ha_listener = bind_ha(&config, port)?;
     let grpc_listener = bind_grpc(&config)?;
     if let Some(l) = &ha_listener {
@@ -219,6 +232,7 @@ pub fn start(mut config: BrokerConfig) -> Result<RunningBroker, String> {
         ));
         let mut listeners: Vec<StdListener> = main.next().into_iter().collect();
         listeners.extend(vip.next());
+        listeners.extend(own.next());
         starts.push(ShardStart {
             id,
             logs,

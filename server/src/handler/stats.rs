@@ -215,6 +215,10 @@ fn runtime_table(
         ("brokerActive", "true".into()),
         ("ramjetShards", shard.shard_count.to_string()),
         ("ramjetCommitLogs", shard.log_count.to_string()),
+        (
+            "ramjetShardAddrs",
+            shard.config.shard_addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+        ),
         ("ramjetSegments", f.segments.to_string()),
         ("ramjetCommitLogBytes", f.commitlog_bytes.to_string()),
         ("ramjetPoisonedLogs", poisoned.to_string()),

@@ -156,6 +156,14 @@ impl Page {
         let holds: Vec<(L1, u64)> =
             self.shards.iter().map(|s| (shard_label(s), s.long_poll_holds)).collect();
         counter(e, "ramjet_long_poll_holds", "Pulls parked by long polling.", &holds)?;
+        let hops: Vec<(L1, u64)> =
+            self.shards.iter().map(|s| (shard_label(s), s.forwarded)).collect();
+        counter(
+            e,
+            "ramjet_forwarded_requests",
+            "Client requests forwarded to the owner shard (cross-shard hops), per accepting shard.",
+            &hops,
+        )?;
         let mut req: BTreeMap<(i32, i32), u64> = BTreeMap::new();
         for s in &self.shards {
             for &(c, r, n) in &s.requests {

@@ -114,6 +114,8 @@ pub struct ShardMetrics {
     pub append_records: LocalHistogram,
     /// Pulls parked by long polling.
     pub long_poll_holds: Cell<u64>,
+    /// Client requests this shard forwarded to the owner shard (a cross-shard hop).
+    pub forwarded: Cell<u64>,
     marks: RefCell<VecDeque<Mark>>,
     /// Sequence number of the next rate sample.
     next_seq: Cell<u64>,
@@ -137,6 +139,7 @@ impl Default for ShardMetrics {
             pull_latency: LocalHistogram::new(&LATENCY_BOUNDS_SECONDS),
             append_records: LocalHistogram::new(&BATCH_BOUNDS_RECORDS),
             long_poll_holds: Cell::new(0),
+            forwarded: Cell::new(0),
             marks: RefCell::default(),
             next_seq: Cell::new(0),
             started: Instant::now(),

@@ -62,6 +62,8 @@ pub struct ShardSnapshot {
     pub append_records: HistogramSnapshot,
     /// Parked pulls since start.
     pub long_poll_holds: u64,
+    /// Client requests forwarded to another shard since start.
+    pub forwarded: u64,
     /// Client connections held by the shard.
     pub connections: usize,
     /// Owned logs.
@@ -126,6 +128,7 @@ pub fn snapshot(shard: &Shard) -> ShardSnapshot {
         pull_latency: m.pull_latency.snapshot(),
         append_records: m.append_records.snapshot(),
         long_poll_holds: m.long_poll_holds.get(),
+        forwarded: m.forwarded.get(),
         connections: shard.connections.borrow().len(),
         logs,
         lags: lags(shard),

@@ -319,6 +319,7 @@ impl Shard {
     /// Dropping the future abandons the reply; the owner still executes the request.
     pub async fn forward(&self, target: usize, frame: Frame, peer: SocketAddr) -> Option<Response> {
         let (tx, rx) = flume::bounded(1);
+        self.metrics.forwarded.set(self.metrics.forwarded.get() + 1);
         let msg = ShardMsg::Request { frame, peer, origin: self.id, reply: tx };
         if self.peers[target].send_async(msg).await.is_err() {
             return None;

@@ -99,6 +99,10 @@ struct ShardStart {
 /// Store, configuration or port problems, as one message.
 pub fn start(mut config: BrokerConfig) -> Result<RunningBroker, String> {
     raise_memlock_limit();
+    // Controller mode: a master acknowledges writes only within its lease (lease.rs).
+    if config.enable_controller_mode && config.broker_role != BrokerRole::Slave {
+        crate::lease::enable(config.controller_lease_ms());
+    }
     let mut acl = crate::acl::gate::open(&config)?;
     let acl_config = acl.as_ref().map(crate::acl::reload::AclReloader::current);
     let root = config.store_path.clone();
@@ -530,6 +534,9 @@ async fn run_shard(ctx: ShardContext) {
         if shard.shard_for(SCHEDULE_TOPIC, level - 1) == id && !slave {
             tasks.push(glommio::spawn_local(crate::schedule::delivery_loop(shard.clone(), level)));
         }
+    }
+    if id == 0 && ctx.config.enable_controller_mode {
+        tasks.push(glommio::spawn_local(crate::controller_client::heartbeat_loop(shard.clone())));
     }
     if id == 0 {
         tasks.push(glommio::spawn_local(crate::register::registration_loop(

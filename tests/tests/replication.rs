@@ -19,6 +19,7 @@ use ramjet_client::{
     PullStatus, SendStatus, StoredMessage,
 };
 use ramjet_proto::codes::{request, response};
+use ramjet_proto::controller::EpochEntryCache;
 use ramjet_proto::{Header, SerializeType};
 use ramjet_server::replication::wire::{self, LogState};
 use ramjet_tests::{commit_log_contents, ha_addr, run_glommio, store_dir, BrokerOptions, Daemon};
@@ -1120,6 +1121,19 @@ fn a_slave_cuts_a_term_its_master_never_had_where_positions_coincide() {
         std::thread::sleep(Duration::from_millis(20));
     }
     send_range(&ns, &master.broker_addr, Some(&slave.broker_addr), 800, 700, false);
+    // GET_BROKER_EPOCH_CACHE (1007): the slave holds its master's epochs.
+    let (m, s, n) = (master.broker_addr.clone(), slave.broker_addr.clone(), ns.clone());
+    let (ours, theirs) = run_glommio(move || async move {
+        let c = client(&n);
+        let get = |body: Bytes| {
+            ramjet_proto::body::from_json::<EpochEntryCache>(&body).expect("EpochEntryCache")
+        };
+        let ours = get(admin_call(&c, &m, request::GET_BROKER_EPOCH_CACHE, &[]).await);
+        let theirs = get(admin_call(&c, &s, request::GET_BROKER_EPOCH_CACHE, &[]).await);
+        (ours, theirs)
+    });
+    assert_eq!(ours.epoch_list, theirs.epoch_list, "the slave adopted the master's epochs");
+    assert!(ours.epoch_list.iter().any(|e| e.epoch >= 3), "{ours:?}");
     master.stop();
     slave.stop();
     assert_identical_logs(&store, slave_dir.path());

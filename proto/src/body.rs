@@ -210,7 +210,7 @@ fn container_end(input: &[u8], start: usize) -> usize {
 // ---------------------------------------------------------------------------------------
 // Lenient field readers.
 
-mod lenient {
+pub(crate) mod lenient {
     //! `deserialize_with` helpers: null is the default, numbers may be strings, booleans
     //! may be numbers or strings, strings may be numbers.
 
@@ -305,6 +305,27 @@ mod lenient {
             out.push(i32::try_from(v).map_err(|_| de::Error::custom("out of i32 range"))?);
         }
         Ok(out)
+    }
+
+    /// A nullable integer (a Java `Long`): `null` or absent is `None`.
+    pub fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        scalar(d)?.map(int_of).transpose()
+    }
+
+    /// A nullable `Integer`.
+    pub fn opt_i32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
+        match opt_i64(d)? {
+            None => Ok(None),
+            Some(v) => i32::try_from(v)
+                .map(Some)
+                .map_err(|_| de::Error::custom(format!("{v} out of i32 range"))),
+        }
+    }
+
+    /// A list (or set) of integers, each lenient; nulls are dropped.
+    pub fn vec_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
+        let raw: Option<Vec<Option<Scalar>>> = Option::deserialize(d)?;
+        raw.unwrap_or_default().into_iter().flatten().map(int_of::<D::Error>).collect()
     }
 
     /// A list of strings, each lenient; nulls are dropped.

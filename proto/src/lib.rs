@@ -14,6 +14,7 @@
 //! - [`register_body`]: the compressed REGISTER_BROKER body (zlib, the reference's layout).
 //! - [`admin_body`]: JSON bodies of admin and statistics requests (mqadmin's).
 //! - [`acl`]: the plain-ACL request signature (HmacSHA1 over sorted ext field values).
+//! - [`controller`]: the controller's headers and bodies (RocketMQ 5 controller mode).
 //! - [`text`]: client text clipped before it is echoed in a remark.
 
 #![forbid(unsafe_code)]
@@ -27,6 +28,7 @@ pub mod binary_header;
 pub mod body;
 pub mod codes;
 pub mod command;
+pub mod controller;
 pub mod error;
 pub mod filter;
 pub mod frame;

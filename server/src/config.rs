@@ -100,6 +100,18 @@ pub struct BrokerConfig {
     /// when its master ends before them (off: it refuses and stops replicating until an
     /// operator restarts it with this on).
     pub ha_truncate_acknowledged: bool,
+    /// `enableControllerMode`: heartbeats to the controller, lease fencing (`lease.rs`).
+    pub enable_controller_mode: bool,
+    /// `controllerAddr` (`h:p;h:p`): the controller members.
+    pub controller_addrs: Vec<String>,
+    /// `controllerHeartBeatTimeoutMills`: how long the controller waits for a heartbeat.
+    pub controller_heartbeat_timeout_ms: u64,
+    /// `controllerLeaseMills` (ramjet's): how long after a heartbeat the controller
+    /// answered a master keeps acknowledging writes; below
+    /// `controllerHeartBeatTimeoutMills` (0: half of it).
+    pub controller_lease_ms: u64,
+    /// `brokerHeartbeatInterval`: interval of heartbeats to the controller.
+    pub broker_heartbeat_interval_ms: u64,
     /// `haBindAddress`: the HA listener's address (`None`: the broker's bind address).
     pub ha_bind_ip: Option<IpAddr>,
     /// `metricsBindAddress`: the metrics listener's address (`None`: the broker's bind
@@ -183,6 +195,11 @@ impl Default for BrokerConfig {
             ha_housekeeping_interval_ms: 20_000,
             ha_auth_secret: None,
             ha_truncate_acknowledged: false,
+            enable_controller_mode: false,
+            controller_addrs: Vec::new(),
+            controller_heartbeat_timeout_ms: 10_000,
+            controller_lease_ms: 0,
+            broker_heartbeat_interval_ms: 1_000,
             ha_bind_ip: None,
             metrics_bind_ip: None,
             slave_read_enable: false,
@@ -370,6 +387,31 @@ impl BrokerConfig {
                 ))
             }
             _ => Ok(()),
+        }?;
+        if self.enable_controller_mode {
+            if self.controller_addrs.is_empty() {
+                return Err("enableControllerMode=true needs controllerAddr".into());
+            }
+            let lease = self.controller_lease_ms();
+            if lease == 0 || lease >= self.controller_heartbeat_timeout_ms {
+                return Err(format!(
+                    "controllerLeaseMills {lease} must be above 0 and below \
+                     controllerHeartBeatTimeoutMills {} (a fenced master must stop \
+                     acknowledging before the controller elects another)",
+                    self.controller_heartbeat_timeout_ms
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The master's lease in controller mode: `controllerLeaseMills`, or half of
+    /// `controllerHeartBeatTimeoutMills` when 0.
+    pub fn controller_lease_ms(&self) -> u64 {
+        if self.controller_lease_ms == 0 {
+            self.controller_heartbeat_timeout_ms / 2
+        } else {
+            self.controller_lease_ms
         }
     }
 
@@ -447,6 +489,20 @@ impl BrokerConfig {
                 "haHousekeepingInterval" => self.ha_housekeeping_interval_ms = parse(k, v)?,
                 "haAuthSecret" => self.ha_auth_secret = crate::replication::auth::HaSecret::new(v),
                 "haTruncateAcknowledgedEnable" => self.ha_truncate_acknowledged = parse_bool(k, v)?,
+                "enableControllerMode" => self.enable_controller_mode = parse_bool(k, v)?,
+                "controllerAddr" => {
+                    self.controller_addrs = v
+                        .split(';')
+                        .map(str::trim)
+                        .filter(|a| !a.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                }
+                "controllerHeartBeatTimeoutMills" => {
+                    self.controller_heartbeat_timeout_ms = parse(k, v)?
+                }
+                "controllerLeaseMills" => self.controller_lease_ms = parse(k, v)?,
+                "brokerHeartbeatInterval" => self.broker_heartbeat_interval_ms = parse(k, v)?,
                 "haBindAddress" => self.ha_bind_ip = Some(parse(k, v)?),
                 "metricsBindAddress" => self.metrics_bind_ip = Some(parse(k, v)?),
                 "slaveReadEnable" => self.slave_read_enable = parse_bool(k, v)?,

@@ -145,6 +145,10 @@ struct ShardStart {
 /// Store, configuration or port problems, as one message.
 pub fn start(mut config: BrokerConfig) -> Result<RunningBroker, String> {
     raise_memlock_limit();
+    // Controller mode: a master acknowledges writes only within its lease (lease.rs).
+    if config.enable_controller_mode && config.broker_role != BrokerRole::Slave {
+        crate::lease::enable(config.controller_lease_ms());
+    }
     let mut acl = crate::acl::gate::open(&config)?;
     let acl_config = acl.as_ref().map(crate::acl::reload::AclReloader::current);
     let root = config.store_path.clone();
@@ -292,6 +296,10 @@ pub fn start(mut config: BrokerConfig) -> Result<RunningBroker, String> {
             .map_err(|e| format!("cannot start shard {id}: {e}"))?;
         joins.push(join);
     }
+    // A master's replication shard answers once its epoch is durable and the logs accept
+    // writes.
+    let master_ready =
+        usize::from(config.broker_role != BrokerRole::Slave && ha_listener.is_some());
     let replication = ReplicationStart {
         config: config.clone(),
         listener: ha_listener,
@@ -299,6 +307,7 @@ pub fn start(mut config: BrokerConfig) -> Result<RunningBroker, String> {
         broker_addr,
         ha_addr_rx,
         feed,
+        ready: ready_tx.clone(),
     };
     let (replication_stop, replication_join) = start_replication(replication)?;
     joins.extend(replication_join);
@@ -326,7 +335,7 @@ pub fn start(mut config: BrokerConfig) -> Result<RunningBroker, String> {
         None => None,
     };
     drop(ready_tx);
-    let expected = shard_count + usize::from(namesrv_stop.is_some());
+    let expected = shard_count + usize::from(namesrv_stop.is_some()) + master_ready;
     for _ in 0..expected {
         match ready_rx.recv_timeout(Duration::from_secs(300)) {
             Ok(Ok(_)) => {}
@@ -389,13 +398,14 @@ struct ReplicationStart {
     broker_addr: SocketAddr,
     ha_addr_rx: flume::Receiver<String>,
     feed: Option<Arc<crate::replication::feed::MetaFeed>>,
+    ready: std::sync::mpsc::Sender<Result<usize, String>>,
 }
 
 type ReplicationHandles = (Option<flume::Sender<()>>, Option<glommio::ExecutorJoinHandle<()>>);
 
 /// Starts the replication shard: the HA listener of a master, or a slave's follower.
 fn start_replication(start: ReplicationStart) -> Result<ReplicationHandles, String> {
-    let ReplicationStart { config, listener, peers, broker_addr, ha_addr_rx, feed } = start;
+    let ReplicationStart { config, listener, peers, broker_addr, ha_addr_rx, feed, ready } = start;
     let housekeeping_ms = config.ha_housekeeping_interval_ms;
     let segment_size_bytes = config.segment_size_bytes;
     let work: Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> + Send> =
@@ -423,6 +433,8 @@ fn start_replication(start: ReplicationStart) -> Result<ReplicationHandles, Stri
                     secret: config.ha_auth_secret.clone(),
                     feed: feed.unwrap_or_default(),
                     stream_pending: config.broker_role == crate::config::BrokerRole::SyncMaster,
+                    store_path: config.store_path.clone(),
+                    ready,
                 };
                 Box::new(move || Box::pin(crate::replication::master::run(master)))
             }
@@ -528,8 +540,10 @@ async fn run_shard(ctx: ShardContext) {
         match LogStore::open(&store_config, log).await {
             Ok(s) => {
                 // A slave's logs change only by replication (byte-identical to the
-                // master's); every local append is refused.
-                s.set_writable(ctx.config.broker_role != BrokerRole::Slave);
+                // master's); every local append is refused. A master's accept appends
+                // once its replication shard made the new epoch durable
+                // (`replication::master::begin_term`).
+                s.set_writable(false);
                 logs.insert(log, s);
             }
             Err(e) => {
@@ -601,6 +615,9 @@ async fn run_shard(ctx: ShardContext) {
         if shard.shard_for(SCHEDULE_TOPIC, level - 1) == id && !slave {
             tasks.push(glommio::spawn_local(crate::schedule::delivery_loop(shard.clone(), level)));
         }
+    }
+    if id == 0 && ctx.config.enable_controller_mode {
+        tasks.push(glommio::spawn_local(crate::controller_client::heartbeat_loop(shard.clone())));
     }
     if id == 0 {
         tasks.push(glommio::spawn_local(crate::register::registration_loop(

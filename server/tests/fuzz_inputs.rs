@@ -283,7 +283,7 @@ fn sample_messages() -> Vec<Vec<u8>> {
         Message::Welcome {
             segment_size_bytes: 1 << 20,
             actions: vec![Action::Stream(5), Action::Refused],
-            origin: Some(Origin { run: 7, opened: vec![5, 0] }),
+            origin: Some(Origin { run: 7, opened: vec![5, 0], epochs: None }),
         },
         Message::Data { log: 1, position: 9, bytes: Bytes::from_static(b"record bytes") },
         Message::DataWritten {

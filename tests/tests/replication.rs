@@ -19,6 +19,7 @@ use ramjet_client::{
     PullStatus, SendStatus, StoredMessage,
 };
 use ramjet_proto::codes::{request, response};
+use ramjet_proto::controller::EpochEntryCache;
 use ramjet_proto::{Header, SerializeType};
 use ramjet_server::replication::wire::{self, LogState};
 use ramjet_tests::{commit_log_contents, ha_addr, run_glommio, store_dir, BrokerOptions, Daemon};
@@ -1048,4 +1049,93 @@ fn the_namesrv_refuses_a_master_with_a_lower_state_version() {
         }
     });
     namesrv.stop();
+}
+
+/// `body(5, index)` with other bytes of the same length: a record at the same position
+/// and of the same size as `body`'s, but different.
+fn other_body(index: usize) -> Bytes {
+    let mut b = body(5, index).to_vec();
+    b[0] = b'u';
+    Bytes::from(b)
+}
+
+/// Sends `count` messages from `from` on (with `other_body` when `other`), then waits for
+/// `slave` when given.
+fn send_range(ns: &str, master: &str, slave: Option<&str>, from: usize, count: usize, other: bool) {
+    let (ns, m, s) = (ns.to_string(), master.to_string(), slave.map(str::to_string));
+    run_glommio(move || async move {
+        let queues = create_topic_and_route(&ns, &m).await;
+        let producer = Producer::new(client(&ns), "repl-producer");
+        for i in from..from + count {
+            let q = &queues[i % queues.len()];
+            let b = if other { other_body(i) } else { body(5, i) };
+            let r = producer.send_to_queue(q, Message::new(TOPIC, b)).await;
+            assert_eq!(r.expect("send").status, SendStatus::Ok);
+        }
+        if let Some(s) = s {
+            wait_caught_up(&client(&ns), &m, &s, &queues).await;
+        }
+    });
+}
+
+// Goal (issue 15, epochs): a slave that holds bytes of a term its master never had cuts
+// exactly them, even where its log ends where the master's does (positions coincide), so
+// the run id of the master's last start cannot tell (the gap the run-id cut left).
+// Method: term 1 (master + slave, 500 sends); keep a copy of the master's store; term 2
+// (300 sends, the slave follows), stop both; put the copy back: term 3 sends 300 other
+// messages of the same sizes (same positions); restart the master (term 4 begins where
+// the slave's log ends) and start the slave (with haTruncateAcknowledgedEnable: the cut
+// bytes were acknowledged by term 2). The slave cuts back to term 1's end, follows, and
+// after 700 more sends both logs are byte-identical.
+#[test]
+fn a_slave_cuts_a_term_its_master_never_had_where_positions_coincide() {
+    let namesrv = Daemon::namesrv();
+    let ns = namesrv.namesrv_addr.clone();
+    let (master_dir, slave_dir, backup_dir) = (store_dir(), store_dir(), store_dir());
+    let store = master_dir.path().join("store");
+    let master_opts = master_options(&store, &ns, "ASYNC_MASTER", None);
+    let conf = slave_dir.path().join("truncate.conf");
+    std::fs::write(&conf, "haTruncateAcknowledgedEnable=true\n").expect("conf");
+    let mut slave_opts = slave_options(slave_dir.path(), &ns, None);
+    slave_opts.extra.extend(["-c".to_string(), conf.display().to_string()]);
+    let mut master = Daemon::broker(&master_opts);
+    let mut slave = Daemon::broker(&slave_opts);
+    send_range(&ns, &master.broker_addr, Some(&slave.broker_addr), 0, 500, false);
+    master.stop();
+    let old = backup_dir.path().join("store");
+    copy_dir(&store, &old);
+    let mut master = Daemon::broker(&master_opts);
+    send_range(&ns, &master.broker_addr, Some(&slave.broker_addr), 500, 300, false);
+    slave.stop();
+    master.stop();
+    std::fs::remove_dir_all(&store).expect("remove the newer store");
+    copy_dir(&old, &store);
+    let mut master = Daemon::broker(&master_opts);
+    send_range(&ns, &master.broker_addr, None, 500, 300, true);
+    master.stop();
+    let mut master = Daemon::broker(&master_opts);
+    let mut slave = Daemon::broker(&slave_opts);
+    let deadline = Instant::now() + WAIT;
+    while !slave.log_text().contains("epochs differ") {
+        assert!(Instant::now() < deadline, "the slave never cut by epoch: {}", slave.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    send_range(&ns, &master.broker_addr, Some(&slave.broker_addr), 800, 700, false);
+    // GET_BROKER_EPOCH_CACHE (1007): the slave holds its master's epochs.
+    let (m, s, n) = (master.broker_addr.clone(), slave.broker_addr.clone(), ns.clone());
+    let (ours, theirs) = run_glommio(move || async move {
+        let c = client(&n);
+        let get = |body: Bytes| {
+            ramjet_proto::body::from_json::<EpochEntryCache>(&body).expect("EpochEntryCache")
+        };
+        let ours = get(admin_call(&c, &m, request::GET_BROKER_EPOCH_CACHE, &[]).await);
+        let theirs = get(admin_call(&c, &s, request::GET_BROKER_EPOCH_CACHE, &[]).await);
+        (ours, theirs)
+    });
+    assert_eq!(ours.epoch_list, theirs.epoch_list, "the slave adopted the master's epochs");
+    assert!(ours.epoch_list.iter().any(|e| e.epoch >= 3), "{ours:?}");
+    master.stop();
+    slave.stop();
+    assert_identical_logs(&store, slave_dir.path());
+    drop(namesrv);
 }

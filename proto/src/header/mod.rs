@@ -187,6 +187,9 @@ macro_rules! header {
     (@encode opt $ext:ident, $wire:literal, $v:expr) => { put_opt($ext, $wire, $v) };
 }
 
+/// The field-table macro, for header modules outside this one (`crate::controller`).
+pub(crate) use header;
+
 // ---------------------------------------------------------------------------------------
 // Send (10, 310, 320, 325); the request header is hand-written in `send.rs`.
 

@@ -200,6 +200,7 @@ pub async fn execute(shard: &Rc<Shard>, frame: Frame, ctx: RequestContext) -> Op
         Handler::Unregister => client::unregister(shard, h),
         Handler::ConsumerList => client::consumer_list(shard, h),
         Handler::AllDelayOffsets => delay_offset::all_delay_offsets(shard, h).await,
+        Handler::BrokerEpochCache => delay_offset::broker_epoch_cache(shard, h).await,
         Handler::QueryMessage => stats::query_message(shard, h).await,
         Handler::UpdateBrokerConfig => stats::update_broker_config(shard, &frame).await,
         Handler::BrokerConfig => stats::broker_config(shard, h),

@@ -200,6 +200,10 @@ pub async fn execute(shard: &Rc<Shard>, frame: &Frame, peer: SocketAddr) -> Resp
         Ok(b) => b,
         Err(e) => return error_response(h, &e),
     };
+    // Controller mode: a master past its lease neither stores nor acknowledges (lease.rs).
+    if !crate::lease::writes_allowed() {
+        return fenced(h);
+    }
     let queue_id = req.queue_id;
     let records_len = append.records.len() as u64;
     let result = match shard.append_local(append).await {
@@ -214,6 +218,11 @@ pub async fn execute(shard: &Rc<Shard>, frame: &Frame, peer: SocketAddr) -> Resp
         }
         None => response::SUCCESS,
     };
+    // Checked again at the answer: the lease may have run out while the append waited
+    // (a master frozen by SIGSTOP answers nothing it appended before the stop).
+    if code == response::SUCCESS && !crate::lease::writes_allowed() {
+        return fenced(h);
+    }
     let msg_id = result
         .record_offsets
         .iter()
@@ -381,4 +390,13 @@ fn uniq_id(ip: std::net::IpAddr, salt: u32, now_ms: u64, counter: u16) -> String
     raw[10..14].copy_from_slice(&(now_ms as u32).to_be_bytes());
     raw[14..16].copy_from_slice(&counter.to_be_bytes());
     raw.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// SERVICE_NOT_AVAILABLE for a send refused by the lease (`lease.rs`): the reference's
+/// answer of a broker that is not a writable master; producers retry another broker.
+fn fenced(h: &Header) -> Response {
+    let mut header = success(h);
+    header.code = response::SERVICE_NOT_AVAILABLE;
+    header.remark = Some(crate::lease::FENCED_REMARK.to_string());
+    Response::new(header)
 }

@@ -77,6 +77,7 @@ pub enum Handler {
     Unregister,
     ConsumerList,
     AllDelayOffsets,
+    BrokerEpochCache,
     QueryMessage,
     UpdateBrokerConfig,
     BrokerConfig,
@@ -231,6 +232,7 @@ pub static TABLE: &[Entry] = &[
     // A 5.x lite pull consumer's pull is an ordinary pull (its FLAG_LITE_PULL_MESSAGE only
     // says no heartbeat subscription is needed, which ramjet never requires).
     row(request::LITE_PULL_MESSAGE, QueueOwner, Handler::Pull, Stats::Other, TopicSub),
+    row(request::GET_BROKER_EPOCH_CACHE, Here, Handler::BrokerEpochCache, Stats::Other, Any),
 ];
 
 /// The table's row for `code`, if the broker serves it.
@@ -285,6 +287,7 @@ mod tests {
         ];
         let here = [
             request::GET_ALL_DELAY_OFFSET,
+            request::GET_BROKER_EPOCH_CACHE,
             request::QUERY_MESSAGE,
             request::GET_BROKER_CONFIG,
             request::GET_BROKER_RUNTIME_INFO,

@@ -35,6 +35,7 @@ use ramjet_storage::ReplicaPosition;
 use tracing::{info, warn};
 
 use super::auth::{self, HaSecret, Role};
+use super::epoch::{self, EpochEntry};
 use super::feed::{MetaFeed, Sent};
 use super::io::{split, within, FrameReader, FrameWriter};
 use super::wire::{self, Action, LogState, Message, Origin};
@@ -68,6 +69,10 @@ pub struct MasterStart {
     /// slave's ACK together). An ASYNC_MASTER streams written bytes only, in larger spans:
     /// nobody waits for the slave, and per-message frames cost both sides CPU.
     pub stream_pending: bool,
+    /// The store's root (for `epochFileCheckpoint`).
+    pub store_path: std::path::PathBuf,
+    /// Told once the new epoch is durable and the logs accept writes (or why not).
+    pub ready: std::sync::mpsc::Sender<Result<usize, String>>,
 }
 
 struct Master {
@@ -79,19 +84,55 @@ struct Master {
     /// This run of the master (random at start), told to version 3 slaves.
     run_id: u64,
     stream_pending: bool,
+    /// Per log, the epoch table of this term (its last entry begins it).
+    epochs: Vec<Vec<EpochEntry>>,
+}
+
+/// Begins this master's term: one more than the highest epoch the store holds, starting
+/// at every log's end, saved durably; only then do the logs accept writes (they open
+/// refusing them), so no record of the term is acknowledged before its entry is on disk.
+///
+/// # Errors
+/// The epoch file cannot be read or written, or a shard is gone.
+async fn begin_term(
+    peers: &[flume::Sender<ShardMsg>],
+    store: &std::path::Path,
+    run: u64,
+) -> Result<Vec<Vec<EpochEntry>>, String> {
+    let mut file = epoch::load(store)?;
+    let ends: Vec<u64> = positions(peers).await?.iter().map(|p| p.end).collect();
+    let number = file.last_epoch() + 1;
+    file.begin_all(number, run, &ends);
+    epoch::save(store, &file).await?;
+    super::set_writable(peers, true).await?;
+    info!(epoch = number, run, "master term begins");
+    file.logs.truncate(ends.len());
+    Ok(file.logs)
 }
 
 /// Accepts slaves until the executor stops.
 pub async fn run(start: MasterStart) {
     let listener = crate::net::listener::adopt(start.listener);
+    let run_id = run_id();
+    let epochs = match begin_term(&start.peers, &start.store_path, run_id).await {
+        Ok(epochs) => {
+            let _ = start.ready.send(Ok(usize::MAX - 1));
+            epochs
+        }
+        Err(reason) => {
+            let _ = start.ready.send(Err(format!("cannot begin the master's epoch: {reason}")));
+            return;
+        }
+    };
     let master = Rc::new(Master {
         peers: start.peers,
         segment_size_bytes: start.segment_size_bytes,
         housekeeping: Duration::from_millis(start.housekeeping_ms),
         secret: start.secret,
         feed: start.feed,
-        run_id: run_id(),
+        run_id,
         stream_pending: start.stream_pending,
+        epochs,
     });
     let mut next_id = 0u64;
     loop {
@@ -246,8 +287,13 @@ async fn session(master: &Rc<Master>, stream: TcpStream, id: u64) -> Result<(), 
     // Version 3 slaves get pending bytes, the master's written positions and metadata,
     // and which run of the master this is (so they can cut bytes an earlier run streamed).
     let modern = version >= 3;
-    let origin = modern
-        .then(|| Origin { run: master.run_id, opened: ours.iter().map(|p| p.opened).collect() });
+    // Version 4: the master's epoch tables, by which the slave cuts what this master's
+    // history never had.
+    let origin = modern.then(|| Origin {
+        run: master.run_id,
+        opened: ours.iter().map(|p| p.opened).collect(),
+        epochs: (version >= 4).then(|| master.epochs.clone()),
+    });
     writer.stage(&Message::Welcome { segment_size_bytes, actions: actions.clone(), origin });
     writer.flush().await?;
     info!(slave = %broker_addr, "slave connected");

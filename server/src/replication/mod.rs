@@ -34,6 +34,7 @@
 //! both, and a consumer that moves from one to the other resumes at the same offsets.
 
 pub mod auth;
+pub mod epoch;
 pub mod feed;
 pub mod io;
 pub mod master;
@@ -114,6 +115,14 @@ pub enum ReplicaRequest {
         update: feed::MetaUpdate,
         /// Done, or why not.
         reply: flume::Sender<Result<(), String>>,
+    },
+    /// Master: accept local appends on every owned log from now on (the new epoch is
+    /// durable) or refuse them.
+    SetWritable {
+        /// Accept or refuse.
+        writable: bool,
+        /// Done.
+        reply: flume::Sender<()>,
     },
     /// Slave, to shard 0: the master could not be reached or the session broke; forget
     /// its address learnt from registration and re-register soon to learn the current one.
@@ -365,6 +374,12 @@ pub fn on_shard(shard: &Rc<Shard>, request: ReplicaRequest) {
             })
             .detach();
         }
+        ReplicaRequest::SetWritable { writable, reply } => {
+            for store in shard.logs.values() {
+                store.set_writable(writable);
+            }
+            let _ = reply.send(());
+        }
         ReplicaRequest::MasterLost => {
             shard.replica.metadata_in_band.set(false);
             if shard.config.ha_master_address.is_none()
@@ -445,6 +460,20 @@ pub async fn to_owner(
 ) -> Result<(), String> {
     let owner = crate::shard::shard_of_log(log, peers.len());
     peers[owner].send_async(ShardMsg::Replica(request)).await.map_err(|_| "shard gone".to_string())
+}
+
+/// Sets every log of every shard writable or not ([`ReplicaRequest::SetWritable`]).
+///
+/// # Errors
+/// A shard is gone.
+pub async fn set_writable(peers: &[flume::Sender<ShardMsg>], writable: bool) -> Result<(), String> {
+    for peer in peers {
+        let (tx, rx) = flume::bounded(1);
+        let msg = ShardMsg::Replica(ReplicaRequest::SetWritable { writable, reply: tx });
+        peer.send_async(msg).await.map_err(|_| "shard gone".to_string())?;
+        rx.recv_async().await.map_err(|_| "shard gone".to_string())?;
+    }
+    Ok(())
 }
 
 /// Where every log of the broker stands, asked of each shard.

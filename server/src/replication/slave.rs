@@ -40,6 +40,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use super::auth::{self, HaSecret, Role};
+use super::epoch;
 use super::feed::Assembly;
 use super::io::{connect, split, within, FrameReader, FrameWriter};
 use super::wire::{Action, LogState, Message};
@@ -211,14 +212,40 @@ async fn session(start: &SlaveStart, addr: &str, confirmed: &Confirmed) -> Resul
         Message::Error { reason } => return Err(format!("master refused: {reason}")),
         other => return Err(format!("expected WELCOME, got {other:?}")),
     };
-    // Bytes that another run of the master streamed past where this run's log began (its
-    // end at open) may not be in this run's log, even where this run's log is longer now
-    // (it took new sends there): cut them, then handshake again from there.
+    // A version 4 master sends its epoch tables: bytes of this slave past the last term
+    // both hold (`epoch::consistent_point`) were written by a term the master never had,
+    // even where this slave's log is no longer than the master's; they are cut, then the
+    // handshake starts again from there. An older master names only its run: bytes that
+    // another run streamed past where this run's log began (its end at open) are cut.
+    let epochs = origin.as_ref().and_then(|o| o.epochs.as_ref());
+    let held = epoch::load(&start.store_path)?;
     let mut cuts = 0usize;
     let actions: Vec<Action> = offered
         .iter()
         .enumerate()
         .map(|(log, action)| {
+            if let Some(tables) = epochs {
+                let theirs = tables.get(log).map_or(&[][..], Vec::as_slice);
+                let (current, master_end) = match *action {
+                    // The master's end is at least the slave's.
+                    Action::Stream(p) => (p, u64::MAX),
+                    Action::TruncateTo(p) => (p, p),
+                    Action::StartAt(_) | Action::Refused => return *action,
+                };
+                let point =
+                    epoch::consistent_point(theirs, master_end, held.log(log), logs[log].end);
+                if point < current {
+                    warn!(
+                        log,
+                        ours = logs[log].end,
+                        cut_to = point,
+                        "this log holds bytes of a term its master never had (epochs differ); cutting"
+                    );
+                    cuts += 1;
+                    return Action::TruncateTo(point);
+                }
+                return *action;
+            }
             let known = confirmed.borrow().run;
             let opened = origin.as_ref().and_then(|o| o.opened.get(log).copied());
             match (action, opened) {
@@ -258,6 +285,20 @@ async fn session(start: &SlaveStart, addr: &str, confirmed: &Confirmed) -> Resul
         apply_action(start, log as u32, logs[log], *action).await?;
         if let Action::StartAt(p) | Action::TruncateTo(p) = *action {
             confirmed.borrow_mut().written.insert(log as u32, p);
+        }
+    }
+    if let Some(tables) = epochs {
+        // The master's history is this slave's from now on: durable before the first
+        // byte of the session is placed.
+        let mut adopted = held.clone();
+        adopted.logs.resize(actions.len(), Vec::new());
+        for (log, action) in actions.iter().enumerate() {
+            if *action != Action::Refused {
+                adopted.logs[log] = tables.get(log).cloned().unwrap_or_default();
+            }
+        }
+        if cuts == 0 && adopted != held {
+            epoch::save(&start.store_path, &adopted).await?;
         }
     }
     if cuts > 0 {

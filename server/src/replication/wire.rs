@@ -17,7 +17,7 @@
 //! | kind | name | direction | body |
 //! |---|---|---|---|
 //! | 1 | HELLO | slave → master | magic u32 `RJHA`, version u16, log count u32, segment size u64, per log: start u64, end u64, durable u64; version 2: the slave's nonce (16 bytes); then the slave's broker address (UTF-8) |
-//! | 2 | WELCOME | master → slave | log count u32, segment size u64, per log: action u8, position u64; to a version 3 slave then: the master's run id u64, per log: its end when this run opened it u64 |
+//! | 2 | WELCOME | master → slave | log count u32, segment size u64, per log: action u8, position u64; to a version 3 slave then: the master's run id u64, per log: its end when this run opened it u64; to a version 4 slave then per log: entry count u32, entries (epoch u64, run u64, start u64) of the master's epoch table (`epoch.rs`) |
 //! | 3 | DATA | master → slave | log u32, position u64, raw log bytes (whole records, at most one filler, last) |
 //! | 4 | HEARTBEAT | master → slave | per log: the master's written position u64 |
 //! | 5 | ACK | slave → master | count u32, then count × (log u32, durable position u64) |
@@ -38,6 +38,8 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use super::epoch::{EpochEntry, EPOCH_ENTRIES_MAX};
+
 /// Bytes of the length, crc and kind fields.
 pub const HEADER_BYTES: usize = 9;
 /// Largest `length` field accepted: a 16 MiB range plus headers.
@@ -45,8 +47,9 @@ pub const FRAME_BYTES_MAX: usize = 17 * 1024 * 1024;
 /// `RJHA`.
 pub const MAGIC: u32 = 0x524A_4841;
 /// Protocol version this build writes: 2 adds the HELLO nonce; 3 adds DATA_WRITTEN and
-/// METADATA (the master streams pending bytes and metadata changes).
-pub const VERSION: u16 = 3;
+/// METADATA (the master streams pending bytes and metadata changes); 4 adds the master's
+/// epoch tables to WELCOME. A HELLO of a later version is taken as this one.
+pub const VERSION: u16 = 4;
 /// Bytes of a handshake nonce.
 pub const NONCE_BYTES: usize = 16;
 /// Bytes of a handshake proof (HMAC-SHA256).
@@ -99,6 +102,8 @@ pub struct Origin {
     pub run: u64,
     /// Per log, the end when this run opened it.
     pub opened: Vec<u64>,
+    /// To a version 4 slave: per log, the master's epoch table.
+    pub epochs: Option<Vec<Vec<EpochEntry>>>,
 }
 
 /// Where one slave log stands (HELLO).
@@ -311,6 +316,14 @@ pub fn encode(message: &Message) -> BytesMut {
                 for end in &origin.opened {
                     body.put_u64(*end);
                 }
+                for table in origin.epochs.iter().flatten() {
+                    body.put_u32(table.len() as u32);
+                    for entry in table {
+                        body.put_u64(entry.epoch);
+                        body.put_u64(entry.run);
+                        body.put_u64(entry.start);
+                    }
+                }
             }
             kind::WELCOME
         }
@@ -401,7 +414,7 @@ fn decode_body(kind: u8, mut body: Bytes) -> Result<Message, WireError> {
                 return Err(short(kind));
             }
             let (magic, version) = (body.get_u32(), body.get_u16());
-            if magic != MAGIC || !(1..=VERSION).contains(&version) {
+            if magic != MAGIC || version == 0 {
                 return Err(WireError::BadBody { kind, reason: "bad magic or version" });
             }
             let count = body.get_u32();
@@ -433,7 +446,7 @@ fn decode_body(kind: u8, mut body: Bytes) -> Result<Message, WireError> {
             let segment_size_bytes = body.get_u64();
             let with_origin = count as usize * 9 + 8 + count as usize * 8;
             if count > LOG_COUNT_MAX
-                || (body.len() != count as usize * 9 && body.len() != with_origin)
+                || (body.len() != count as usize * 9 && body.len() < with_origin)
             {
                 return Err(WireError::BadBody { kind, reason: "log count and body disagree" });
             }
@@ -449,10 +462,41 @@ fn decode_body(kind: u8, mut body: Bytes) -> Result<Message, WireError> {
                     _ => return Err(WireError::BadBody { kind, reason: "unknown action" }),
                 });
             }
-            let origin = (!body.is_empty()).then(|| Origin {
-                run: body.get_u64(),
-                opened: (0..count).map(|_| body.get_u64()).collect(),
-            });
+            let origin = if body.is_empty() {
+                None
+            } else {
+                let run = body.get_u64();
+                let opened = (0..count).map(|_| body.get_u64()).collect();
+                let epochs = if body.is_empty() {
+                    None
+                } else {
+                    let mut tables = Vec::with_capacity(count as usize);
+                    for _ in 0..count {
+                        let bad = WireError::BadBody { kind, reason: "epoch table" };
+                        if body.len() < 4 {
+                            return Err(bad);
+                        }
+                        let entries = body.get_u32() as usize;
+                        if entries > EPOCH_ENTRIES_MAX || body.len() < entries * 24 {
+                            return Err(bad);
+                        }
+                        tables.push(
+                            (0..entries)
+                                .map(|_| EpochEntry {
+                                    epoch: body.get_u64(),
+                                    run: body.get_u64(),
+                                    start: body.get_u64(),
+                                })
+                                .collect(),
+                        );
+                    }
+                    if !body.is_empty() {
+                        return Err(WireError::BadBody { kind, reason: "bytes after the epochs" });
+                    }
+                    Some(tables)
+                };
+                Some(Origin { run, opened, epochs })
+            };
             Ok(Message::Welcome { segment_size_bytes, actions, origin })
         }
         kind::DATA => {
@@ -538,6 +582,7 @@ mod tests {
         round_trip(hello(1, None));
         round_trip(hello(2, Some([7; NONCE_BYTES])));
         round_trip(hello(3, Some([7; NONCE_BYTES])));
+        round_trip(hello(4, Some([7; NONCE_BYTES])));
         let actions = vec![
             Action::Stream(5),
             Action::StartAt(1 << 30),
@@ -549,7 +594,15 @@ mod tests {
             actions: actions.clone(),
             origin: None,
         });
-        let origin = Some(Origin { run: 42, opened: vec![1, 2, 3, 4] });
+        let origin = Some(Origin { run: 42, opened: vec![1, 2, 3, 4], epochs: None });
+        round_trip(Message::Welcome {
+            segment_size_bytes: 1 << 20,
+            actions: actions.clone(),
+            origin,
+        });
+        let entry = |epoch, start| EpochEntry { epoch, run: 9, start };
+        let epochs = Some(vec![vec![], vec![entry(1, 0)], vec![entry(1, 0), entry(3, 50)], vec![]]);
+        let origin = Some(Origin { run: 42, opened: vec![1, 2, 3, 4], epochs });
         round_trip(Message::Welcome { segment_size_bytes: 1 << 20, actions, origin });
         round_trip(Message::Data { log: 3, position: 99, bytes: Bytes::from_static(b"abc") });
         round_trip(Message::DataWritten {

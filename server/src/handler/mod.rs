@@ -18,6 +18,7 @@ pub mod offset;
 pub mod pull_message;
 pub mod send_back;
 pub mod send_message;
+pub mod sql_filter;
 pub mod stats;
 pub mod table;
 
@@ -218,6 +219,7 @@ pub async fn execute(shard: &Rc<Shard>, frame: Frame, ctx: RequestContext) -> Op
         Handler::AllProducers => dashboard::all_producers(shard, h),
         Handler::TopicConfig => dashboard::topic_config(shard, h),
         Handler::GroupConfig => dashboard::group_config(shard, h),
+        Handler::CheckClientConfig => sql_filter::check_client_config(shard, &frame),
     };
     Some(resp)
 }

@@ -95,6 +95,7 @@ pub enum Handler {
     AllProducers,
     TopicConfig,
     GroupConfig,
+    CheckClientConfig,
 }
 
 /// One row of the table.
@@ -175,6 +176,7 @@ pub static TABLE: &[Entry] = &[
     row(request::UNLOCK_BATCH_MQ, ShardZero, Handler::UnlockBatch, Stats::Other, GroupSub),
     row(request::GET_ALL_CONSUMER_OFFSET, Here, Handler::AllConsumerOffsets, Stats::Other, Any),
     row(request::GET_ALL_DELAY_OFFSET, Here, Handler::AllDelayOffsets, Stats::Other, Any),
+    row(request::CHECK_CLIENT_CONFIG, Here, Handler::CheckClientConfig, Stats::Other, Any),
     row(
         request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP,
         ShardZero,
@@ -294,6 +296,7 @@ mod tests {
             request::VIEW_BROKER_STATS_DATA,
             request::QUERY_TOPIC_CONSUME_BY_WHO,
             request::GET_TOPIC_CONFIG,
+            request::CHECK_CLIENT_CONFIG,
         ];
         let send = [request::SEND_MESSAGE, request::SEND_MESSAGE_V2, request::SEND_BATCH_MESSAGE];
         let routes = [(&zero[..], ShardZero), (&queue[..], QueueOwner), (&here[..], Here)];

@@ -204,6 +204,8 @@ pub struct Shard {
     pub connections: RefCell<HashMap<SocketAddr, crate::net::connection::ConnectionHandle>>,
     /// Consumer subscriptions by group, published by shard 0 from heartbeats.
     pub subscriptions: RefCell<Arc<crate::handler::client::SubscriptionTable>>,
+    /// Compiled SQL92 selectors of pulls that carry their own (bounded).
+    pub sql_filters: RefCell<crate::handler::sql_filter::FilterCache>,
     /// Replication state: slaves' positions of owned logs, the master's address.
     pub replica: crate::replication::ShardReplica,
     /// Access control (`aclEnable`): the configuration in force and denial counts;

@@ -144,7 +144,7 @@ pub async fn execute(shard: &Rc<Shard>, frame: &Frame) -> Response {
         );
     }
     let own = (req.sys_flag & FLAG_SUBSCRIPTION != 0)
-        .then(|| (req.subscription.as_deref(), req.expression_type.as_deref()));
+        .then_some((req.subscription.as_deref(), req.expression_type.as_deref()));
     let filter = match pull_filter(shard, h, own, &req.consumer_group, &req.topic) {
         Ok(f) => f,
         Err(resp) => return resp,

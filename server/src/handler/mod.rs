@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod client;
 pub mod consumer_offset;
+pub mod consumer_relay;
 pub mod dashboard;
 pub mod delay_offset;
 pub mod offset;
@@ -220,6 +221,7 @@ pub async fn execute(shard: &Rc<Shard>, frame: Frame, ctx: RequestContext) -> Op
         Handler::TopicConfig => dashboard::topic_config(shard, h),
         Handler::GroupConfig => dashboard::group_config(shard, h),
         Handler::CheckClientConfig => sql_filter::check_client_config(shard, &frame),
+        Handler::ConsumerRelay => consumer_relay::relay(shard, &frame, ctx).await,
     };
     Some(resp)
 }

@@ -96,6 +96,7 @@ pub enum Handler {
     TopicConfig,
     GroupConfig,
     CheckClientConfig,
+    ConsumerRelay,
 }
 
 /// One row of the table.
@@ -217,6 +218,8 @@ pub static TABLE: &[Entry] = &[
         Admin,
     ),
     row(request::QUERY_TOPIC_CONSUME_BY_WHO, Here, Handler::TopicConsumedBy, Stats::Other, Any),
+    row(request::GET_CONSUMER_RUNNING_INFO, ShardZero, Handler::ConsumerRelay, Stats::Other, Any),
+    row(request::CONSUME_MESSAGE_DIRECTLY, ShardZero, Handler::ConsumerRelay, Stats::Other, Any),
     row(request::SEND_MESSAGE_V2, Send, Handler::Send, Stats::Put, TopicPub),
     row(request::VIEW_BROKER_STATS_DATA, Here, Handler::BrokerStats, Stats::Other, Any),
     row(
@@ -274,6 +277,8 @@ mod tests {
             request::GET_BROKER_CONSUME_STATS,
             request::GET_ALL_PRODUCER_INFO,
             request::GET_SUBSCRIPTIONGROUP_CONFIG,
+            request::GET_CONSUMER_RUNNING_INFO,
+            request::CONSUME_MESSAGE_DIRECTLY,
         ];
         let queue = [
             request::PULL_MESSAGE,

@@ -115,6 +115,19 @@ pub enum ShardMsg {
         /// Its body.
         body: bytes::Bytes,
     },
+    /// Send a request to the client connection from `peer` held by this shard and reply
+    /// with its answer (a relayed GET_CONSUMER_RUNNING_INFO / CONSUME_MESSAGE_DIRECTLY).
+    CallClient {
+        /// The client's address.
+        peer: SocketAddr,
+        /// The request to send (its opaque is set by the connection).
+        header: ramjet_proto::Header,
+        /// Its body.
+        body: bytes::Bytes,
+        /// The client's reply, or why there is none.
+        reply:
+            flume::Sender<Result<ramjet_proto::Frame, crate::handler::consumer_relay::RelayError>>,
+    },
     /// Send a request to one live producer of `group` (to shard 0).
     PushToProducer {
         /// Producer group.

@@ -9,6 +9,7 @@
 //!     --flush-disk-type ASYNC_FLUSH --inflight 64 [--json]
 //! ramjet-bench attack -n 127.0.0.1:9876 --broker 127.0.0.1:10911 --pid PID \
 //!     [--metrics 127.0.0.1:PORT] [--attacks abcdefgh] [--scale 1] [--json]
+//! ramjet-bench filter [--records 1024] [--iterations 2000000] [--json]
 //! ```
 //!
 //! produce and consume speak only the remoting protocol, so they can be pointed at any
@@ -19,6 +20,7 @@
 
 mod attack;
 mod consume;
+mod filter_cost;
 mod produce;
 mod rate;
 mod run;
@@ -52,6 +54,22 @@ enum Mode {
     /// Issue 13's hostile clients against one broker, with a normal producer alongside:
     /// broker RSS and the producer's sends/s without and during each attack.
     Attack(AttackArgs),
+    /// Per-message cost of pull-time filtering: TAG against SQL92 selectors (one thread,
+    /// no I/O).
+    Filter(FilterArgs),
+}
+
+#[derive(Debug, Args)]
+struct FilterArgs {
+    /// Distinct stored records cycled through.
+    #[arg(long, default_value_t = 1024)]
+    records: usize,
+    /// Evaluations per filter.
+    #[arg(long, default_value_t = 2_000_000)]
+    iterations: u64,
+    /// Print the results as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Options shared by produce and consume.
@@ -324,6 +342,11 @@ fn main() -> ExitCode {
             json: a.json,
         }),
         Mode::Attack(a) => attack_options(a).and_then(attack::run),
+        Mode::Filter(a) => filter_cost::run(filter_cost::FilterOptions {
+            records: a.records,
+            iterations: a.iterations,
+            json: a.json,
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

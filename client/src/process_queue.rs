@@ -117,6 +117,13 @@ impl<M: QueuedMessage> ProcessQueue<M> {
         added
     }
 
+    /// The lowest and highest queue offsets held, if any.
+    pub fn cached_offsets(&self) -> Option<(i64, i64)> {
+        let first = *self.msgs.keys().next()?;
+        let last = *self.msgs.keys().next_back()?;
+        Some((first, last))
+    }
+
     /// Messages held (pulled and not consumed, including those being consumed).
     pub fn msg_count(&self) -> usize {
         self.msg_count

@@ -429,6 +429,121 @@ pub fn parse_properties_body(body: &[u8]) -> HashMap<String, String> {
         .collect()
 }
 
+/// One queue of a consumer, in GET_CONSUMER_RUNNING_INFO's `mqTable` (the reference's
+/// `ProcessQueueInfo`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ProcessQueueInfo {
+    /// The offset the consumer would commit.
+    pub commit_offset: i64,
+    /// Lowest queue offset held in memory.
+    pub cached_msg_min_offset: i64,
+    /// Highest queue offset held in memory.
+    pub cached_msg_max_offset: i64,
+    /// Messages held in memory.
+    pub cached_msg_count: i32,
+    /// Their size, MiB.
+    pub cached_msg_size_in_mi_b: i32,
+    /// Ordered consumption: lowest offset being consumed.
+    pub transaction_msg_min_offset: i64,
+    /// Ordered consumption: highest offset being consumed.
+    pub transaction_msg_max_offset: i64,
+    /// Ordered consumption: messages being consumed.
+    pub transaction_msg_count: i32,
+    /// Ordered consumption: the queue's broker lock is held.
+    pub locked: bool,
+    /// Unlock attempts.
+    pub try_unlock_times: i64,
+    /// When the lock was last renewed, ms.
+    pub last_lock_timestamp: i64,
+    /// The queue was dropped by a rebalance (the reference's spelling).
+    pub droped: bool,
+    /// Last pull, ms.
+    pub last_pull_timestamp: i64,
+    /// Last consumption, ms.
+    pub last_consume_timestamp: i64,
+}
+
+/// Per-topic consumption rates in GET_CONSUMER_RUNNING_INFO's `statusTable`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ConsumeStatus {
+    /// Pull round trip, ms.
+    #[serde(rename = "pullRT")]
+    pub pull_rt: f64,
+    /// Pulls per second.
+    #[serde(rename = "pullTPS")]
+    pub pull_tps: f64,
+    /// Consumption time, ms.
+    #[serde(rename = "consumeRT")]
+    pub consume_rt: f64,
+    /// Messages consumed per second.
+    #[serde(rename = "consumeOKTPS")]
+    pub consume_ok_tps: f64,
+    /// Messages failed per second.
+    #[serde(rename = "consumeFailedTPS")]
+    pub consume_failed_tps: f64,
+    /// Messages failed in the last hour.
+    pub consume_failed_msgs: i64,
+}
+
+/// GET_CONSUMER_RUNNING_INFO (307) body, written by a consumer (the reference's
+/// `ConsumerRunningInfo`).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ConsumerRunningInfo {
+    /// Settings and facts (`PROP_CONSUME_TYPE`, `PROP_CONSUME_ORDERLY`, ...).
+    pub properties: BTreeMap<String, String>,
+    /// Subscriptions.
+    pub subscription_set: Vec<crate::body::SubscriptionData>,
+    /// Queues being consumed.
+    pub mq_table: MqTable<ProcessQueueInfo>,
+    /// Rates per topic.
+    pub status_table: BTreeMap<String, ConsumeStatus>,
+    /// Application-defined facts.
+    pub user_consumer_info: BTreeMap<String, String>,
+    /// Thread dump (Java only).
+    pub jstack: Option<String>,
+}
+
+impl ConsumerRunningInfo {
+    /// fastjson's form of the body (`mqTable` keyed by queue objects).
+    pub fn to_json_fastjson(&self) -> Vec<u8> {
+        let mut out = b"{\"jstack\":".to_vec();
+        out.extend_from_slice(&to_json(&self.jstack));
+        out.extend_from_slice(b",\"mqTable\":");
+        self.mq_table.write_fastjson(&mut out);
+        out.extend_from_slice(b",\"properties\":");
+        out.extend_from_slice(&to_json(&self.properties));
+        out.extend_from_slice(b",\"statusTable\":");
+        out.extend_from_slice(&to_json(&self.status_table));
+        out.extend_from_slice(b",\"subscriptionSet\":");
+        out.extend_from_slice(&to_json(&self.subscription_set));
+        out.extend_from_slice(b",\"userConsumerInfo\":");
+        out.extend_from_slice(&to_json(&self.user_consumer_info));
+        out.push(b'}');
+        out
+    }
+}
+
+/// CONSUME_MESSAGE_DIRECTLY (309) body, written by a consumer (the reference's
+/// `ConsumeMessageDirectlyResult`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ConsumeMessageDirectlyResult {
+    /// Consumed by an ordered listener.
+    pub order: bool,
+    /// Ordered consumption commits on its own.
+    pub auto_commit: bool,
+    /// `CR_SUCCESS`, `CR_LATER`, `CR_ROLLBACK`, `CR_COMMIT`, `CR_THROW_EXCEPTION`,
+    /// `CR_RETURN_NULL`.
+    pub consume_result: String,
+    /// Why it failed.
+    pub remark: Option<String>,
+    /// Time the listener took, ms (the reference's spelling).
+    pub spent_time_mills: i64,
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -468,6 +583,18 @@ mod tests {
 
     fn mq(q: i32) -> MessageQueue {
         MessageQueue { topic: "t".into(), broker_name: "b".into(), queue_id: q }
+    }
+
+    #[test]
+    fn consumer_running_info_round_trips_in_fastjson_form() {
+        let mut info = ConsumerRunningInfo::default();
+        info.properties.insert("PROP_CONSUME_TYPE".into(), "CONSUME_PASSIVELY".into());
+        info.mq_table.push((mq(1), ProcessQueueInfo { commit_offset: 7, ..Default::default() }));
+        info.status_table.insert("t".into(), ConsumeStatus { pull_tps: 2.0, ..Default::default() });
+        let json = info.to_json_fastjson();
+        assert!(String::from_utf8_lossy(&json).contains("\"pullTPS\":2.0"));
+        let back: ConsumerRunningInfo = from_json(&json).unwrap();
+        assert_eq!(back, info);
     }
 
     #[test]

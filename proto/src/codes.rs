@@ -64,6 +64,7 @@ pub mod request {
     pub const GET_TOPICS_BY_CLUSTER: i32 = 224;
     pub const QUERY_TOPIC_CONSUME_BY_WHO: i32 = 300;
     pub const GET_CONSUMER_RUNNING_INFO: i32 = 307;
+    pub const CONSUME_MESSAGE_DIRECTLY: i32 = 309;
     pub const SEND_MESSAGE_V2: i32 = 310;
     pub const VIEW_BROKER_STATS_DATA: i32 = 315;
     pub const GET_BROKER_CONSUME_STATS: i32 = 317;

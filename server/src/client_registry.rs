@@ -182,13 +182,18 @@ impl ClientRegistry {
             .map(|c| c.channel.clone())
     }
 
-    /// Every (group, topic, expression) declared by live consumers.
-    pub fn subscriptions(&self) -> Vec<(String, String, String)> {
+    /// Every (group, topic, expression, expression type) declared by live consumers.
+    pub fn subscriptions(&self) -> Vec<(String, String, String, String)> {
         let mut out = Vec::new();
         for c in self.clients.values() {
             for (group, data) in &c.consumers {
                 for s in &data.subscription_data_set {
-                    out.push((group.clone(), s.topic.clone(), s.sub_string.clone()));
+                    out.push((
+                        group.clone(),
+                        s.topic.clone(),
+                        s.sub_string.clone(),
+                        s.expression_type.clone(),
+                    ));
                 }
             }
         }

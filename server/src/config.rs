@@ -119,6 +119,10 @@ pub struct BrokerConfig {
     pub metrics_bind_ip: Option<IpAddr>,
     /// The master suggests a slave to consumers reading far behind (`slaveReadEnable`).
     pub slave_read_enable: bool,
+    /// Serve SQL92 property filters (`enablePropertyFilter`; off by default, as the
+    /// reference): off, CHECK_CLIENT_CONFIG and pulls with a SQL92 subscription are
+    /// answered SYSTEM_ERROR.
+    pub enable_property_filter: bool,
     /// "Far behind": more than this percentage of physical memory behind the log's end
     /// (`accessMessageInMemoryMaxRatio`).
     pub access_message_in_memory_max_ratio: u32,
@@ -203,6 +207,7 @@ impl Default for BrokerConfig {
             ha_bind_ip: None,
             metrics_bind_ip: None,
             slave_read_enable: false,
+            enable_property_filter: false,
             access_message_in_memory_max_ratio: 40,
             compressed_register: false,
             connection_limits: crate::net::limits::ConnectionLimits::default(),
@@ -506,6 +511,7 @@ impl BrokerConfig {
                 "haBindAddress" => self.ha_bind_ip = Some(parse(k, v)?),
                 "metricsBindAddress" => self.metrics_bind_ip = Some(parse(k, v)?),
                 "slaveReadEnable" => self.slave_read_enable = parse_bool(k, v)?,
+                "enablePropertyFilter" => self.enable_property_filter = parse_bool(k, v)?,
                 "compressedRegister" => self.compressed_register = parse_bool(k, v)?,
                 "aclEnable" => self.acl_enable = parse_bool(k, v)?,
                 "aclFilePath" => self.acl_file_path = Some(v.clone()),

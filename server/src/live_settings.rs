@@ -109,7 +109,7 @@ pub fn properties(c: &BrokerConfig, live: &LiveSettings) -> BTreeMap<String, Str
         ramjet_storage::FlushMode::Async => "ASYNC_FLUSH",
         ramjet_storage::FlushMode::Sync => "SYNC_FLUSH",
     };
-    let pairs: [(&str, String); 19] = [
+    let pairs: [(&str, String); 20] = [
         ("brokerClusterName", c.cluster.clone()),
         ("brokerName", c.broker_name.clone()),
         ("brokerId", c.broker_id.to_string()),
@@ -128,6 +128,7 @@ pub fn properties(c: &BrokerConfig, live: &LiveSettings) -> BTreeMap<String, Str
         ("maxMessageSize", live.max_message_size_bytes.to_string()),
         ("diskMaxUsedSpaceRatio", live.disk_max_used_space_ratio.to_string()),
         ("brokerPermission", live.broker_permission.to_string()),
+        ("enablePropertyFilter", c.enable_property_filter.to_string()),
         ("metricsPort", c.metrics_port.map_or_else(String::new, |p| p.to_string())),
     ];
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()

@@ -584,6 +584,7 @@ async fn run_shard(ctx: ShardContext) {
         sequence: std::cell::Cell::new(0),
         persist_lock: glommio::sync::Semaphore::new(1),
         subscriptions: std::cell::RefCell::new(Arc::default()),
+        sql_filters: std::cell::RefCell::default(),
         connections: std::cell::RefCell::new(HashMap::new()),
         transactions: std::cell::RefCell::new(Default::default()),
         transaction_lock: glommio::sync::Semaphore::new(1),

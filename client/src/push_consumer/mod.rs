@@ -37,6 +37,7 @@
 //! [`crate::process_queue`], [`crate::offset_store`], [`crate::pull_consumer::OffsetTable`]);
 //! this module drives them with tasks and timers of [`crate::runtime`].
 
+mod admin_requests;
 mod inner;
 mod tasks;
 
@@ -281,24 +282,29 @@ impl PushConsumer {
     /// NOTIFY_CONSUMER_IDS_CHANGED to this consumer's rebalance).
     pub fn new(client_config: ClientConfig, config: PushConsumerConfig) -> PushConsumer {
         let rebalance_wake = Rc::new(Signal::default());
+        // The handler answers 307 / 309 from the consumer's state, which exists only
+        // after the client: it holds a weak reference filled in below.
+        let state: Rc<RefCell<std::rc::Weak<Inner>>> = Rc::default();
         let handler: ServerRequestHandler = {
             let wake = rebalance_wake.clone();
             let group = config.group.clone();
+            let state = state.clone();
             Rc::new(move |frame| {
                 if crate::protocol::parse_notify_consumer_ids_changed(frame).as_deref()
                     == Some(group.as_str())
                 {
                     tracing::debug!(%group, "consumer ids changed; rebalancing");
                     wake.notify();
+                    return None;
                 }
-                None
+                let inner = state.borrow().upgrade()?;
+                admin_requests::answer(&inner, frame)
             })
         };
         let client = Client::with_handler(client_config, Some(handler));
-        PushConsumer {
-            inner: Rc::new(Inner::new(client, config, rebalance_wake)),
-            tasks: RefCell::new(Vec::new()),
-        }
+        let inner = Rc::new(Inner::new(client, config, rebalance_wake));
+        *state.borrow_mut() = Rc::downgrade(&inner);
+        PushConsumer { inner, tasks: RefCell::new(Vec::new()) }
     }
 
     /// The client this consumer calls through.

@@ -112,4 +112,13 @@ impl Filter {
     pub fn matches(&self, props: &dyn PropertySource) -> bool {
         matches!(self.expr.eval(props), Ok(Val::Bool(true)))
     }
+
+    /// Whether a stored record (the commit-log layout) passes, read in place: its
+    /// PROPERTIES make the selector TRUE. A record that does not decode does not pass;
+    /// properties that are not UTF-8 are read as the reference's decoder does (lossily).
+    pub fn matches_record(&self, record: &[u8]) -> bool {
+        let Ok(view) = crate::message::RecordView::new(record) else { return false };
+        let Ok(raw) = view.properties() else { return false };
+        self.matches(&RawProperties(&String::from_utf8_lossy(raw)))
+    }
 }

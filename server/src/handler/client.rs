@@ -22,6 +22,7 @@ use ramjet_proto::header::{
 use ramjet_proto::{Frame, Header};
 use tracing::warn;
 
+use super::sql_filter::GroupSubscription;
 use super::{error, error_response, field_error, success, RequestContext};
 use crate::client_registry::{ClientChannel, MembershipChange};
 use crate::clock::now_ms;
@@ -31,18 +32,9 @@ use crate::shard::{Shard, ShardMsg};
 /// Subscription expressions by (group, topic). Immutable once published.
 #[derive(Debug, Default)]
 pub struct SubscriptionTable {
-    /// (group, topic) → sub expression (`*`, `TagA || TagB`).
-    pub by_group_topic: HashMap<(String, String), String>,
-}
-
-/// The subscription a group's heartbeats declared for `topic`, if any.
-pub fn group_subscription(shard: &Shard, group: &str, topic: &str) -> Option<String> {
-    shard
-        .subscriptions
-        .borrow()
-        .by_group_topic
-        .get(&(group.to_string(), topic.to_string()))
-        .cloned()
+    /// (group, topic) → sub expression (`*`, `TagA || TagB`, a SQL92 selector) and, for
+    /// SQL92, its compiled filter.
+    pub by_group_topic: HashMap<(String, String), GroupSubscription>,
 }
 
 /// HEART_BEAT: records the client, creates `%RETRY%<group>` topics, publishes
@@ -184,8 +176,13 @@ async fn publish_subscriptions(shard: &Rc<Shard>) {
     {
         let Some(zero) = shard.zero.as_ref() else { return };
         let clients = zero.clients.borrow();
-        for (group, topic, expr) in clients.subscriptions() {
-            table.by_group_topic.insert((group, topic), expr);
+        let previous = shard.subscriptions.borrow().clone();
+        let compile = shard.config.enable_property_filter;
+        for (group, topic, expr, kind) in clients.subscriptions() {
+            let key = (group, topic);
+            let sub =
+                GroupSubscription::new(expr, &kind, compile, previous.by_group_topic.get(&key));
+            table.by_group_topic.insert(key, sub);
         }
     }
     let changed = shard.subscriptions.borrow().by_group_topic != table.by_group_topic;

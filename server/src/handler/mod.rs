@@ -12,12 +12,14 @@
 pub mod admin;
 pub mod client;
 pub mod consumer_offset;
+pub mod consumer_relay;
 pub mod dashboard;
 pub mod delay_offset;
 pub mod offset;
 pub mod pull_message;
 pub mod send_back;
 pub mod send_message;
+pub mod sql_filter;
 pub mod stats;
 pub mod table;
 
@@ -219,6 +221,8 @@ pub async fn execute(shard: &Rc<Shard>, frame: Frame, ctx: RequestContext) -> Op
         Handler::AllProducers => dashboard::all_producers(shard, h),
         Handler::TopicConfig => dashboard::topic_config(shard, h),
         Handler::GroupConfig => dashboard::group_config(shard, h),
+        Handler::CheckClientConfig => sql_filter::check_client_config(shard, &frame),
+        Handler::ConsumerRelay => consumer_relay::relay(shard, &frame, ctx).await,
     };
     Some(resp)
 }

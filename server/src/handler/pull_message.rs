@@ -16,6 +16,7 @@ use ramjet_proto::message;
 use ramjet_proto::{Frame, Header};
 use ramjet_storage::{GetRequest, GetResult, GetStatus};
 
+use super::sql_filter::{pull_filter, PullFilter};
 use super::{error, error_response, field_error};
 use crate::net::connection::Response;
 use crate::shard::Shard;
@@ -76,6 +77,34 @@ pub fn response_reserve(h: &Header, max_message_size: usize) -> Option<usize> {
     Some(body + RESPONSE_HEAD_RESERVE_BYTES)
 }
 
+/// Reads a SQL92 pull makes in a row when every record read is rejected, before it
+/// answers PULL_RETRY_IMMEDIATELY with the offset after them (each read scans at most
+/// `maxMsgNums` records).
+pub const SQL_ROUNDS_MAX: u32 = 8;
+
+/// Keeps the records of `result` that `selector` accepts. True when records were read and
+/// none was kept (the result is then NoMatchedMessage).
+fn sql_select(selector: &ramjet_proto::filter::Filter, result: &mut GetResult) -> bool {
+    if result.status != GetStatus::Found {
+        return false;
+    }
+    let keep: Vec<bool> = result.messages.iter().map(|m| selector.matches_record(m)).collect();
+    if keep.iter().all(|k| *k) {
+        return false;
+    }
+    let mut flags = keep.iter();
+    result.messages.retain(|_| flags.next().copied().unwrap_or(false));
+    if result.tags_codes.len() == keep.len() {
+        let mut flags = keep.iter();
+        result.tags_codes.retain(|_| flags.next().copied().unwrap_or(false));
+    }
+    if result.messages.is_empty() {
+        result.status = GetStatus::NoMatchedMessage;
+        return true;
+    }
+    false
+}
+
 /// Tag codes of a TAG subscription expression (`"*"` and empty mean everything).
 pub fn tag_filter(expression: Option<&str>) -> Option<Vec<i64>> {
     let e = expression?.trim();
@@ -114,12 +143,17 @@ pub async fn execute(shard: &Rc<Shard>, frame: &Frame) -> Response {
             req.commit_offset,
         );
     }
-    let subscription = if req.sys_flag & FLAG_SUBSCRIPTION != 0 {
-        req.subscription.clone()
-    } else {
-        crate::handler::client::group_subscription(shard, &req.consumer_group, &req.topic)
+    let own = (req.sys_flag & FLAG_SUBSCRIPTION != 0)
+        .then_some((req.subscription.as_deref(), req.expression_type.as_deref()));
+    let filter = match pull_filter(shard, h, own, &req.consumer_group, &req.topic) {
+        Ok(f) => f,
+        Err(resp) => return resp,
     };
-    let filter = tag_filter(subscription.as_deref());
+    let (tags, sql) = match &filter {
+        PullFilter::All => (None, None),
+        PullFilter::Tags(codes) => (Some(codes.as_slice()), None),
+        PullFilter::Sql(f) => (None, Some(f.as_ref())),
+    };
     let hold_ms = if req.sys_flag & FLAG_SUSPEND != 0 {
         (req.suspend_timeout_millis.max(0) as u64).min(shard.config.long_poll_hold_ms_max)
     } else {
@@ -132,30 +166,45 @@ pub async fn execute(shard: &Rc<Shard>, frame: &Frame) -> Response {
     let max_count = (req.max_msg_nums.max(1) as u32).min(PULL_MESSAGES_MAX);
     let max_bytes =
         req.max_msg_bytes.map_or(PULL_BYTES_MAX, |b| (b.max(1) as u32).min(PULL_BYTES_MAX));
+    // Where this pull reads: the request's offset, moved past records a SQL92 selector
+    // rejected (the answer's next offset then starts after them).
+    let mut offset = req.queue_offset;
+    let mut sql_rounds = 0;
     loop {
         let get = GetRequest {
             topic: &req.topic,
             queue_id: req.queue_id,
-            queue_offset: req.queue_offset,
+            queue_offset: offset,
             max_count,
             max_bytes,
-            tags_filter: filter.as_deref(),
+            tags_filter: tags,
         };
-        let result = match store.get_messages(get).await {
+        let mut result = match store.get_messages(get).await {
             Ok(r) => r,
             Err(e) => return error(h, response::SYSTEM_ERROR, e.to_string()),
         };
+        if let Some(selector) = sql {
+            if sql_select(selector, &mut result) && sql_rounds < SQL_ROUNDS_MAX {
+                // Everything read was rejected: read on (or park at the end) rather than
+                // answer an empty batch.
+                sql_rounds += 1;
+                offset = result.next_offset;
+                continue;
+            }
+        }
         let now = Instant::now();
         // The reference holds every pull whose answer would be PULL_NOT_FOUND: at the
         // queue's end, or at offset 0 of a queue that has nothing yet.
-        if response_code(&req, &result).0 == response::PULL_NOT_FOUND && now < deadline {
+        if response_code(offset, &result).0 == response::PULL_NOT_FOUND && now < deadline {
             let Some(waiter) = shard.long_poll.borrow_mut().park(&req.topic, req.queue_id) else {
-                return respond(h, &req, result, 0);
+                return respond(h, offset, result, 0);
             };
             shard.metrics.long_poll_parked();
+            // A wake-up reads new records: the SQL92 rounds start again.
+            sql_rounds = 0;
             // An append may have landed while the read was in flight: look again before
             // sleeping, so no wake-up is missed.
-            if store.max_offset(&req.topic, req.queue_id) > req.queue_offset {
+            if store.max_offset(&req.topic, req.queue_id) > offset {
                 continue;
             }
             let timer = glommio::timer::sleep(deadline - now);
@@ -165,7 +214,7 @@ pub async fn execute(shard: &Rc<Shard>, frame: &Frame) -> Response {
             continue;
         }
         let suggest = crate::replication::suggest_broker_id(shard, &store, &result.messages);
-        return respond(h, &req, result, suggest);
+        return respond(h, offset, result, suggest);
     }
 }
 
@@ -204,26 +253,23 @@ fn validate(shard: &Shard, h: &Header, req: &PullMessageRequestHeader) -> Result
 /// OFFSET_TOO_SMALL and OFFSET_OVERFLOW_BADLY → PULL_OFFSET_MOVED to the queue's min or max;
 /// an empty or missing queue → PULL_NOT_FOUND from offset 0, or PULL_OFFSET_MOVED to 0
 /// when the consumer asked for another offset.
-fn response_code(req: &PullMessageRequestHeader, r: &GetResult) -> (i32, i64) {
+fn response_code(offset: i64, r: &GetResult) -> (i32, i64) {
     match r.status {
         GetStatus::Found => (response::SUCCESS, r.next_offset),
         GetStatus::NoMatchedMessage => (response::PULL_RETRY_IMMEDIATELY, r.next_offset),
-        GetStatus::OffsetOverflowOne => (response::PULL_NOT_FOUND, req.queue_offset),
+        GetStatus::OffsetOverflowOne => (response::PULL_NOT_FOUND, offset),
         GetStatus::OffsetTooSmall => (response::PULL_OFFSET_MOVED, r.min_offset),
         GetStatus::OffsetOverflowBadly => (response::PULL_OFFSET_MOVED, r.max_offset),
         GetStatus::NoMessageInQueue | GetStatus::NoMatchedLogicQueue => {
-            let code = if req.queue_offset != 0 {
-                response::PULL_OFFSET_MOVED
-            } else {
-                response::PULL_NOT_FOUND
-            };
+            let code =
+                if offset != 0 { response::PULL_OFFSET_MOVED } else { response::PULL_NOT_FOUND };
             (code, 0)
         }
     }
 }
 
-fn respond(h: &Header, req: &PullMessageRequestHeader, r: GetResult, suggest: i64) -> Response {
-    let (code, next) = response_code(req, &r);
+fn respond(h: &Header, offset: i64, r: GetResult, suggest: i64) -> Response {
+    let (code, next) = response_code(offset, &r);
     let mut header = Header::response_to(h, code).with_remark(format!("{:?}", r.status));
     PullMessageResponseHeader {
         suggest_which_broker_id: suggest,

@@ -96,6 +96,8 @@ pub enum Handler {
     AllProducers,
     TopicConfig,
     GroupConfig,
+    CheckClientConfig,
+    ConsumerRelay,
 }
 
 /// One row of the table.
@@ -176,6 +178,7 @@ pub static TABLE: &[Entry] = &[
     row(request::UNLOCK_BATCH_MQ, ShardZero, Handler::UnlockBatch, Stats::Other, GroupSub),
     row(request::GET_ALL_CONSUMER_OFFSET, Here, Handler::AllConsumerOffsets, Stats::Other, Any),
     row(request::GET_ALL_DELAY_OFFSET, Here, Handler::AllDelayOffsets, Stats::Other, Any),
+    row(request::CHECK_CLIENT_CONFIG, Here, Handler::CheckClientConfig, Stats::Other, Any),
     row(
         request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP,
         ShardZero,
@@ -216,6 +219,8 @@ pub static TABLE: &[Entry] = &[
         Admin,
     ),
     row(request::QUERY_TOPIC_CONSUME_BY_WHO, Here, Handler::TopicConsumedBy, Stats::Other, Any),
+    row(request::GET_CONSUMER_RUNNING_INFO, ShardZero, Handler::ConsumerRelay, Stats::Other, Any),
+    row(request::CONSUME_MESSAGE_DIRECTLY, ShardZero, Handler::ConsumerRelay, Stats::Other, Any),
     row(request::SEND_MESSAGE_V2, Send, Handler::Send, Stats::Put, TopicPub),
     row(request::VIEW_BROKER_STATS_DATA, Here, Handler::BrokerStats, Stats::Other, Any),
     row(
@@ -274,6 +279,8 @@ mod tests {
             request::GET_BROKER_CONSUME_STATS,
             request::GET_ALL_PRODUCER_INFO,
             request::GET_SUBSCRIPTIONGROUP_CONFIG,
+            request::GET_CONSUMER_RUNNING_INFO,
+            request::CONSUME_MESSAGE_DIRECTLY,
         ];
         let queue = [
             request::PULL_MESSAGE,
@@ -297,6 +304,7 @@ mod tests {
             request::VIEW_BROKER_STATS_DATA,
             request::QUERY_TOPIC_CONSUME_BY_WHO,
             request::GET_TOPIC_CONFIG,
+            request::CHECK_CLIENT_CONFIG,
         ];
         let send = [request::SEND_MESSAGE, request::SEND_MESSAGE_V2, request::SEND_BATCH_MESSAGE];
         let routes = [(&zero[..], ShardZero), (&queue[..], QueueOwner), (&here[..], Here)];

@@ -46,7 +46,7 @@
 //! counted.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -167,6 +167,44 @@ impl ConnectionHandle {
         queued > 0
     }
 
+    /// Sends a request to the peer and returns its opaque and where its reply will arrive
+    /// (the receiver ends without a reply when the connection closes). The caller bounds
+    /// its wait and calls [`Self::forget_call`] when it gives up.
+    ///
+    /// # Errors
+    /// [`CallError`]: closed, too many outstanding, or over a response budget.
+    pub fn call(
+        &self,
+        mut header: Header,
+        body: Bytes,
+    ) -> Result<(i32, flume::Receiver<Frame>), CallError> {
+        let opaque = {
+            let mut state = self.state.borrow_mut();
+            if state.closed {
+                return Err(CallError::Closed);
+            }
+            if state.calls.len() >= CALLS_PER_CONNECTION_MAX {
+                return Err(CallError::TooMany);
+            }
+            state.next_call = state.next_call.wrapping_add(1) & i32::MAX;
+            state.next_call
+        };
+        header.opaque = opaque;
+        let (tx, rx) = flume::bounded(1);
+        self.state.borrow_mut().calls.insert(opaque, tx);
+        if !self.push(&Response { header, body, parts: Box::default() }) {
+            let mut state = self.state.borrow_mut();
+            state.calls.remove(&opaque);
+            return Err(if state.closed { CallError::Closed } else { CallError::Budget });
+        }
+        Ok((opaque, rx))
+    }
+
+    /// Stops waiting for the reply to the request `opaque` (a late reply is dropped).
+    pub fn forget_call(&self, opaque: i32) {
+        self.state.borrow_mut().calls.remove(&opaque);
+    }
+
     /// A request's task finished: its reservation of `reserve` bytes becomes the real size
     /// of `response` (nothing for a one-way request).
     fn complete(&self, reserve: usize, response: Option<Response>) {
@@ -217,6 +255,36 @@ struct ConnState {
     waiting: usize,
     /// `serverConnectionResponseBytesMax`.
     budget_max: usize,
+    /// Requests this broker sent to the peer and waits on (relays of
+    /// GET_CONSUMER_RUNNING_INFO, CONSUME_MESSAGE_DIRECTLY), by opaque; at most
+    /// [`CALLS_PER_CONNECTION_MAX`].
+    calls: HashMap<i32, flume::Sender<Frame>>,
+    /// The opaque of the next such request.
+    next_call: i32,
+}
+
+/// Most requests the broker waits on from one client connection at once.
+pub const CALLS_PER_CONNECTION_MAX: usize = 16;
+
+/// Why a request to a client could not be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallError {
+    /// The connection has ended.
+    Closed,
+    /// [`CALLS_PER_CONNECTION_MAX`] requests already wait on it.
+    TooMany,
+    /// The request did not fit the connection's or the broker's response budget.
+    Budget,
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CallError::Closed => "the client's connection is closed",
+            CallError::TooMany => "too many requests outstanding on the client's connection",
+            CallError::Budget => "the client's connection has too much unwritten output",
+        })
+    }
 }
 
 /// Moves the broker-wide count from `reserved` bytes to `queued` bytes.
@@ -277,6 +345,7 @@ impl ConnState {
     /// Idempotent.
     fn close(&mut self) {
         self.closed = true;
+        self.calls.clear();
         let held = self.reserved + self.output_bytes();
         self.reserved = 0;
         self.write_queue.clear();
@@ -369,6 +438,8 @@ pub async fn serve<S: Service>(mut stream: TcpStream, service: Rc<S>) {
         reserved: 0,
         waiting: 0,
         budget_max: governor.limits().connection_response_bytes_max,
+        calls: HashMap::new(),
+        next_call: 0,
     }));
     let _release = CloseOnDrop(state.clone());
     let handle = ConnectionHandle { state: state.clone() };
@@ -624,8 +695,12 @@ fn dispatch_ready<S: Service>(
             }
         };
         if frame.header.is_response() {
-            // Replies to server-initiated requests (e.g. CHECK_TRANSACTION_STATE) are
-            // one-way in practice; nothing waits for them.
+            // The reply to a relayed request goes to its waiter; replies nothing waits for
+            // (CHECK_TRANSACTION_STATE is one-way in practice, a late relay) are dropped.
+            let waiter = state.borrow_mut().calls.remove(&frame.header.opaque);
+            if let Some(tx) = waiter {
+                let _ = tx.try_send(frame);
+            }
             continue;
         }
         let reserve = service.response_reserve(&frame.header);
@@ -700,6 +775,8 @@ mod tests {
             reserved: 0,
             waiting: 0,
             budget_max: 64 << 20,
+            calls: HashMap::new(),
+            next_call: 0,
         }
     }
 

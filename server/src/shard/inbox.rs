@@ -38,6 +38,16 @@ pub async fn serve(shard: Rc<Shard>, rx: flume::Receiver<ShardMsg>) -> Option<fl
             ShardMsg::Push { peer, header, body } => {
                 shard.push_with_body(shard.id, peer, header, body)
             }
+            ShardMsg::CallClient { peer, header, body, reply } => {
+                let shard = shard.clone();
+                glommio::spawn_local(async move {
+                    let answer =
+                        crate::handler::consumer_relay::call_local(&shard, peer, header, body)
+                            .await;
+                    let _ = reply.send(answer);
+                })
+                .detach();
+            }
             ShardMsg::PushToProducer { group, header, body } => {
                 shard.push_to_producer(&group, header, body)
             }

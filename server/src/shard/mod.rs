@@ -115,6 +115,19 @@ pub enum ShardMsg {
         /// Its body.
         body: bytes::Bytes,
     },
+    /// Send a request to the client connection from `peer` held by this shard and reply
+    /// with its answer (a relayed GET_CONSUMER_RUNNING_INFO / CONSUME_MESSAGE_DIRECTLY).
+    CallClient {
+        /// The client's address.
+        peer: SocketAddr,
+        /// The request to send (its opaque is set by the connection).
+        header: ramjet_proto::Header,
+        /// Its body.
+        body: bytes::Bytes,
+        /// The client's reply, or why there is none.
+        reply:
+            flume::Sender<Result<ramjet_proto::Frame, crate::handler::consumer_relay::RelayError>>,
+    },
     /// Send a request to one live producer of `group` (to shard 0).
     PushToProducer {
         /// Producer group.
@@ -204,6 +217,8 @@ pub struct Shard {
     pub connections: RefCell<HashMap<SocketAddr, crate::net::connection::ConnectionHandle>>,
     /// Consumer subscriptions by group, published by shard 0 from heartbeats.
     pub subscriptions: RefCell<Arc<crate::handler::client::SubscriptionTable>>,
+    /// Compiled SQL92 selectors of pulls that carry their own (bounded).
+    pub sql_filters: RefCell<crate::handler::sql_filter::FilterCache>,
     /// Replication state: slaves' positions of owned logs, the master's address.
     pub replica: crate::replication::ShardReplica,
     /// Access control (`aclEnable`): the configuration in force and denial counts;

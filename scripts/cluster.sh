@@ -8,8 +8,8 @@
 # controllers on CONTROLLER_PORT, +1, +2) and one broker group broker-a of three replicas
 # (enableControllerMode; the controller picks the master), as namesrv.conf and broker.conf
 # files under DIR. Inspect it with
-#   ramjet-admin getControllerMetaData -a 127.0.0.1:9878
-#   ramjet-admin getSyncStateSet -a 127.0.0.1:9878 -b broker-a
+#   ramjet-admin getControllerMetaData -a 127.0.0.1:9880
+#   ramjet-admin getSyncStateSet -a 127.0.0.1:9880 -b broker-a
 #
 #   scripts/cluster.sh start DIR    start everything, wait for every ready line
 #   scripts/cluster.sh stop DIR     SIGTERM everything (clean stop), SIGKILL after 30 s
@@ -24,7 +24,7 @@
 #                                  slave P+30 (10911); each master's HA port is its + 1
 #   RAMJET_BIN_DIR                 binaries (target/release; built when absent)
 #   MODE=controller                the controller topology above (default: master/slave)
-#   CONTROLLER_PORT=P              controllers on P, P+1, P+2 (9878)
+#   CONTROLLER_PORT=P              controllers on P, P+1, P+2 (9880)
 #   INSYNC=N                       controller mode: inSyncReplicas, minInSyncReplicas (2, 1)
 #
 # Clients use NameServers "127.0.0.1:9876;127.0.0.1:9877", e.g.
@@ -33,7 +33,7 @@ set -euo pipefail
 CMD=${1:-}
 DIR=${2:-}
 if [ -z "$CMD" ] || [ -z "$DIR" ]; then
-  sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 # DIR (and RAMJET_BIN_DIR) are relative to where the script was called from.
@@ -52,7 +52,7 @@ NAMESRV="127.0.0.1:${NS_PORT};127.0.0.1:$((NS_PORT + 1))"
 MODE=${MODE:-}
 # stop and status find a controller-mode cluster by its files.
 if [ "$CMD" != start ] && [ -f "$DIR/namesrv-3.conf" ]; then MODE=controller; fi
-CTRL_PORT=${CONTROLLER_PORT:-9878}
+CTRL_PORT=${CONTROLLER_PORT:-9880}
 if [ "$MODE" = controller ]; then
   NAMESRV="127.0.0.1:${NS_PORT};127.0.0.1:$((NS_PORT + 1));127.0.0.1:$((NS_PORT + 2))"
   CONTROLLERS="127.0.0.1:${CTRL_PORT};127.0.0.1:$((CTRL_PORT + 1));127.0.0.1:$((CTRL_PORT + 2))"

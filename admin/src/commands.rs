@@ -865,21 +865,6 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_parse_and_format() {
-        assert_eq!(parse_time("now", 5).ok(), Some(5));
-        assert_eq!(parse_time("1700000000000", 0).ok(), Some(1_700_000_000_000));
-        let t = parse_time("2023-11-14#22:13:20:123", 0).ok();
-        assert_eq!(t, Some(1_700_000_000_123));
-        assert_eq!(format_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
-        assert!(parse_time("yesterday", 0).is_err());
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Controller mode (RocketMQ 5): the controller quorum's view and a broker's epochs.
 
@@ -997,4 +982,19 @@ pub async fn broker_epoch(ops: &Ops, addr: &str) -> Result<Output> {
     }
     let js = serde_json::to_value(&cache).unwrap_or(Value::Null);
     Ok(Output::new(text, js))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_and_format() {
+        assert_eq!(parse_time("now", 5).ok(), Some(5));
+        assert_eq!(parse_time("1700000000000", 0).ok(), Some(1_700_000_000_000));
+        let t = parse_time("2023-11-14#22:13:20:123", 0).ok();
+        assert_eq!(t, Some(1_700_000_000_123));
+        assert_eq!(format_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert!(parse_time("yesterday", 0).is_err());
+    }
 }

@@ -368,8 +368,7 @@ impl Node {
         let Ok(data) = serde_json::to_vec(&inner.state) else { return };
         let store = inner.raw.store().clone();
         let Ok(term) = store.term(applied) else { return };
-        let mut snap = Snapshot::default();
-        snap.data = data.into();
+        let mut snap = Snapshot { data: data.into(), ..Default::default() };
         snap.mut_metadata().index = applied;
         snap.mut_metadata().term = term;
         snap.mut_metadata().set_conf_state(inner.raw.raft.prs().conf().to_conf_state());

@@ -242,11 +242,7 @@ mod tests {
     use raft::Storage;
 
     fn entry(index: u64, term: u64) -> Entry {
-        let mut e = Entry::default();
-        e.index = index;
-        e.term = term;
-        e.data = vec![index as u8].into();
-        e
+        Entry { index, term, data: vec![index as u8].into(), ..Default::default() }
     }
 
     #[test]
@@ -256,10 +252,7 @@ mod tests {
             let s = MemStorage::new();
             let (mut log, _) = RaftLog::open(dir.path(), &s).unwrap();
             log.push_entries(&[entry(1, 1), entry(2, 1), entry(3, 1)]).unwrap();
-            let mut hs = HardState::default();
-            hs.term = 2;
-            hs.vote = 3;
-            hs.commit = 1;
+            let hs = HardState { term: 2, vote: 3, commit: 1, ..Default::default() };
             log.push_hard_state(&hs).unwrap();
             log.sync().unwrap();
             log.push_entries(&[entry(2, 2)]).unwrap();
@@ -286,13 +279,10 @@ mod tests {
         let (mut log, _) = RaftLog::open(dir.path(), &s).unwrap();
         log.push_entries(&[entry(1, 1), entry(2, 1)]).unwrap();
         log.sync().unwrap();
-        let mut snap = Snapshot::default();
+        let mut snap = Snapshot { data: b"{}".to_vec().into(), ..Default::default() };
         snap.mut_metadata().index = 2;
         snap.mut_metadata().term = 1;
-        snap.data = b"{}".to_vec().into();
-        let mut hs = HardState::default();
-        hs.term = 1;
-        hs.commit = 2;
+        let hs = HardState { term: 1, commit: 2, ..Default::default() };
         log.rewrite(&snap, &hs, &[entry(3, 1)]).unwrap();
         let s2 = MemStorage::new();
         let (_, replayed) = RaftLog::open(dir.path(), &s2).unwrap();

@@ -865,6 +865,125 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+// ---------------------------------------------------------------------------------------
+// Controller mode (RocketMQ 5): the controller quorum's view and a broker's epochs.
+
+/// CONTROLLER_GET_METADATA_INFO from the first of `addrs` (`h:p;h:p`) that answers.
+async fn controller_meta(
+    ops: &Ops,
+    addrs: &str,
+) -> Result<(String, ramjet_proto::controller::GetMetaDataResponseHeader)> {
+    let mut last = AdminError::Usage("no controller address given (-a)".into());
+    for addr in addrs.split(';').map(str::trim).filter(|a| !a.is_empty()) {
+        let h = ops.header(request::CONTROLLER_GET_METADATA_INFO);
+        match ops.broker_raw(addr, h, &[]).await {
+            Ok(frame) => {
+                let frame =
+                    check("controller", addr, request::CONTROLLER_GET_METADATA_INFO, frame)?;
+                let meta = ramjet_proto::controller::GetMetaDataResponseHeader::decode(
+                    &frame.header.ext_fields,
+                )
+                .map_err(|e| AdminError::BadReply {
+                    addr: addr.to_string(),
+                    reason: e.to_string(),
+                })?;
+                return Ok((addr.to_string(), meta));
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// `getControllerMetaData -a`: the group, the leader and the peers, as mqadmin prints them.
+pub async fn controller_metadata(ops: &Ops, addrs: &str) -> Result<Output> {
+    let (addr, m) = controller_meta(ops, addrs).await?;
+    let mut text = String::new();
+    text.push_str(&format!("#ControllerGroup\t{}\n", m.group.clone().unwrap_or_default()));
+    text.push_str(&format!(
+        "#ControllerLeaderId\t{}\n",
+        m.controller_leader_id.clone().unwrap_or_default()
+    ));
+    text.push_str(&format!(
+        "#ControllerLeaderAddress\t{}\n",
+        m.controller_leader_address.clone().unwrap_or_default()
+    ));
+    let peers = m.peers.clone().unwrap_or_default();
+    for p in peers.split(';').filter(|p| !p.is_empty()) {
+        text.push_str(&format!("#Peer:\t{p}\n"));
+    }
+    Ok(Output::new(
+        text,
+        json!({
+            "answeredBy": addr,
+            "group": m.group,
+            "controllerLeaderId": m.controller_leader_id,
+            "controllerLeaderAddress": m.controller_leader_address,
+            "isLeader": m.is_leader,
+            "peers": m.peers,
+        }),
+    ))
+}
+
+/// `getSyncStateSet -a -b`: per group the master, epochs and replicas, from the leader.
+pub async fn sync_state_set(ops: &Ops, addrs: &str, broker_names: &str) -> Result<Output> {
+    let (_, meta) = controller_meta(ops, addrs).await?;
+    let leader = meta
+        .controller_leader_address
+        .ok_or_else(|| AdminError::NotFound("the controller has no leader now".into()))?;
+    let names: Vec<&str> =
+        broker_names.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+    let h = ops.header(request::CONTROLLER_GET_SYNC_STATE_DATA);
+    let frame = ops.broker_raw(&leader, h, &to_json(&names)).await?;
+    let frame = check("controller", &leader, request::CONTROLLER_GET_SYNC_STATE_DATA, frame)?;
+    let info: ramjet_proto::controller::BrokerReplicasInfo = parse(&leader, &frame.body)?;
+    let mut text = String::new();
+    let ident = |r: &ramjet_proto::controller::ReplicaIdentity| {
+        format!(
+            "ReplicaIdentity{{brokerName='{}', brokerId={}, brokerAddress='{}', alive={}}}",
+            r.broker_name, r.broker_id, r.broker_address, r.alive
+        )
+    };
+    for (name, r) in &info.replicas_info_table {
+        text.push_str(&format!(
+            "\n#brokerName\t{name}\n#MasterBrokerId\t{}\n#MasterAddr\t{}\n#MasterEpoch\t{}\n#SyncStateSetEpoch\t{}\n#SyncStateSetNums\t{}\n",
+            r.master_broker_id.map_or("null".into(), |v| v.to_string()),
+            r.master_address.clone().unwrap_or_else(|| "null".into()),
+            r.master_epoch.unwrap_or(0),
+            r.sync_state_set_epoch.unwrap_or(0),
+            r.in_sync_replicas.len()
+        ));
+        for i in &r.in_sync_replicas {
+            text.push_str(&format!("\n#InSyncReplica:\t{}", ident(i)));
+        }
+        for i in &r.not_in_sync_replicas {
+            text.push_str(&format!("\n#NotInSyncReplica:\t{}", ident(i)));
+        }
+        text.push('\n');
+    }
+    let js = serde_json::to_value(&info).unwrap_or(Value::Null);
+    Ok(Output::new(text, js))
+}
+
+/// `getBrokerEpoch -b`: the broker's epoch entries (GET_BROKER_EPOCH_CACHE).
+pub async fn broker_epoch(ops: &Ops, addr: &str) -> Result<Output> {
+    let frame = ops.broker(addr, ops.header(request::GET_BROKER_EPOCH_CACHE), &[]).await?;
+    let cache: ramjet_proto::controller::EpochEntryCache = parse(addr, &frame.body)?;
+    let mut text = format!(
+        "\n#clusterName\t{}\n#brokerName\t{}\n#brokerAddr\t{addr}\n#brokerId\t{}\n",
+        cache.cluster_name, cache.broker_name, cache.broker_id
+    );
+    for (i, e) in cache.epoch_list.iter().enumerate() {
+        let end = if i + 1 == cache.epoch_list.len() { cache.max_offset } else { e.end_offset };
+        text.push_str(&format!(
+            "#Epoch: EpochEntry{{epoch={}, startOffset={}, endOffset={end}}}\n",
+            e.epoch, e.start_offset
+        ));
+    }
+    let js = serde_json::to_value(&cache).unwrap_or(Value::Null);
+    Ok(Output::new(text, js))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

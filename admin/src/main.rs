@@ -326,6 +326,37 @@ enum Command {
         #[arg(short = 'o', long = "offset")]
         offset: i64,
     },
+    /// The controller quorum's view: group, leader, peers (CONTROLLER_GET_METADATA_INFO).
+    #[command(name = "getControllerMetaData")]
+    GetControllerMetaData {
+        #[command(flatten)]
+        ns: Ns,
+        /// Controller addresses, `host:port;host:port` (the first that answers is asked).
+        #[arg(short = 'a', long = "controllerAddress")]
+        controller: String,
+    },
+    /// A broker group's master, epochs and in-sync replicas, from the controller leader
+    /// (CONTROLLER_GET_SYNC_STATE_DATA).
+    #[command(name = "getSyncStateSet")]
+    GetSyncStateSet {
+        #[command(flatten)]
+        ns: Ns,
+        /// Controller addresses, `host:port;host:port`.
+        #[arg(short = 'a', long = "controllerAddress")]
+        controller: String,
+        /// Broker group names, comma-separated.
+        #[arg(short = 'b', long = "brokerName")]
+        broker_name: String,
+    },
+    /// A broker's epoch entries (GET_BROKER_EPOCH_CACHE, served by a controller-mode broker).
+    #[command(name = "getBrokerEpoch")]
+    GetBrokerEpoch {
+        #[command(flatten)]
+        ns: Ns,
+        /// Broker address `host:port`.
+        #[arg(short = 'b', long = "brokerAddr")]
+        broker: String,
+    },
     /// Move a group's offsets to the first message stored at or after a time.
     #[command(name = "resetOffsetByTime")]
     ResetOffsetByTime {
@@ -375,7 +406,10 @@ fn ns_of(c: &Command) -> &Ns {
         | Command::QueryMsgByKey { ns, .. }
         | Command::QueryMsgByUniqueKey { ns, .. }
         | Command::QueryMsgByOffset { ns, .. }
-        | Command::ResetOffsetByTime { ns, .. } => ns,
+        | Command::ResetOffsetByTime { ns, .. }
+        | Command::GetControllerMetaData { ns, .. }
+        | Command::GetSyncStateSet { ns, .. }
+        | Command::GetBrokerEpoch { ns, .. } => ns,
     }
 }
 
@@ -451,6 +485,13 @@ async fn run(ops: &Ops, command: Command) -> Result<Output, AdminError> {
         Command::QueryMsgByOffset { topic, broker_name, queue_id, offset, .. } => {
             commands::query_msg_by_offset(ops, &topic, &broker_name, queue_id, offset).await
         }
+        Command::GetControllerMetaData { controller, .. } => {
+            commands::controller_metadata(ops, &controller).await
+        }
+        Command::GetSyncStateSet { controller, broker_name, .. } => {
+            commands::sync_state_set(ops, &controller, &broker_name).await
+        }
+        Command::GetBrokerEpoch { broker, .. } => commands::broker_epoch(ops, &broker).await,
         Command::ResetOffsetByTime { group, topic, timestamp, force, .. } => {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -43,6 +43,9 @@ pub fn request_name(code: i32) -> &'static str {
         request::INVOKE_BROKER_TO_RESET_OFFSET => "INVOKE_BROKER_TO_RESET_OFFSET",
         request::GET_TOPICS_BY_CLUSTER => "GET_TOPICS_BY_CLUSTER",
         request::GET_ALL_TOPIC_CONFIG => "GET_ALL_TOPIC_CONFIG",
+        request::CONTROLLER_GET_METADATA_INFO => "CONTROLLER_GET_METADATA_INFO",
+        request::CONTROLLER_GET_SYNC_STATE_DATA => "CONTROLLER_GET_SYNC_STATE_DATA",
+        request::GET_BROKER_EPOCH_CACHE => "GET_BROKER_EPOCH_CACHE",
         _ => "request",
     }
 }

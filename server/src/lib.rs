@@ -16,6 +16,7 @@ pub mod client_registry;
 pub mod clock;
 pub mod config;
 pub mod consumer_offset;
+pub mod controller;
 pub mod controller_client;
 pub mod durable_file;
 pub mod error;

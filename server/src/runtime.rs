@@ -324,8 +324,11 @@ pub fn start(mut config: BrokerConfig) -> Result<RunningBroker, String> {
                     let stop = async move {
                         let _ = stop_rx.recv_async().await;
                     };
-                    let options =
-                        crate::namesrv::service::NamesrvOptions { metrics: None, acl: namesrv_acl };
+                    let options = crate::namesrv::service::NamesrvOptions {
+                        metrics: None,
+                        acl: namesrv_acl,
+                        controller: None,
+                    };
                     crate::namesrv::service::run_namesrv_with(listener, stop, options).await;
                 })
                 .map_err(|e| format!("cannot start the NameServer: {e}"))?;

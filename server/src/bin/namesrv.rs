@@ -14,7 +14,9 @@ use ramjet_server::{net::listener::bind_group, runtime, signal};
 #[command(name = "ramjet-namesrv", version, about)]
 struct Args {
     /// A RocketMQ namesrv.conf (Java properties: `listenPort`, `bindAddress`,
-    /// `aclEnable`, `aclFilePath`, limits).
+    /// `aclEnable`, `aclFilePath`, limits, and the controller's `enableControllerInNamesrv`,
+    /// `controllerDLegerGroup`, `controllerDLegerPeers`, `controllerDLegerSelfId`,
+    /// `controllerStorePath`, `enableElectUncleanMaster`, `controllerHeartBeatTimeoutMills`).
     #[arg(short = 'c', long = "config")]
     config: Option<PathBuf>,
     /// Port (default 9876). 0 = ephemeral.
@@ -40,6 +42,8 @@ struct Settings {
     acl_enable: bool,
     /// `aclFilePath`; `None`: `$ROCKETMQ_HOME/conf/plain_acl.yml`.
     acl_file_path: Option<String>,
+    /// The controller's keys (`enableControllerInNamesrv`, `controllerDLeger*`, ...).
+    controller: ramjet_server::controller::ControllerConfig,
 }
 
 fn settings(args: Args) -> Result<Settings, String> {
@@ -52,6 +56,7 @@ fn settings(args: Args) -> Result<Settings, String> {
         table_limits: Default::default(),
         acl_enable: false,
         acl_file_path: None,
+        controller: Default::default(),
     };
     if let Some(path) = &args.config {
         let text = std::fs::read_to_string(path)
@@ -70,6 +75,7 @@ fn settings(args: Args) -> Result<Settings, String> {
                     s.acl_enable = parse_bool(&key, &value).map_err(|e| e.to_string())?;
                 }
                 "aclFilePath" => s.acl_file_path = Some(value),
+                _ if s.controller.apply(&key, &value)? => {}
                 _ => {
                     let known = apply_connection_limit(&mut s.limits, &key, &value)
                         .and_then(|known| {
@@ -86,6 +92,9 @@ fn settings(args: Args) -> Result<Settings, String> {
     }
     s.listen_port = args.listen_port.unwrap_or(s.listen_port);
     s.bind_ip = args.bind_ip.unwrap_or(s.bind_ip);
+    if s.controller.enabled {
+        s.controller.self_member()?;
+    }
     Ok(s)
 }
 
@@ -142,6 +151,73 @@ fn main() {
         .and_then(|l| l.local_addr().ok())
         .map(|a| format!(" metrics {a}"))
         .unwrap_or_default();
+    // The controller (enableControllerInNamesrv): its own listener and executor.
+    let mut controller_line = String::new();
+    let mut controller_join = None;
+    let (ctrl_stop_tx, ctrl_stop_rx) = flume::bounded::<()>(1);
+    let gauges =
+        args.controller.enabled.then(ramjet_server::controller::node::SharedGauges::default);
+    if let Some(gauges) = gauges.clone() {
+        let cfg = args.controller.clone();
+        let addr: std::net::SocketAddr = match cfg.self_member().map(|(_, a)| a.parse()) {
+            Ok(Ok(a)) => a,
+            _ => {
+                eprintln!("ramjet-namesrv: controllerDLegerSelfId has no usable address");
+                std::process::exit(2);
+            }
+        };
+        let listener = match bind_group(addr.ip(), addr.port(), 1) {
+            Ok(mut l) => l.remove(0),
+            Err(e) => {
+                eprintln!("ramjet-namesrv: cannot listen on {addr} for the controller: {e}");
+                std::process::exit(1);
+            }
+        };
+        let bound = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        controller_line = format!(" controller {bound}");
+        let (ready_tx, ready_rx) = flume::bounded::<Result<(), String>>(1);
+        let join = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .name("controller")
+            .io_memory(runtime::IO_MEMORY_BYTES)
+            .spawn(move || async move {
+                let listener = ramjet_server::net::listener::adopt(listener);
+                let stop = async move {
+                    let _ = ctrl_stop_rx.recv_async().await;
+                };
+                let ready = ready_tx.clone();
+                let r = ramjet_server::controller::node::run_controller(
+                    listener,
+                    cfg,
+                    gauges,
+                    stop,
+                    move || {
+                        let _ = ready.try_send(Ok(()));
+                    },
+                )
+                .await;
+                if let Err(e) = r {
+                    let _ = ready_tx.try_send(Err(e));
+                }
+            });
+        match join {
+            Ok(j) => controller_join = Some(j),
+            Err(e) => {
+                eprintln!("ramjet-namesrv: cannot start the controller: {e}");
+                std::process::exit(1);
+            }
+        }
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                eprintln!("ramjet-namesrv: controller: {e}");
+                std::process::exit(1);
+            }
+            Err(_) => {
+                eprintln!("ramjet-namesrv: the controller ended before it was ready");
+                std::process::exit(1);
+            }
+        }
+    }
     let (stop_tx, stop_rx) = flume::bounded::<()>(1);
     let join = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .name("namesrv")
@@ -152,7 +228,11 @@ fn main() {
                 let _ = stop_rx.recv_async().await;
             };
             let acl = acl.map(|r| (r, ramjet_server::acl::namesrv::SharedDenials::default()));
-            let options = ramjet_server::namesrv::service::NamesrvOptions { metrics, acl };
+            let options = ramjet_server::namesrv::service::NamesrvOptions {
+                metrics,
+                acl,
+                controller: gauges,
+            };
             ramjet_server::namesrv::service::run_namesrv_with(listener, stop, options).await;
         });
     let join = match join {
@@ -162,9 +242,13 @@ fn main() {
             std::process::exit(1);
         }
     };
-    eprintln!("ramjet-namesrv ready: namesrv {addr}{metrics_line}");
+    eprintln!("ramjet-namesrv ready: namesrv {addr}{metrics_line}{controller_line}");
     signal::wait_stop_signal();
     signal::exit_on_second_signal();
     let _ = stop_tx.send(());
+    let _ = ctrl_stop_tx.send(());
     let _ = join.join();
+    if let Some(j) = controller_join {
+        let _ = j.join();
+    }
 }

@@ -335,6 +335,9 @@ pub struct NamesrvOptions {
     /// Access control (`aclEnable`): the file's reloader (loaded at start) and where the
     /// denials are counted. `None`: off.
     pub acl: Option<(AclReloader, SharedDenials)>,
+    /// The controller's gauges when `enableControllerInNamesrv` runs one beside this
+    /// NameServer: appended to `/metrics`.
+    pub controller: Option<crate::controller::node::SharedGauges>,
 }
 
 impl NamesrvService {
@@ -396,10 +399,14 @@ pub async fn run_namesrv_with(
             std::future::ready(())
         }))
     });
+    let controller = options.controller;
     let _metrics = options.metrics.map(|l| {
         let service = service.clone();
         let render: crate::http::Render = Rc::new(move || {
-            let page = service.metrics_page();
+            let mut page = service.metrics_page();
+            if let Some(gauges) = &controller {
+                page.push_str(&crate::controller::node::render_gauges(gauges));
+            }
             Box::pin(async move { (page, crate::metrics::CONTENT_TYPE) })
         });
         glommio::spawn_local(crate::http::serve(l, render))

@@ -346,6 +346,9 @@ pub fn admin(args: &[&str]) -> AdminRun {
 
 /// The `metrics <addr>` of a broker's ready line (started with `--metrics-port`).
 pub fn metrics_addr(daemon: &Daemon) -> String {
+    // The log file is written by a reader thread: the ready line the start waited for may
+    // not be in it yet.
+    assert!(daemon.wait_for_log(" ready: ", READY_TIMEOUT), "never ready:\n{}", daemon.log_text());
     let log = daemon.log_text();
     let line = log.lines().find(|l| l.contains(" ready: ")).expect("ready line");
     let words: Vec<&str> = line.split_whitespace().collect();

@@ -18,7 +18,10 @@ use ramjet_proto::body::{ConsumerData, HeartbeatData, SubscriptionData};
 use ramjet_proto::codes::{request, response};
 use ramjet_proto::message::{decode_records, StoredMessage};
 use ramjet_proto::{Frame, SerializeType};
-use ramjet_tests::{run_glommio, store_dir, wait_for_route, BrokerOptions, Daemon};
+use ramjet_tests::{
+    http_get, metric_sum, metrics_addr, parse_prometheus, run_glommio, store_dir, wait_for_route,
+    BrokerOptions, Daemon,
+};
 
 const SENT: i64 = 20;
 const FLAG_SUSPEND: i32 = 0x2;
@@ -136,7 +139,7 @@ async fn send(producer: &Producer, queue: &MessageQueue, topic: &str, a: i64) {
     producer.send_to_queue(queue, m).await.expect("send");
 }
 
-async fn filtering_broker(ns: String, addr: String, st: SerializeType) {
+async fn filtering_broker(ns: String, addr: String, metrics: String, st: SerializeType) {
     let tag = format!("{st:?}").to_lowercase();
     let topic = format!("sql-{tag}");
     let client = new_client(&ns, st, &format!("sql-client-{tag}"));
@@ -214,11 +217,19 @@ async fn filtering_broker(ns: String, addr: String, st: SerializeType) {
     // Long poll at the end: a rejected arrival does not answer the pull, a matching one
     // does, alone; the answer's next offset is past both.
     let waiting = Pull { offset: SENT, suspend_ms: 15_000, ..by_group };
+    let parked_before = long_poll_holds(&metrics);
     let arrivals = async {
-        // A pause so the pull is likely parked and the wake-up path runs; the assertions
-        // hold whether it parked or not (a pull that reads both records returns only the
-        // match).
-        glommio::timer::sleep(Duration::from_millis(200)).await;
+        // Send only once the broker counts the pull as parked, so the wake-up path runs
+        // (bounded: 500 checks, 20 ms apart).
+        let mut parked = false;
+        for _ in 0..500 {
+            if long_poll_holds(&metrics) > parked_before {
+                parked = true;
+                break;
+            }
+            glommio::timer::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(parked, "the pull never parked");
         send(&producer, &queue, &topic, 19).await;
         send(&producer, &queue, &topic, 2).await;
     };
@@ -227,6 +238,13 @@ async fn filtering_broker(ns: String, addr: String, st: SerializeType) {
     assert_eq!(values_of_a(&f), vec![2]);
     assert_eq!(ext_i64(&f, "nextBeginOffset"), SENT + 2);
     client.shutdown().await;
+}
+
+/// Pulls parked by long polling so far, summed over shards (`ramjet_long_poll_holds`).
+fn long_poll_holds(metrics: &str) -> f64 {
+    let (status, body) = http_get(metrics, "/metrics");
+    assert_eq!(status, 200);
+    metric_sum(&parse_prometheus(&body), "ramjet_long_poll_holds_total", &[])
 }
 
 async fn plain_broker(ns: String, addr: String, st: SerializeType) {
@@ -252,12 +270,14 @@ fn sql92_filters_in_both_encodings() {
     let conf = dir.path().join("broker.conf");
     std::fs::write(&conf, "enablePropertyFilter=true\n").expect("conf");
     let mut opts = BrokerOptions::new(&dir.path().join("on"));
-    opts.extra = vec!["-c".into(), conf.to_string_lossy().into_owned()];
+    opts.extra =
+        vec!["-c".into(), conf.to_string_lossy().into_owned(), "--metrics-port".into(), "0".into()];
     let mut on = Daemon::broker(&opts);
+    let metrics = metrics_addr(&on);
     let mut off = Daemon::broker(&BrokerOptions::new(&dir.path().join("off")));
     for st in [SerializeType::RocketMq, SerializeType::Json] {
-        let (ns, addr) = (on.namesrv_addr.clone(), on.broker_addr.clone());
-        run_glommio(move || filtering_broker(ns, addr, st));
+        let (ns, addr, m) = (on.namesrv_addr.clone(), on.broker_addr.clone(), metrics.clone());
+        run_glommio(move || filtering_broker(ns, addr, m, st));
         let (ns, addr) = (off.namesrv_addr.clone(), off.broker_addr.clone());
         run_glommio(move || plain_broker(ns, addr, st));
     }

@@ -41,7 +41,7 @@ use super::raft_log::RaftLog;
 use super::state::{elect, Applied, Command, ControllerState, Liveness, GROUPS_MAX};
 use super::ControllerConfig;
 use crate::clock::now_ms;
-use crate::net::connection::{serve, ConnectionHandle, Response, Service};
+use crate::net::connection::{accept_loop, ConnectionHandle, Response, Service};
 
 /// Private request code of a Raft message between controller members (one-way; body: the
 /// raft-rs `eraftpb.Message`, protobuf). Not a RocketMQ code.
@@ -1190,20 +1190,7 @@ pub async fn run_controller(
             }
         })
     };
-    let accept = async {
-        loop {
-            match listener.accept().await {
-                Ok(stream) => {
-                    glommio::spawn_local(serve(stream, service.clone())).detach();
-                }
-                Err(e) => {
-                    warn!(error = %e, "controller accept failed");
-                    glommio::timer::sleep(Duration::from_millis(10)).await;
-                }
-            }
-        }
-    };
-    futures_lite::future::or(accept, stop).await;
+    futures_lite::future::or(accept_loop(&listener, service, "controller"), stop).await;
     drop(ticker);
     drop(scanner);
     Ok(())

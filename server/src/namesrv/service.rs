@@ -27,7 +27,7 @@ use super::route_info::{Registration, RouteInfo};
 use crate::acl::namesrv::{NamesrvAcl, SharedDenials};
 use crate::acl::reload::AclReloader;
 use crate::clock::now_ms;
-use crate::net::connection::{serve, ConnectionHandle, Response, Service};
+use crate::net::connection::{accept_loop, ConnectionHandle, Response, Service};
 use crate::table_limits::TableLimit;
 
 /// How often silent brokers are looked for (the reference scans every 5 s).
@@ -420,20 +420,7 @@ pub async fn run_namesrv_with(
             }
         })
     };
-    let accept = async {
-        loop {
-            match listener.accept().await {
-                Ok(stream) => {
-                    glommio::spawn_local(serve(stream, service.clone())).detach();
-                }
-                Err(e) => {
-                    warn!(error = %e, "namesrv accept failed");
-                    glommio::timer::sleep(Duration::from_millis(10)).await;
-                }
-            }
-        }
-    };
-    futures_lite::future::or(accept, stop).await;
+    futures_lite::future::or(accept_loop(&listener, service, "namesrv"), stop).await;
     drop(scanner);
 }
 

@@ -404,6 +404,27 @@ pub trait Service: 'static {
     fn closed(self: Rc<Self>, _conn: &ConnectionHandle) {}
 }
 
+/// Accepts connections on `listener` for ever, serving each with [`serve`] on its own task;
+/// an accept error (descriptor exhaustion, an aborted handshake) is logged under `what` and
+/// retried after 10 ms. The NameServer and the controller listen with it.
+pub async fn accept_loop<S: Service + 'static>(
+    listener: &glommio::net::TcpListener,
+    service: Rc<S>,
+    what: &str,
+) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                glommio::spawn_local(serve(stream, service.clone())).detach();
+            }
+            Err(e) => {
+                warn!(error = %e, "{what} accept failed");
+                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
 /// Serves one accepted connection until the peer closes it or sends garbage.
 ///
 /// # Cancel safety

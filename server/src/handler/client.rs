@@ -30,11 +30,43 @@ use crate::net::connection::Response;
 use crate::shard::{Shard, ShardMsg};
 
 /// Subscription expressions by (group, topic). Immutable once published.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct SubscriptionTable {
-    /// (group, topic) → sub expression (`*`, `TagA || TagB`, a SQL92 selector) and, for
-    /// SQL92, its compiled filter.
-    pub by_group_topic: HashMap<(String, String), GroupSubscription>,
+    /// group → topic → sub expression (`*`, `TagA || TagB`, a SQL92 selector) and, for
+    /// SQL92, its compiled filter. Nested so a pull looks its group and topic up by `&str`
+    /// (no key strings built per request).
+    by_group: HashMap<String, HashMap<String, GroupSubscription>>,
+}
+
+impl SubscriptionTable {
+    /// The subscription of `group` to `topic`.
+    pub fn get(&self, group: &str, topic: &str) -> Option<&GroupSubscription> {
+        self.by_group.get(group)?.get(topic)
+    }
+
+    /// Whether `group` subscribes to `topic`.
+    pub fn contains(&self, group: &str, topic: &str) -> bool {
+        self.get(group, topic).is_some()
+    }
+
+    /// Whether `group` subscribes to anything.
+    pub fn has_group(&self, group: &str) -> bool {
+        self.by_group.contains_key(group)
+    }
+
+    /// Every (group, topic) pair.
+    pub fn keys(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.by_group.iter().flat_map(|(g, topics)| topics.keys().map(move |t| (g, t)))
+    }
+
+    /// The topics `group` subscribes to.
+    pub fn topics_of(&self, group: &str) -> impl Iterator<Item = &String> {
+        self.by_group.get(group).into_iter().flat_map(|topics| topics.keys())
+    }
+
+    fn insert(&mut self, group: String, topic: String, sub: GroupSubscription) {
+        self.by_group.entry(group).or_default().insert(topic, sub);
+    }
 }
 
 /// HEART_BEAT: records the client, creates `%RETRY%<group>` topics, publishes
@@ -179,13 +211,11 @@ async fn publish_subscriptions(shard: &Rc<Shard>) {
         let previous = shard.subscriptions.borrow().clone();
         let compile = shard.config.enable_property_filter;
         for (group, topic, expr, kind) in clients.subscriptions() {
-            let key = (group, topic);
-            let sub =
-                GroupSubscription::new(expr, &kind, compile, previous.by_group_topic.get(&key));
-            table.by_group_topic.insert(key, sub);
+            let sub = GroupSubscription::new(expr, &kind, compile, previous.get(&group, &topic));
+            table.insert(group, topic, sub);
         }
     }
-    let changed = shard.subscriptions.borrow().by_group_topic != table.by_group_topic;
+    let changed = **shard.subscriptions.borrow() != table;
     if !changed {
         return;
     }

@@ -102,7 +102,7 @@ pub(super) async fn topic_consumed_by(shard: &Rc<Shard>, h: &Header) -> Response
     };
     let mut list = GroupList::default();
     let subs = shard.subscriptions.borrow().clone();
-    for (g, t) in subs.by_group_topic.keys() {
+    for (g, t) in subs.keys() {
         if *t == topic {
             list.group_list.insert(g.clone());
         }
@@ -169,12 +169,10 @@ pub(super) async fn broker_consume_stats(shard: &Rc<Shard>, h: &Header) -> Respo
         ..Default::default()
     };
     for (group, topics) in by_group {
-        let subscribes_any = subs.by_group_topic.keys().any(|(g, _)| *g == group);
+        let subscribes_any = subs.has_group(&group);
         let topics: Vec<(String, i32)> = topics
             .into_iter()
-            .filter(|t| {
-                !subscribes_any || subs.by_group_topic.contains_key(&(group.clone(), t.clone()))
-            })
+            .filter(|t| !subscribes_any || subs.contains(&group, t))
             .filter_map(|t| table.get(&t).map(|c| (t, c.order, c.write_queue_nums)))
             .filter(|(_, order, _)| !is_order || *order)
             .map(|(t, _, q)| (t, q))

@@ -155,7 +155,7 @@ pub fn pull_filter(
         };
     }
     let table = shard.subscriptions.borrow();
-    let Some(sub) = table.by_group_topic.get(&(group.to_string(), topic.to_string())) else {
+    let Some(sub) = table.get(group, topic) else {
         return Ok(PullFilter::All);
     };
     if !sub.sql92 {

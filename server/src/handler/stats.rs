@@ -297,10 +297,8 @@ async fn group_topics(shard: &Rc<Shard>, group: &str, topic: Option<&str>) -> BT
         }
     }
     let subs = shard.subscriptions.borrow().clone();
-    for (g, t) in subs.by_group_topic.keys() {
-        if g == group {
-            topics.insert(t.clone());
-        }
+    for t in subs.topics_of(group) {
+        topics.insert(t.clone());
     }
     topics
 }

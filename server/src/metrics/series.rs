@@ -40,11 +40,7 @@ impl ShardMetrics {
 
 /// Whether a live consumer of `group` subscribes to `topic`.
 fn group_known(shard: &Shard, topic: &str, group: &str) -> bool {
-    shard
-        .subscriptions
-        .borrow()
-        .by_group_topic
-        .contains_key(&(group.to_string(), topic.to_string()))
+    shard.subscriptions.borrow().contains(group, topic)
 }
 
 /// Room for one more series, else counts the limit hit.
@@ -92,7 +88,7 @@ pub fn admit_get(shard: &Shard, topic: &str, group: &str) -> Option<Rc<Series>> 
 pub fn prune(shard: &Shard) {
     let table = shard.topic_table();
     let subs = shard.subscriptions.borrow().clone();
-    let mut groups: HashSet<&str> = subs.by_group_topic.keys().map(|(g, _)| g.as_str()).collect();
+    let mut groups: HashSet<&str> = subs.keys().map(|(g, _)| g.as_str()).collect();
     let configured = shard.zero.as_ref().map(|z| z.subscription_groups.borrow());
     if let Some(c) = &configured {
         groups.extend(c.table().subscription_group_table.keys().map(String::as_str));

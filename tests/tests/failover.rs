@@ -16,7 +16,7 @@ use ramjet_client::{Admin, Client, ClientConfig, ClientError, Message, Producer,
 use ramjet_proto::codes::{request, response};
 use ramjet_proto::frame::{decode_frame, encode_frame, FRAME_SIZE_BYTES_MAX};
 use ramjet_proto::Header;
-use ramjet_tests::{run_glommio, store_dir, BrokerOptions, Daemon};
+use ramjet_tests::{run_glommio, store_dir, wait_for_route, BrokerOptions, Daemon};
 
 const TOPIC: &str = "lease-orders";
 const WAIT: Duration = Duration::from_secs(60);
@@ -143,15 +143,7 @@ fn a_master_past_its_lease_refuses_sends_until_the_controller_answers_again() {
             let admin = Admin::new(client(&ns));
             admin.create_topic(&b, TOPIC, 1, 1).await.expect("create topic");
             let producer = Producer::new(client(&ns), "route-probe");
-            let deadline = Instant::now() + WAIT;
-            loop {
-                producer.client().invalidate_route(TOPIC);
-                if producer.write_queues(TOPIC).await.is_ok_and(|q| q.len() == 1) {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "no route");
-                glommio::timer::sleep(Duration::from_millis(50)).await;
-            }
+            wait_for_route(&producer, TOPIC, 1).await;
         }
     });
     let until = |what: &str, ok: &dyn Fn(Result<SendStatus, i32>) -> bool| {

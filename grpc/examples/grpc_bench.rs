@@ -83,7 +83,7 @@ fn main() {
                                 message_type: pb::MessageType::Normal as i32,
                                 ..Default::default()
                             }),
-                            body: vec![b'x'; size],
+                            body: vec![b'x'; size].into(),
                         };
                         n += 1;
                         let r = c.send_message(pb::SendMessageRequest { messages: vec![m] }).await;

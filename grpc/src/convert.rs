@@ -177,7 +177,7 @@ pub fn outgoing(m: &pb::Message, now_ms: i64) -> Result<Outgoing, Refusal> {
         properties: Some(String::from_utf8_lossy(&raw).into_owned()),
         ..Default::default()
     };
-    Ok(Outgoing { header, body: bytes::Bytes::from(m.body.clone()), message_id, group })
+    Ok(Outgoing { header, body: m.body.clone(), message_id, group })
 }
 
 /// What a receive adds to a stored message.
@@ -209,7 +209,7 @@ pub fn incoming(m: &StoredMessage, d: &Delivery) -> pb::Message {
     };
     let user: HashMap<String, String> =
         props.iter().filter(|(k, _)| !SYSTEM_KEYS.contains(&k.as_str())).cloned().collect();
-    let body = m.body.to_vec();
+    let body = m.body.clone();
     let sys = pb::SystemProperties {
         tag: get(prop::TAGS),
         keys: get(prop::KEYS)
@@ -312,7 +312,7 @@ mod tests {
                 message_group: Some("G".into()),
                 ..Default::default()
             }),
-            body: b"x".to_vec(),
+            body: b"x".to_vec().into(),
         };
         let o = outgoing(&m, 0).expect("ok");
         let props =

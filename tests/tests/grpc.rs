@@ -78,7 +78,7 @@ fn message(topic: &str, id: &str, body: &str) -> pb::Message {
             message_type: pb::MessageType::Normal as i32,
             ..Default::default()
         }),
-        body: body.as_bytes().to_vec(),
+        body: body.as_bytes().to_vec().into(),
     }
 }
 
